@@ -1,0 +1,38 @@
+"""faceledger: open face recognition with measured error rates and an accountable trail."""
+
+from faceledger.config import QualityGates, Settings
+from faceledger.errors import FaceLedgerError
+from faceledger.pipeline import Engine, VerifyResult
+from faceledger.types import (
+    Box,
+    Decision,
+    DecodedImage,
+    Detection,
+    FaceResult,
+    FMREstimate,
+    Landmarks,
+    Outcome,
+    QualityReport,
+    Template,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Box",
+    "DecodedImage",
+    "Decision",
+    "Detection",
+    "Engine",
+    "FMREstimate",
+    "FaceLedgerError",
+    "FaceResult",
+    "Landmarks",
+    "Outcome",
+    "QualityGates",
+    "QualityReport",
+    "Settings",
+    "Template",
+    "VerifyResult",
+    "__version__",
+]

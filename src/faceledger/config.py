@@ -1,0 +1,109 @@
+"""All settings in one object, passed in explicitly (no module reads the environment itself).
+
+``Settings.from_env(os.environ)`` is called once by the CLI / service entry points; library
+users build ``Settings(...)`` directly or take the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args, get_type_hints
+
+from faceledger.errors import InvalidArgument
+
+DetectorName = Literal["hog", "cnn"]
+FaceSelection = Literal["largest", "central", "only"]
+
+ENV_PREFIX = "FACELEDGER_"
+
+
+@dataclass(frozen=True)
+class QualityGates:
+    """Thresholds below which an *enrolment* image is refused (probes are only flagged)."""
+
+    min_inter_eye_px: float = 20.0
+    min_sharpness: float = 15.0
+    max_abs_yaw_deg: float = 35.0
+    max_abs_roll_deg: float = 30.0
+    min_brightness: float = 40.0
+    max_brightness: float = 220.0
+    max_clipped_fraction: float = 0.25
+    min_score: float = 40.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    # image input limits
+    max_image_bytes: int = 40 * 1024 * 1024
+    max_image_pixels: int = 80_000_000
+    # detection
+    detector: DetectorName = "hog"
+    detect_max_side: int = 1600
+    """Images whose longer side exceeds this are detected on a downscaled copy."""
+    cnn_max_side: int = 640
+    """The CNN detector is slow: it runs on a copy no larger than this."""
+    min_face_px: int = 40
+    """Faces smaller than this (box side, px) need upsampling; auto-upsampling targets it."""
+    max_upsample: int = 2
+    face_selection: FaceSelection = "largest"
+    # quality
+    gates: QualityGates = field(default_factory=QualityGates)
+    # embedding
+    model_id: str = "dlib-resnet-v1"
+    flip_average: bool = False
+    jitter: int = 0
+    model_dir: Path | None = None
+    """Extra folder of model cards (JSON) besides the built-in ones."""
+    # decisions
+    default_fmr: float = 1e-3
+    # work
+    workers: int = 0
+    """Worker processes for bulk work; 0 means one per core."""
+    data_dir: Path = Path(".faceledger")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
+        """Read ``FACELEDGER_<FIELD>`` variables (and ``FACELEDGER_GATE_<FIELD>`` for gates)."""
+        hints = get_type_hints(cls)
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if key in environ and f.name != "gates":
+                values[f.name] = _convert(f.name, hints[f.name], environ[key])
+        gate_hints = get_type_hints(QualityGates)
+        gate_values: dict[str, object] = {}
+        for f in dataclasses.fields(QualityGates):
+            key = ENV_PREFIX + "GATE_" + f.name.upper()
+            if key in environ:
+                gate_values[f.name] = _convert(f.name, gate_hints[f.name], environ[key])
+        if gate_values:
+            values["gates"] = QualityGates(**gate_values)  # type: ignore[arg-type]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, hint: object, raw: str) -> object:
+    try:
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if hint == Path or hint == (Path | None):
+            return Path(raw)
+        choices = get_args(hint)
+        if choices and all(isinstance(c, str) for c in choices):
+            if raw not in choices:
+                raise ValueError(f"expected one of {choices}")
+            return raw
+        return raw
+    except ValueError as exc:
+        raise InvalidArgument(f"bad value for setting {name}: {raw!r} ({exc})") from exc

@@ -1,0 +1,104 @@
+"""The Detector protocol and the shared scale handling every backend uses.
+
+Backends find boxes on a working copy of the image (downscaled when large, upsampled when
+faces may be small); boxes are mapped back to the original pixels and landmarks are
+predicted there, so downstream stages never see the working scale.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from faceledger.config import Settings
+from faceledger.detect.landmarks import predict_landmarks
+from faceledger.errors import InvalidArgument
+from faceledger.io.resize import shrink_to_max_side
+from faceledger.types import Box, Detection, Pixels
+
+HOG_WINDOW_PX = 80
+"""dlib's frontal HOG and MMOD detectors both scan an ~80 px window."""
+
+
+@dataclass(frozen=True)
+class RawBox:
+    box: Box
+    score: float
+
+
+class Detector(ABC):
+    """Finds every face in an RGB image."""
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    @abstractmethod
+    def max_side(self) -> int:
+        """Longest side of the working copy the backend runs on."""
+
+    @property
+    def pixel_budget(self) -> int:
+        """Most pixels (after upsampling) one detection pass may scan."""
+        return 6_000_000
+
+    @abstractmethod
+    def _find(self, pixels: Pixels, upsample: int) -> list[RawBox]:
+        """Boxes on ``pixels`` (already at working scale), in its coordinates."""
+
+    @staticmethod
+    @abstractmethod
+    def confidence(raw_score: float) -> float:
+        """Map the backend's raw score to 0..1 (monotone; not a probability)."""
+
+    def upsample_for(self, height: int, width: int) -> int:
+        wanted = max(0, math.ceil(math.log2(HOG_WINDOW_PX / max(1, self.settings.min_face_px))))
+        u = min(wanted, self.settings.max_upsample)
+        while u > 0 and height * width * 4**u > self.pixel_budget:
+            u -= 1
+        return u
+
+    def detect(self, pixels: Pixels) -> list[Detection]:
+        work, scale = shrink_to_max_side(pixels, self.max_side)
+        h, w = work.shape[:2]
+        upsample = self.upsample_for(h, w)
+        raw = self._find(work, upsample)
+        # Nothing found: faces may be smaller than expected; try finer scales while cheap.
+        while not raw and upsample < self.settings.max_upsample:
+            upsample += 1
+            if h * w * 4**upsample > self.pixel_budget:
+                break
+            raw = self._find(work, upsample)
+        full_h, full_w = pixels.shape[:2]
+        out: list[Detection] = []
+        for r in raw:
+            b = r.box.scaled(1.0 / scale)
+            b = Box(max(0.0, b.left), max(0.0, b.top), min(full_w, b.right), min(full_h, b.bottom))
+            if b.area <= 0:
+                continue
+            out.append(
+                Detection(
+                    box=b,
+                    landmarks=predict_landmarks(pixels, b),
+                    confidence=self.confidence(r.score),
+                    raw_score=r.score,
+                    detector=self.name,
+                )
+            )
+        out.sort(key=lambda d: d.box.area, reverse=True)
+        return out
+
+
+def make_detector(settings: Settings, name: str | None = None) -> Detector:
+    from faceledger.detect.dlib_cnn import CnnDetector
+    from faceledger.detect.dlib_hog import HogDetector
+
+    chosen = name or settings.detector
+    if chosen == "hog":
+        return HogDetector(settings)
+    if chosen == "cnn":
+        return CnnDetector(settings)
+    raise InvalidArgument(f"unknown detector {chosen!r}; choose 'hog' or 'cnn'")

@@ -1,0 +1,44 @@
+"""ArcFace-family embedders exported to ONNX, loaded from a local path with a checksum.
+
+The card's ``input`` gives the chip size, reference landmarks, and the normalisation
+``(pixel - mean) / std``; the graph takes NCHW float32 RGB and returns (n, dimension).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from faceledger.embed.base import Embedder
+from faceledger.errors import ModelError
+from faceledger.models.card import ModelCard
+from faceledger.types import AlignedFace
+
+
+class OnnxEmbedder(Embedder):
+    def __init__(self, card: ModelCard, *, flip_average: bool = False) -> None:
+        super().__init__(card, flip_average=flip_average)
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # optional extra
+            raise ModelError(
+                "ONNX models need onnxruntime: pip install 'faceledger[onnx]'"
+            ) from exc
+        path = card.file("embedder").verified_path(card.card_dir)
+        opts = ort.SessionOptions()
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+        self._input = self._session.get_inputs()[0].name
+
+    def _raw(self, chips: Sequence[AlignedFace]) -> npt.NDArray[np.float32]:
+        batch = np.stack([c.chip for c in chips]).astype(np.float32)
+        batch = (batch - self.card.input_mean) / self.card.input_std
+        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        (out,) = self._session.run(None, {self._input: batch})[:1]
+        return np.asarray(out, dtype=np.float32).reshape(len(chips), -1)

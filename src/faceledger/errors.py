@@ -1,0 +1,133 @@
+"""The one error tree of faceledger.
+
+Every error the engine raises on purpose derives from :class:`FaceLedgerError` and carries a
+stable machine-readable ``code`` (used by the CLI exit messages and the HTTP problem+json
+mapping). The tree::
+
+    FaceLedgerError
+    ├── InputError              the caller's input cannot be used
+    │   ├── BadImage            not an image, truncated, unsupported mode
+    │   ├── TooLarge            byte or pixel limit exceeded (checked before decoding pixels)
+    │   ├── NoFace              no face found where one was required
+    │   ├── AmbiguousFace       several faces and the caller asked for an unambiguous one
+    │   ├── QualityRejected     enrolment image below the configured quality gates
+    │   └── InvalidArgument     malformed request, CSV, option value
+    ├── ModelError
+    │   ├── ModelFileError      model file missing or checksum mismatch
+    │   ├── ModelMismatch       templates/vectors of different models compared or mixed
+    │   └── CalibrationError    no/invalid calibration table for a requested operating point
+    ├── StoreError
+    │   ├── NotFound
+    │   ├── Conflict            already exists / duplicate
+    │   └── IntegrityError      store and index disagree, corrupt file
+    ├── PolicyError
+    │   ├── PurposeRequired
+    │   ├── PermissionDenied
+    │   └── RetentionError
+    └── AuditError
+        └── ChainBroken         the audit hash chain does not verify
+"""
+
+from __future__ import annotations
+
+
+class FaceLedgerError(Exception):
+    """Base of every error raised by faceledger on purpose."""
+
+    code = "faceledger_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(FaceLedgerError):
+    code = "input_error"
+
+
+class BadImage(InputError):
+    code = "bad_image"
+
+
+class TooLarge(InputError):
+    code = "too_large"
+
+
+class NoFace(InputError):
+    code = "no_face"
+
+
+class AmbiguousFace(InputError):
+    code = "ambiguous_face"
+
+
+class QualityRejected(InputError):
+    code = "quality_rejected"
+
+    def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+
+
+class InvalidArgument(InputError):
+    code = "invalid_argument"
+
+
+class ModelError(FaceLedgerError):
+    code = "model_error"
+
+
+class ModelFileError(ModelError):
+    code = "model_file"
+
+
+class ModelMismatch(ModelError):
+    code = "model_mismatch"
+
+
+class CalibrationError(ModelError):
+    code = "calibration"
+
+
+class StoreError(FaceLedgerError):
+    code = "store_error"
+
+
+class NotFound(StoreError):
+    code = "not_found"
+
+
+class Conflict(StoreError):
+    code = "conflict"
+
+
+class IntegrityError(StoreError):
+    code = "integrity"
+
+
+class PolicyError(FaceLedgerError):
+    code = "policy"
+
+
+class PurposeRequired(PolicyError):
+    code = "purpose_required"
+
+
+class PermissionDenied(PolicyError):
+    code = "permission_denied"
+
+
+class RetentionError(PolicyError):
+    code = "retention"
+
+
+class AuditError(FaceLedgerError):
+    code = "audit_error"
+
+
+class ChainBroken(AuditError):
+    code = "chain_broken"
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position

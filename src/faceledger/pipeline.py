@@ -1,0 +1,146 @@
+"""The Engine: image → detect → quality → align → embed, and 1:1 verification.
+
+Stateless apart from lazily loaded models; holds no gallery. Safe to build one per worker
+process; share nothing between processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceledger.align import align_face
+from faceledger.config import FaceSelection, Settings
+from faceledger.detect import Detector, make_detector, select_face
+from faceledger.embed import Embedder, make_embedder
+from faceledger.errors import InvalidArgument, QualityRejected
+from faceledger.io import ImageLimits, decode_image, load_image
+from faceledger.match import decide
+from faceledger.models import ModelCard, ModelRegistry
+from faceledger.quality import assess_quality
+from faceledger.types import DecodedImage, Decision, Detection, FaceResult
+
+ImageInput = DecodedImage | bytes | str | Path
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    decision: Decision
+    a: FaceResult
+    b: FaceResult
+
+
+class Engine:
+    """Detect, assess, align and embed faces with one model; verify pairs."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        card: ModelCard | None = None,
+        detector: Detector | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._card = card
+        self._detector = detector
+        self._embedder = embedder
+
+    # -- lazily built parts -------------------------------------------------------------
+    @property
+    def card(self) -> ModelCard:
+        if self._card is None:
+            self._card = ModelRegistry(self.settings.model_dir).get(self.settings.model_id)
+        return self._card
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            self._detector = make_detector(self.settings)
+        return self._detector
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = make_embedder(
+                self.card, flip_average=self.settings.flip_average, jitter=self.settings.jitter
+            )
+        return self._embedder
+
+    @property
+    def limits(self) -> ImageLimits:
+        return ImageLimits(self.settings.max_image_bytes, self.settings.max_image_pixels)
+
+    # -- stages -------------------------------------------------------------------------
+    def load(self, image: ImageInput) -> DecodedImage:
+        if isinstance(image, DecodedImage):
+            return image
+        if isinstance(image, bytes | bytearray):
+            return decode_image(bytes(image), self.limits)
+        if isinstance(image, str | Path):
+            return load_image(image, self.limits)
+        raise InvalidArgument(f"unsupported image input of type {type(image).__name__}")
+
+    def detect(self, image: ImageInput) -> list[FaceResult]:
+        """Every face with its quality report (no templates), largest first."""
+        img = self.load(image)
+        return [
+            FaceResult(d, assess_quality(img.pixels, d, self.settings.gates))
+            for d in self.detector.detect(img.pixels)
+        ]
+
+    def embed_detections(
+        self, img: DecodedImage, detections: Sequence[Detection]
+    ) -> list[FaceResult]:
+        """Quality, alignment and templates for given detections, in one batch."""
+        spec = self.card.align
+        faces = [align_face(img.pixels, d, spec) for d in detections]
+        templates = self.embedder.embed(faces)
+        return [
+            FaceResult(d, assess_quality(img.pixels, d, self.settings.gates), t)
+            for d, t in zip(detections, templates, strict=True)
+        ]
+
+    def embed_all(self, image: ImageInput) -> list[FaceResult]:
+        img = self.load(image)
+        return self.embed_detections(img, self.detector.detect(img.pixels))
+
+    def embed(
+        self,
+        image: ImageInput,
+        *,
+        selection: FaceSelection | None = None,
+        enrolment: bool = False,
+    ) -> FaceResult:
+        """The selected face's template. Enrolment refuses faces failing the quality gates;
+        probes are never refused, only flagged in their quality report."""
+        img = self.load(image)
+        detections = self.detector.detect(img.pixels)
+        chosen = select_face(
+            detections, selection or self.settings.face_selection, img.width, img.height
+        )
+        quality = assess_quality(img.pixels, chosen, self.settings.gates)
+        if enrolment and not quality.passes:
+            raise QualityRejected(
+                f"face quality {quality.score:.0f}/100 fails the enrolment gates: "
+                + ", ".join(quality.flags),
+                reasons=quality.flags,
+            )
+        (result,) = self.embed_detections(img, [chosen])
+        return result
+
+    def verify(
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        *,
+        fmr: float | None = None,
+        selection: FaceSelection | None = None,
+    ) -> VerifyResult:
+        """Compare the selected faces of two images at a target false-match rate."""
+        fa = self.embed(a, selection=selection)
+        fb = self.embed(b, selection=selection)
+        assert fa.template is not None and fb.template is not None
+        decision = decide(fa.template, fb.template, self.card, fmr or self.settings.default_fmr)
+        return VerifyResult(decision, fa, fb)
