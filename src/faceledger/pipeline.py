@@ -116,7 +116,19 @@ class Engine:
         """The selected face's template. Enrolment refuses faces failing the quality gates;
         probes are never refused, only flagged in their quality report."""
         img = self.load(image)
-        detections = self.detector.detect(img.pixels)
+        return self.embed_detected(
+            img, self.detector.detect(img.pixels), selection=selection, enrolment=enrolment
+        )
+
+    def embed_detected(
+        self,
+        img: DecodedImage,
+        detections: Sequence[Detection],
+        *,
+        selection: FaceSelection | None = None,
+        enrolment: bool = False,
+    ) -> FaceResult:
+        """Select one of ``detections``, apply the enrolment gates, embed it."""
         chosen = select_face(
             detections, selection or self.settings.face_selection, img.width, img.height
         )

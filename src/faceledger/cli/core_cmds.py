@@ -1,0 +1,165 @@
+"""``detect``, ``verify`` and ``models``: the 1:1 core on the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from PIL import Image, ImageDraw
+from rich.table import Table
+
+from faceledger.cli.output import (
+    console,
+    decision_json,
+    face_json,
+    fmr_text,
+    guarded,
+    print_json,
+)
+from faceledger.config import FaceSelection, Settings
+from faceledger.models import ModelRegistry
+from faceledger.pipeline import Engine
+from faceledger.types import FaceResult, Outcome
+
+
+def _draw(image_path: Path, faces: list[FaceResult], out: Path, engine: Engine) -> None:
+    img = Image.fromarray(engine.load(image_path).pixels)
+    draw = ImageDraw.Draw(img)
+    width = max(2, round(max(img.size) / 400))
+    for i, f in enumerate(faces):
+        b = f.detection.box
+        colour = "lime" if f.quality.passes else "orange"
+        draw.rectangle([b.left, b.top, b.right, b.bottom], outline=colour, width=width)
+        for p in f.detection.landmarks.points:
+            r = width + 1
+            draw.ellipse([p.x - r, p.y - r, p.x + r, p.y + r], fill="red")
+        draw.text((b.left + 2, b.top + 2), f"#{i} q{f.quality.score:.0f}", fill=colour)
+    img.save(out)
+
+
+def detect(
+    ctx: typer.Context,
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    draw: Annotated[
+        Optional[Path], typer.Option(help="Write a copy with boxes and landmarks (PNG/JPEG).")
+    ] = None,
+) -> None:
+    """Find every face: box, five landmarks, confidence and quality."""
+    settings: Settings = ctx.obj
+    engine = Engine(settings)
+    faces = guarded(lambda: engine.detect(image))
+    if draw is not None:
+        guarded(lambda: _draw(image, faces, draw, engine))
+    if json_out:
+        print_json({"image": str(image), "faces": [face_json(f) for f in faces]})
+        return
+    table = Table(title=f"{len(faces)} face(s) in {image}")
+    for col in ("#", "box (l,t,r,b)", "conf", "inter-eye px", "sharp", "yaw", "roll", "quality", "flags"):
+        table.add_column(col)
+    for i, f in enumerate(faces):
+        b, q = f.detection.box, f.quality
+        table.add_row(
+            str(i),
+            f"{b.left:.0f},{b.top:.0f},{b.right:.0f},{b.bottom:.0f}",
+            f"{f.detection.confidence:.2f}",
+            f"{q.inter_eye_px:.0f}",
+            f"{q.sharpness:.0f}",
+            f"{q.yaw_deg:+.0f}°",
+            f"{q.roll_deg:+.0f}°",
+            f"{q.score:.0f}",
+            ", ".join(q.flags) or "-",
+        )
+    console.print(table)
+
+
+def verify(
+    ctx: typer.Context,
+    a: Annotated[Path, typer.Argument(help="First image.")],
+    b: Annotated[Path, typer.Argument(help="Second image.")],
+    fmr: Annotated[
+        Optional[float],
+        typer.Option(help="Target false-match rate of the decision, e.g. 1e-4."),
+    ] = None,
+    face: Annotated[
+        Optional[str], typer.Option(help="Face selection: largest, central or only.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """1:1 verification: are A and B the same person, at a stated false-match rate?"""
+    settings: Settings = ctx.obj
+    engine = Engine(settings)
+    selection: FaceSelection | None = face  # type: ignore[assignment]
+    res = guarded(lambda: engine.verify(a, b, fmr=fmr, selection=selection))
+    dec = res.decision
+    if json_out:
+        print_json(
+            {
+                "a": {"image": str(a), "face": face_json(res.a)},
+                "b": {"image": str(b), "face": face_json(res.b)},
+                **decision_json(dec),
+            }
+        )
+        return
+    verdict = "[bold green]MATCH[/]" if dec.outcome is Outcome.MATCH else "[bold]NO MATCH[/]"
+    console.print(f"{verdict} at target FMR {dec.target_fmr:g}")
+    console.print(
+        f"  similarity {dec.score:.4f} (threshold {dec.threshold:.4f}); estimated false-match "
+        f"rate of this score: {fmr_text(dec.fmr)} (from {dec.fmr.impostor_pairs:,} impostor pairs)"
+    )
+    for label, f in (("A", res.a), ("B", res.b)):
+        flags = ", ".join(f.quality.flags)
+        console.print(
+            f"  {label}: quality {f.quality.score:.0f}/100" + (f" — flags: {flags}" if flags else "")
+        )
+    console.print(
+        "  [dim]A match is a lead for a person to check, not an identification.[/]"
+    )
+
+
+def models(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List model cards with their files, checksums and calibration."""
+    settings: Settings = ctx.obj
+    cards = guarded(lambda: ModelRegistry(settings.model_dir).cards())
+    if json_out:
+        out = []
+        for c in cards:
+            d = c.to_json()
+            if d.get("calibration"):
+                cal = d["calibration"]
+                d["calibration"] = {
+                    k: v for k, v in cal.items() if k not in ("overall", "groups")
+                } | {
+                    "impostor_pairs": cal["overall"]["impostor_pairs"],
+                    "groups": sorted(cal["groups"]),
+                }
+            out.append(d)
+        print_json(out)
+        return
+    for c in cards:
+        console.print(f"[bold]{c.id}[/] v{c.version} — {c.name}")
+        console.print(f"  backend {c.backend}, {c.dimension}-d, chip {c.align.size}px")
+        for f in c.files:
+            console.print(f"  file {f.role}: {f.filename} sha256 {f.sha256[:16]}…")
+        if c.calibration is None:
+            console.print("  [yellow]not calibrated[/]: run `faceledger calibrate`")
+        else:
+            cal = c.calibration
+            console.print(
+                f"  calibrated on {cal.overall.impostor_pairs:,} impostor pairs ({cal.source})"
+            )
+            for target in (1e-2, 1e-3, 1e-4, 1e-5):
+                if target >= cal.min_fmr:
+                    console.print(f"    FMR {target:g} → threshold {cal.threshold_for(target):.4f}")
+        if c.licence:
+            console.print(f"  [dim]licence: {c.licence}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(detect)
+    app.command()(verify)
+    app.command()(models)

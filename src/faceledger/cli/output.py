@@ -1,0 +1,113 @@
+"""Console output helpers shared by the commands: JSON shapes, error reporting, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from faceledger.errors import FaceLedgerError
+from faceledger.types import Decision, FaceResult, FMREstimate
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def fail(exc: FaceLedgerError) -> NoReturn:
+    err_console.print(f"[bold red]error[/] [{exc.code}]: {exc.message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run ``fn`` and turn faceledger errors into a clean message and exit status 2."""
+    try:
+        return fn()
+    except FaceLedgerError as exc:
+        fail(exc)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def fmr_text(est: FMREstimate) -> str:
+    if est.upper_bound:
+        return f"< {est.value:.1e}"
+    return f"{est.value:.1e}"
+
+
+def fmr_json(est: FMREstimate) -> dict[str, Any]:
+    return {"value": est.value, "upper_bound": est.upper_bound, "impostor_pairs": est.impostor_pairs}
+
+
+def face_json(face: FaceResult) -> dict[str, Any]:
+    d = face.detection
+    out: dict[str, Any] = {
+        "box": asdict(d.box),
+        "landmarks": [[round(p.x, 2), round(p.y, 2)] for p in d.landmarks.points],
+        "confidence": round(d.confidence, 4),
+        "raw_score": round(d.raw_score, 4),
+        "detector": d.detector,
+        "quality": asdict(face.quality),
+    }
+    out["quality"]["flags"] = list(face.quality.flags)
+    if face.template is not None:
+        out["model_id"] = face.template.model_id
+    return out
+
+
+def decision_json(dec: Decision) -> dict[str, Any]:
+    return {
+        "outcome": dec.outcome.value,
+        "score": round(dec.score, 6),
+        "estimated_fmr": fmr_json(dec.fmr),
+        "target_fmr": dec.target_fmr,
+        "threshold": round(dec.threshold, 6),
+        "model_id": dec.model_id,
+    }
+
+
+class RateColumn(ProgressColumn):
+    """Items per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:5.1f}/s" if speed else "  ?/s", style="progress.data.speed")
+
+
+@contextmanager
+def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[], None]]:
+    """A rich progress bar (rate, ETA) yielding an ``advance()`` callable."""
+    if not enabled:
+        yield lambda: None
+        return
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda: progress.advance(task)

@@ -1,0 +1,71 @@
+"""Shared fixtures: the data folder beside the repo, one Engine, real templates computed once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from faceledger import Engine, Settings
+from faceledger.batch import embed_paths
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    """Real dlib templates of a labelled image set (images without a usable face dropped)."""
+
+    paths: list[str]
+    subjects: list[str]
+    vectors: npt.NDArray[np.float32]
+    failed: list[str]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA / "README.md").is_file():
+        pytest.fail(f"test data not found at {DATA}: the shared data folder must sit beside the repo")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Engine:
+    return Engine(settings)
+
+
+def _template_set(paths: list[Path], subjects: list[str], settings: Settings) -> TemplateSet:
+    outcomes = embed_paths(paths, settings, workers=2)
+    keep = [i for i, o in enumerate(outcomes) if o.result is not None and o.result.template]
+    vectors = np.stack(
+        [outcomes[i].result.template.vector for i in keep]  # type: ignore[union-attr]
+    ).astype(np.float32)
+    return TemplateSet(
+        paths=[str(paths[i]) for i in keep],
+        subjects=[subjects[i] for i in keep],
+        vectors=vectors,
+        failed=[str(o.path) for o in outcomes if o.result is None],
+    )
+
+
+@pytest.fixture(scope="session")
+def orl_templates(data_dir: Path, settings: Settings) -> TemplateSet:
+    """All 400 ORL images (40 subjects ``s1``..``s40``)."""
+    paths = sorted((data_dir / "orl").glob("s*/*.pgm"))
+    return _template_set(paths, [p.parent.name for p in paths], settings)
+
+
+@pytest.fixture(scope="session")
+def london_templates(data_dir: Path, settings: Settings) -> TemplateSet:
+    """All 204 London images; subject = the three-digit id before the underscore."""
+    paths = sorted((data_dir / "london" / "images").glob("*.jpg"))
+    return _template_set(paths, [p.name.split("_")[0] for p in paths], settings)
