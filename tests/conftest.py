@@ -24,6 +24,8 @@ class TemplateSet:
     subjects: list[str]
     vectors: npt.NDArray[np.float32]
     failed: list[str]
+    face_counts: dict[str, int]
+    """Faces the detector found in every input image (also the failed ones)."""
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +56,7 @@ def _template_set(paths: list[Path], subjects: list[str], settings: Settings) ->
         subjects=[subjects[i] for i in keep],
         vectors=vectors,
         failed=[str(o.path) for o in outcomes if o.result is None],
+        face_counts={str(o.path): o.faces for o in outcomes},
     )
 
 

@@ -7,12 +7,14 @@ so one bad file cannot stop a bulk job.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceledger.cache import TemplateCache
 from faceledger.config import Settings
 from faceledger.errors import FaceLedgerError
 from faceledger.pipeline import Engine
@@ -112,6 +114,14 @@ def iter_embed_paths(
                 yield i, out
 
 
+def _file_sha256(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
 def embed_paths(
     paths: Sequence[str | Path],
     settings: Settings,
@@ -119,11 +129,34 @@ def embed_paths(
     enrolment: bool = False,
     workers: int | None = None,
     on_done: Callable[[EmbedOutcome], None] | None = None,
+    cache: TemplateCache | None = None,
 ) -> list[EmbedOutcome]:
-    """All outcomes in input order."""
+    """All outcomes in input order; with a cache, files already embedded are not redone.
+
+    Enrolment outcomes (quality gates applied) are never cached: gates may change.
+    """
     results: list[EmbedOutcome | None] = [None] * len(paths)
-    for i, out in iter_embed_paths(
-        paths, settings, enrolment=enrolment, workers=workers, on_done=on_done
+    todo: list[int] = []
+    hashes: dict[int, str] = {}
+    for i, p in enumerate(paths):
+        sha = _file_sha256(str(p)) if cache is not None and not enrolment else None
+        hit = cache.get(sha) if cache is not None and sha is not None else None
+        if hit is not None and sha is not None:
+            face, faces, error, message = hit
+            results[i] = EmbedOutcome(str(p), face, error, message, sha, faces)
+            if on_done:
+                on_done(results[i])  # type: ignore[arg-type]
+        else:
+            todo.append(i)
+            if sha is not None:
+                hashes[i] = sha
+    for j, out in iter_embed_paths(
+        [paths[i] for i in todo], settings, enrolment=enrolment, workers=workers, on_done=on_done
     ):
+        i = todo[j]
         results[i] = out
+        if cache is not None and i in hashes and out.sha256 == hashes[i]:
+            cache.put(out.sha256, out.result, out.faces, out.error, out.message)
+        elif cache is not None and i in hashes and out.error == "bad_image":
+            cache.put(hashes[i], None, 0, out.error, out.message)
     return [r for r in results if r is not None]

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from faceledger.batch import embed_paths
+from faceledger.cache import open_cache
 from faceledger.cli.output import console, guarded, progress_bar
 from faceledger.config import Settings
 from faceledger.datasets import LabelledImage, read_image_set
@@ -34,6 +35,9 @@ def calibrate(
         bool,
         typer.Option(help="Thresholds at which every group meets the target FMR."),
     ] = False,
+    cache: Annotated[
+        bool, typer.Option(help="Reuse templates cached by image hash under the data dir.")
+    ] = True,
 ) -> None:
     """Build the model's calibration table from all impostor pairs of the given sets.
 
@@ -47,9 +51,10 @@ def calibrate(
         for src in sources:
             items.extend(read_image_set(src))
         card = ModelRegistry(settings.model_dir).get(settings.model_id)
+        store = open_cache(settings, card.file("embedder").sha256) if cache else None
         with progress_bar("embedding", len(items)) as advance:
             outcomes = embed_paths(
-                [i.path for i in items], settings, on_done=lambda _o: advance()
+                [i.path for i in items], settings, on_done=lambda _o: advance(), cache=store
             )
         keep = [k for k, o in enumerate(outcomes) if o.result and o.result.template]
         skipped = len(items) - len(keep)

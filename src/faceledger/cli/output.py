@@ -21,6 +21,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.markup import escape
 from rich.text import Text
 
 from faceledger.errors import FaceLedgerError
@@ -33,7 +34,10 @@ T = TypeVar("T")
 
 
 def fail(exc: FaceLedgerError) -> NoReturn:
-    err_console.print(f"[bold red]error[/] [{exc.code}]: {exc.message}", highlight=False)
+    err_console.print(
+        f"[bold red]error[/] {escape('[' + exc.code + ']')}: {escape(exc.message)}",
+        highlight=False,
+    )
     raise typer.Exit(2)
 
 

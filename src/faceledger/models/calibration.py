@@ -22,11 +22,17 @@ from faceledger.types import FMREstimate
 
 @dataclass(frozen=True)
 class FMRCurve:
-    """Monotone curve: ``thresholds[i]`` is the score at which FMR equals ``fmrs[i]``."""
+    """Step curve: at ``thresholds[i]`` the measured FMR is ``fmrs[i]`` (ascending thresholds).
+
+    ``fmr_at`` reports the measured rate at the highest grid threshold not above the score, a
+    conservative estimate (FMR only falls as the score rises) within one grid step of the
+    exact rate; scores above every impostor get an upper bound of 1/pairs.
+    """
 
     fmrs: tuple[float, ...]
     thresholds: tuple[float, ...]
     impostor_pairs: int
+    max_score: float
 
     @classmethod
     def from_scores(cls, impostor_scores: npt.ArrayLike, points: int = 160) -> FMRCurve:
@@ -34,20 +40,24 @@ class FMRCurve:
         n = int(s.size)
         if n == 0:
             raise CalibrationError("no impostor scores to calibrate from")
-        lowest = 1.0 / n
-        grid = np.logspace(0, math.log10(lowest), num=points) if n > 1 else np.array([1.0])
-        fmrs: list[float] = []
-        thresholds: list[float] = []
-        for fmr in grid:
-            # smallest threshold with count(score >= t) / n <= fmr: the k-th highest score,
-            # nudged up so that the k-th itself no longer counts.
+        if not np.all(np.isfinite(s)):
+            raise CalibrationError("impostor scores must be finite")
+        grid = np.logspace(0, math.log10(1.0 / n), num=points) if n > 1 else np.array([1.0])
+        ascending = s[::-1]
+        fmrs: list[float] = [1.0]
+        thresholds: list[float] = [float(s[-1])]
+        for fmr in grid[1:]:
+            # the lowest threshold at which at most fmr·n impostors score at or above it
             k = int(math.floor(fmr * n + 1e-9))
-            t = float(np.nextafter(s[k], np.inf)) if k < n else float(s[-1])
-            if thresholds and t <= thresholds[-1]:
+            if k <= 0:
+                break
+            t = float(np.nextafter(s[k], np.inf))
+            passing = n - int(np.searchsorted(ascending, t, side="left"))
+            if passing == 0 or t <= thresholds[-1]:
                 continue
-            fmrs.append(float(np.count_nonzero(s >= t)) / n if k < n else 1.0)
+            fmrs.append(passing / n)
             thresholds.append(t)
-        return cls(tuple(fmrs), tuple(thresholds), n)
+        return cls(tuple(fmrs), tuple(thresholds), n, float(s[0]))
 
     def threshold_for(self, target_fmr: float) -> float:
         if not 0.0 < target_fmr <= 1.0:
@@ -57,28 +67,25 @@ class FMRCurve:
                 f"target FMR {target_fmr:g} is below what {self.impostor_pairs} impostor pairs "
                 f"can measure (1/{self.impostor_pairs} = {1.0 / self.impostor_pairs:.2g})"
             )
-        # first grid point whose measured FMR is <= target
         for fmr, t in zip(self.fmrs, self.thresholds, strict=True):
             if fmr <= target_fmr:
                 return t
-        return self.thresholds[-1]
+        # no impostor may pass: just above the highest impostor score
+        return float(np.nextafter(self.max_score, np.inf))
 
     def fmr_at(self, score: float) -> FMREstimate:
         n = self.impostor_pairs
-        if score >= self.thresholds[-1]:
-            return FMREstimate(min(self.fmrs[-1], 1.0 / n), upper_bound=True, impostor_pairs=n)
-        if score < self.thresholds[0]:
-            return FMREstimate(1.0, upper_bound=False, impostor_pairs=n)
+        if score > self.max_score:
+            return FMREstimate(1.0 / n, upper_bound=True, impostor_pairs=n)
         i = int(np.searchsorted(np.asarray(self.thresholds), score, side="right")) - 1
-        t0, t1 = self.thresholds[i], self.thresholds[i + 1]
-        f0, f1 = max(self.fmrs[i], 1e-300), max(self.fmrs[i + 1], 1e-300)
-        w = (score - t0) / (t1 - t0) if t1 > t0 else 0.0
-        value = 10 ** (math.log10(f0) + w * (math.log10(f1) - math.log10(f0)))
-        return FMREstimate(float(value), upper_bound=False, impostor_pairs=n)
+        if i < 0:
+            return FMREstimate(1.0, upper_bound=False, impostor_pairs=n)
+        return FMREstimate(self.fmrs[i], upper_bound=False, impostor_pairs=n)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "impostor_pairs": self.impostor_pairs,
+            "max_score": self.max_score,
             "fmr": [float(f"{f:.6g}") for f in self.fmrs],
             "threshold": [round(t, 7) for t in self.thresholds],
         }
@@ -89,7 +96,7 @@ class FMRCurve:
         ts = tuple(float(x) for x in data["threshold"])
         if len(fmrs) != len(ts) or not fmrs:
             raise CalibrationError("calibration curve has mismatched or empty columns")
-        return cls(fmrs, ts, int(data["impostor_pairs"]))
+        return cls(fmrs, ts, int(data["impostor_pairs"]), float(data["max_score"]))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""Plain-data (JSON-able) forms of the stage values, for caches, stores and the API."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from faceledger.types import Box, Detection, FaceResult, Landmarks, Point, QualityReport, Template
+
+
+def detection_to_dict(d: Detection) -> dict[str, Any]:
+    return {
+        "box": asdict(d.box),
+        "landmarks": [[p.x, p.y] for p in d.landmarks.points],
+        "confidence": d.confidence,
+        "raw_score": d.raw_score,
+        "detector": d.detector,
+    }
+
+
+def detection_from_dict(data: dict[str, Any]) -> Detection:
+    pts = tuple(Point(float(x), float(y)) for x, y in data["landmarks"])
+    return Detection(
+        box=Box(**{k: float(v) for k, v in data["box"].items()}),
+        landmarks=Landmarks(pts),  # type: ignore[arg-type]
+        confidence=float(data["confidence"]),
+        raw_score=float(data["raw_score"]),
+        detector=str(data["detector"]),
+    )
+
+
+def quality_to_dict(q: QualityReport) -> dict[str, Any]:
+    out = asdict(q)
+    out["flags"] = list(q.flags)
+    return out
+
+
+def quality_from_dict(data: dict[str, Any]) -> QualityReport:
+    return QualityReport(**{**data, "flags": tuple(data.get("flags", ()))})
+
+
+def template_to_dict(t: Template) -> dict[str, Any]:
+    return {"model_id": t.model_id, "vector": base64.b64encode(t.to_bytes()).decode("ascii")}
+
+
+def template_from_dict(data: dict[str, Any]) -> Template:
+    raw = base64.b64decode(data["vector"])
+    return Template(str(data["model_id"]), np.frombuffer(raw, dtype="<f4").astype(np.float32))
+
+
+def face_to_dict(f: FaceResult) -> dict[str, Any]:
+    return {
+        "detection": detection_to_dict(f.detection),
+        "quality": quality_to_dict(f.quality),
+        "template": template_to_dict(f.template) if f.template is not None else None,
+    }
+
+
+def face_from_dict(data: dict[str, Any]) -> FaceResult:
+    t = data.get("template")
+    return FaceResult(
+        detection_from_dict(data["detection"]),
+        quality_from_dict(data["quality"]),
+        template_from_dict(t) if t else None,
+    )
