@@ -1,0 +1,42 @@
+"""Append-only, hash-chained, optionally signed audit log of every use of the engine."""
+
+from faceledger.audit.canonical import canonical_json
+from faceledger.audit.log import AuditLog, Clock, utc_now, verify_jsonl
+from faceledger.audit.records import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditOp,
+    AuditRecord,
+    ChainHead,
+    Lead,
+    VerifyReport,
+)
+from faceledger.audit.report import build_report
+from faceledger.audit.signing import (
+    generate_signing_key,
+    load_signing_key,
+    load_verify_key,
+    public_key_hex,
+    signing_key_pem,
+)
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEntry",
+    "AuditLog",
+    "AuditOp",
+    "AuditRecord",
+    "ChainHead",
+    "Clock",
+    "Lead",
+    "VerifyReport",
+    "build_report",
+    "canonical_json",
+    "generate_signing_key",
+    "load_signing_key",
+    "load_verify_key",
+    "public_key_hex",
+    "signing_key_pem",
+    "utc_now",
+    "verify_jsonl",
+]

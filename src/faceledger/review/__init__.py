@@ -1,0 +1,22 @@
+"""Human review of search leads: verdicts with notes, the two-person rule, no self-review."""
+
+from faceledger.review.book import MAX_NOTE_CHARS, Reviews
+from faceledger.review.model import (
+    LeadState,
+    LeadStatus,
+    ReviewDecision,
+    SearchRecord,
+    Verdict,
+    lead_status,
+)
+
+__all__ = [
+    "MAX_NOTE_CHARS",
+    "LeadState",
+    "LeadStatus",
+    "ReviewDecision",
+    "Reviews",
+    "SearchRecord",
+    "Verdict",
+    "lead_status",
+]

@@ -1,0 +1,261 @@
+"""Human review of search results: record each search's leads, take reviewers' decisions.
+
+A search and its audit entry are written in one transaction, and so is every decision and its
+audit entry. A searcher may not review their own search; with the two-person rule (on by
+default) a lead is confirmed only when two different reviewers confirm it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections import defaultdict
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from faceledger.access.policy import Operation, User, authorize
+from faceledger.access.purpose import require_purpose
+from faceledger.audit.log import AuditLog
+from faceledger.audit.records import AuditOp, AuditRecord, Lead, format_timestamp, parse_timestamp
+from faceledger.audit.sqlutil import create_tables, translate_errors
+from faceledger.errors import InvalidArgument, NotFound, PermissionDenied
+from faceledger.review import schema
+from faceledger.review.model import (
+    LeadState,
+    ReviewDecision,
+    SearchRecord,
+    Verdict,
+    lead_status,
+)
+
+MAX_NOTE_CHARS = 4000
+
+
+class Reviews:
+    """The review desk; its tables live on the audit log's engine."""
+
+    def __init__(self, audit: AuditLog, *, two_person_rule: bool = True) -> None:
+        self._audit = audit
+        self._engine = audit.engine
+        self.two_person_rule = two_person_rule
+        create_tables(self._engine, schema.metadata)
+
+    def record_search(self, actor: User, record: AuditRecord) -> SearchRecord:
+        """Audit a 1:N search and keep its leads for review.
+
+        ``record`` is the search's audit record (operation ``search``, ``actor`` = the user,
+        ``candidates`` = the leads in rank order). Purpose and case reference are required,
+        and the user must be allowed to search every gallery named.
+        """
+        if record.operation != AuditOp.SEARCH:
+            raise InvalidArgument("record_search() takes a record of operation 'search'")
+        if record.actor != actor.id:
+            raise InvalidArgument("the search record's actor is not the user given")
+        purpose, case_ref = require_purpose(record.purpose, record.case_ref)
+        if not record.galleries:
+            raise InvalidArgument("a search names at least one gallery")
+        for gallery in record.galleries:
+            authorize(actor, Operation.SEARCH, gallery)
+        for lead in record.candidates:
+            if lead.gallery not in record.galleries:
+                raise InvalidArgument(f"lead from gallery {lead.gallery!r}, which was not searched")
+        search_id = uuid.uuid4().hex
+        details = dict(record.details)
+        details["search_id"] = search_id
+        record = dataclasses.replace(record, purpose=purpose, case_ref=case_ref, details=details)
+        with self._audit.writing() as conn:
+            entry = self._audit.append(record, connection=conn)
+            conn.execute(
+                sa.insert(schema.searches).values(
+                    search_id=search_id,
+                    created_at=format_timestamp(entry.timestamp),
+                    actor=actor.id,
+                    purpose=purpose,
+                    case_ref=case_ref,
+                    galleries=json.dumps(list(record.galleries)),
+                    model_id=record.model_id,
+                    audit_seq=entry.seq,
+                )
+            )
+            if record.candidates:
+                conn.execute(
+                    sa.insert(schema.leads),
+                    [
+                        {
+                            "search_id": search_id,
+                            "rank": rank,
+                            "gallery": lead.gallery,
+                            "subject_id": lead.subject_id,
+                            "template_id": lead.template_id,
+                            "score": lead.score,
+                            "fmr": lead.fmr,
+                            "fmr_upper_bound": lead.fmr_upper_bound,
+                        }
+                        for rank, lead in enumerate(record.candidates, start=1)
+                    ],
+                )
+            return self._load(conn, search_id)
+
+    def decide(
+        self, reviewer: User, search_id: str, rank: int, verdict: Verdict | str, note: str
+    ) -> LeadState:
+        """Record ``reviewer``'s verdict on lead ``rank`` of a search; returns the lead's state."""
+        try:
+            verdict = Verdict(verdict)
+        except ValueError:
+            raise InvalidArgument(
+                f"unknown verdict {verdict!r}; verdicts: {', '.join(Verdict)}"
+            ) from None
+        if not isinstance(note, str) or not note.strip():
+            raise InvalidArgument("a review decision needs a note")
+        if len(note) > MAX_NOTE_CHARS:
+            raise InvalidArgument(f"a review note is at most {MAX_NOTE_CHARS} characters")
+        with self._audit.writing() as conn:
+            search = self._load(conn, search_id)
+            try:
+                state = search.lead(rank)
+            except KeyError:
+                raise NotFound(f"search {search_id} has no lead {rank}") from None
+            if reviewer.id == search.actor:
+                raise PermissionDenied("a searcher may not review their own search")
+            authorize(reviewer, Operation.REVIEW, state.lead.gallery)
+            moment = self._audit.now()
+            pending = ReviewDecision(search_id, rank, reviewer.id, verdict, note.strip(), moment, 0)
+            status = lead_status((*state.decisions, pending), two_person_rule=self.two_person_rule)
+            entry = self._audit.append(
+                AuditRecord(
+                    operation=AuditOp.REVIEW,
+                    actor=reviewer.id,
+                    purpose=search.purpose,
+                    case_ref=search.case_ref,
+                    galleries=(state.lead.gallery,),
+                    model_id=search.model_id,
+                    candidates=(state.lead,),
+                    details={
+                        "search_id": search_id,
+                        "search_seq": search.audit_seq,
+                        "rank": rank,
+                        "subject_id": state.lead.subject_id,
+                        "verdict": str(verdict),
+                        "note": pending.note,
+                        "status": str(status),
+                        "two_person_rule": self.two_person_rule,
+                    },
+                ),
+                connection=conn,
+            )
+            conn.execute(
+                sa.insert(schema.decisions).values(
+                    search_id=search_id,
+                    rank=rank,
+                    reviewer=reviewer.id,
+                    verdict=str(verdict),
+                    note=pending.note,
+                    decided_at=format_timestamp(entry.timestamp),
+                    audit_seq=entry.seq,
+                )
+            )
+            return self._load(conn, search_id).lead(rank)
+
+    def search(self, search_id: str) -> SearchRecord:
+        with translate_errors("read search"), self._engine.connect() as conn:
+            found = self._load(conn, search_id)
+            conn.rollback()
+        return found
+
+    def searches(
+        self,
+        *,
+        actor: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[SearchRecord]:
+        """Recent searches, newest first."""
+        t = schema.searches
+        query = sa.select(t.c.search_id).order_by(t.c.created_at.desc(), t.c.audit_seq.desc())
+        if actor is not None:
+            query = query.where(t.c.actor == actor)
+        if since is not None:
+            query = query.where(t.c.created_at >= format_timestamp(since))
+        with translate_errors("read searches"), self._engine.connect() as conn:
+            ids = list(conn.execute(query.limit(max(0, limit))).scalars())
+            result = [self._load(conn, str(i)) for i in ids]
+            conn.rollback()
+        return result
+
+    def awaiting_review(self, reviewer: User, *, limit: int = 50) -> list[SearchRecord]:
+        """Searches by others with an open lead that ``reviewer`` may review and has not decided."""
+        t = schema.searches
+        found: list[SearchRecord] = []
+        with translate_errors("read searches"), self._engine.connect() as conn:
+            ids = conn.execute(
+                sa.select(t.c.search_id)
+                .where(t.c.actor != reviewer.id)
+                .order_by(t.c.created_at, t.c.audit_seq)
+            ).scalars()
+            for search_id in list(ids):
+                search = self._load(conn, str(search_id))
+                if any(self._reviewable(reviewer, state) for state in search.leads):
+                    found.append(search)
+                    if len(found) >= limit:
+                        break
+            conn.rollback()
+        return found
+
+    @staticmethod
+    def _reviewable(reviewer: User, state: LeadState) -> bool:
+        if not state.status.open or reviewer.id in state.current:
+            return False
+        try:
+            authorize(reviewer, Operation.REVIEW, state.lead.gallery)
+        except PermissionDenied:
+            return False
+        return True
+
+    def _load(self, conn: sa.Connection, search_id: str) -> SearchRecord:
+        row = conn.execute(
+            sa.select(schema.searches).where(schema.searches.c.search_id == search_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"no search {search_id!r}")
+        d = schema.decisions
+        by_rank: defaultdict[int, list[ReviewDecision]] = defaultdict(list)
+        for r in conn.execute(sa.select(d).where(d.c.search_id == search_id).order_by(d.c.id)):
+            by_rank[int(r.rank)].append(
+                ReviewDecision(
+                    search_id,
+                    int(r.rank),
+                    str(r.reviewer),
+                    Verdict(r.verdict),
+                    str(r.note),
+                    parse_timestamp(r.decided_at),
+                    int(r.audit_seq),
+                )
+            )
+        t = schema.leads
+        states = []
+        for r in conn.execute(sa.select(t).where(t.c.search_id == search_id).order_by(t.c.rank)):
+            decided = tuple(by_rank[int(r.rank)])
+            lead = Lead(
+                gallery=str(r.gallery),
+                subject_id=str(r.subject_id),
+                score=float(r.score),
+                fmr=None if r.fmr is None else float(r.fmr),
+                fmr_upper_bound=bool(r.fmr_upper_bound),
+                template_id=None if r.template_id is None else int(r.template_id),
+            )
+            status = lead_status(decided, two_person_rule=self.two_person_rule)
+            states.append(LeadState(int(r.rank), lead, status, decided))
+        return SearchRecord(
+            search_id=str(row.search_id),
+            actor=str(row.actor),
+            created_at=parse_timestamp(row.created_at),
+            purpose=str(row.purpose),
+            case_ref=str(row.case_ref),
+            galleries=tuple(json.loads(row.galleries)),
+            model_id=row.model_id,
+            audit_seq=int(row.audit_seq),
+            leads=tuple(states),
+        )

@@ -1,0 +1,116 @@
+"""Review values and the rule that turns reviewers' decisions into a lead's status.
+
+The status of a lead depends only on each reviewer's *latest* decision (a reviewer may change
+their mind; every decision stays in the history and the audit log):
+
+- ``disputed``: someone confirms and someone rejects;
+- ``confirmed``: enough different reviewers confirm (two under the two-person rule, else one);
+- ``awaiting_second_confirmation``: confirmed by one reviewer, two are required;
+- ``rejected``: someone rejects, nobody confirms;
+- ``inconclusive``: only inconclusive decisions;
+- ``pending``: no decision yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from faceledger.audit.records import Lead
+
+
+class Verdict(StrEnum):
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    INCONCLUSIVE = "inconclusive"
+
+
+class LeadStatus(StrEnum):
+    PENDING = "pending"
+    AWAITING_SECOND = "awaiting_second_confirmation"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    INCONCLUSIVE = "inconclusive"
+    DISPUTED = "disputed"
+
+    @property
+    def open(self) -> bool:
+        """Whether the lead still needs a reviewer."""
+        return self in (LeadStatus.PENDING, LeadStatus.AWAITING_SECOND, LeadStatus.DISPUTED)
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    search_id: str
+    rank: int
+    reviewer: str
+    verdict: Verdict
+    note: str
+    decided_at: datetime
+    audit_seq: int
+
+
+@dataclass(frozen=True)
+class LeadState:
+    """One lead of a search with its decisions (oldest first) and the resulting status."""
+
+    rank: int
+    lead: Lead
+    status: LeadStatus
+    decisions: tuple[ReviewDecision, ...]
+
+    @property
+    def current(self) -> Mapping[str, Verdict]:
+        """Each reviewer's latest verdict."""
+        return latest_verdicts(self.decisions)
+
+    @property
+    def confirmed_by(self) -> tuple[str, ...]:
+        return tuple(sorted(r for r, v in self.current.items() if v is Verdict.CONFIRMED))
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """An audited 1:N search and the state of review of its leads."""
+
+    search_id: str
+    actor: str
+    created_at: datetime
+    purpose: str
+    case_ref: str
+    galleries: tuple[str, ...]
+    model_id: str | None
+    audit_seq: int
+    leads: tuple[LeadState, ...]
+
+    def lead(self, rank: int) -> LeadState:
+        for state in self.leads:
+            if state.rank == rank:
+                return state
+        raise KeyError(rank)
+
+
+def latest_verdicts(decisions: Iterable[ReviewDecision]) -> dict[str, Verdict]:
+    latest: dict[str, Verdict] = {}
+    for d in decisions:  # oldest first, so later decisions overwrite
+        latest[d.reviewer] = d.verdict
+    return latest
+
+
+def lead_status(decisions: Iterable[ReviewDecision], *, two_person_rule: bool) -> LeadStatus:
+    verdicts = list(latest_verdicts(decisions).values())
+    confirms = verdicts.count(Verdict.CONFIRMED)
+    rejects = verdicts.count(Verdict.REJECTED)
+    if confirms and rejects:
+        return LeadStatus.DISPUTED
+    if confirms >= (2 if two_person_rule else 1):
+        return LeadStatus.CONFIRMED
+    if confirms:
+        return LeadStatus.AWAITING_SECOND
+    if rejects:
+        return LeadStatus.REJECTED
+    if verdicts:
+        return LeadStatus.INCONCLUSIVE
+    return LeadStatus.PENDING
