@@ -31,7 +31,9 @@ class TemplateSet:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "README.md").is_file():
-        pytest.fail(f"test data not found at {DATA}: the shared data folder must sit beside the repo")
+        pytest.fail(
+            f"test data not found at {DATA}: the shared data folder must sit beside the repo"
+        )
     return DATA
 
 

@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Box",
-    "DecodedImage",
     "Decision",
+    "DecodedImage",
     "Detection",
     "Engine",
     "FMREstimate",

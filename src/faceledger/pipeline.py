@@ -19,7 +19,7 @@ from faceledger.io import ImageLimits, decode_image, load_image
 from faceledger.match import decide
 from faceledger.models import ModelCard, ModelRegistry
 from faceledger.quality import assess_quality
-from faceledger.types import DecodedImage, Decision, Detection, FaceResult
+from faceledger.types import Decision, DecodedImage, Detection, FaceResult
 
 ImageInput = DecodedImage | bytes | str | Path
 

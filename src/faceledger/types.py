@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -209,7 +209,7 @@ class FaceResult:
     template: Template | None = None
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     MATCH = "match"
     NO_MATCH = "no_match"
 

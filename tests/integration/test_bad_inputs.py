@@ -1,4 +1,4 @@
-"""Every bad input gives a typed error or a correct result: never a crash, hang or huge allocation."""
+"""Each bad input gives a typed error or a correct result: no crash, hang or huge allocation."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_given_file_over_byte_limit_then_too_large(tmp_path: Path, data_dir: Pat
         (
             "16-bit-png",
             lambda im: _encode(
-                Image.fromarray((np.asarray(im.convert("L"), dtype=np.uint16) * 257)),
+                Image.fromarray(np.asarray(im.convert("L"), dtype=np.uint16) * 257),
                 "PNG",
             ),
         ),

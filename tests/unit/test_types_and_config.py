@@ -46,7 +46,7 @@ def test_templates_of_different_models_are_not_comparable() -> None:
     v = np.ones(4, dtype=np.float32) / 2
     a, b = Template("model-a", v), Template("model-b", v)
     assert a.similarity(Template("model-a", v)) == pytest.approx(1.0)
-    with pytest.raises(ModelMismatch, match="model-a.*model-b"):
+    with pytest.raises(ModelMismatch, match=r"model-a.*model-b"):
         a.similarity(b)
     with pytest.raises(ModelMismatch):
         a.similarity(Template("model-a", np.ones(8, dtype=np.float32)))

@@ -17,9 +17,7 @@ from faceledger.types import AlignedFace, Detection, Pixels
 def align_face(pixels: Pixels, det: Detection, spec: AlignSpec) -> AlignedFace:
     chip_points = dlib.dpoints([dlib.dpoint(x, y) for x, y in spec.reference])
     img_points = dlib.dpoints([dlib.dpoint(p.x, p.y) for p in det.landmarks.points])
-    details = dlib.chip_details(
-        chip_points, img_points, dlib.chip_dims(spec.size, spec.size)
-    )
+    details = dlib.chip_details(chip_points, img_points, dlib.chip_dims(spec.size, spec.size))
     chip = dlib.extract_image_chip(pixels, details)
     return AlignedFace(chip=np.ascontiguousarray(chip, dtype=np.uint8), detection=det)
 

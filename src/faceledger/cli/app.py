@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,14 +24,14 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     detector: Annotated[
-        Optional[str], typer.Option(help="Face detector: hog (fast) or cnn (accurate, slow).")
+        str | None, typer.Option(help="Face detector: hog (fast) or cnn (accurate, slow).")
     ] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model card id.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model card id.")] = None,
     model_dir: Annotated[
-        Optional[Path], typer.Option(help="Extra folder of model cards (JSON).")
+        Path | None, typer.Option(help="Extra folder of model cards (JSON).")
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option(help="Worker processes for bulk work (0 = one per core).")
+        int | None, typer.Option(help="Worker processes for bulk work (0 = one per core).")
     ] = None,
 ) -> None:
     """Settings come from FACELEDGER_* environment variables, overridden by these options."""

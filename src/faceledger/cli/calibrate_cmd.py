@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -28,7 +28,7 @@ def calibrate(
     ],
     out: Annotated[Path, typer.Option(help="Where to write the calibrated model card (JSON).")],
     group_column: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(help="CSV column(s) holding a group label for per-group curves."),
     ] = None,
     worst_group: Annotated[

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from PIL import Image, ImageDraw
@@ -43,7 +43,7 @@ def detect(
     image: Annotated[Path, typer.Argument(help="Image file.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     draw: Annotated[
-        Optional[Path], typer.Option(help="Write a copy with boxes and landmarks (PNG/JPEG).")
+        Path | None, typer.Option(help="Write a copy with boxes and landmarks (PNG/JPEG).")
     ] = None,
 ) -> None:
     """Find every face: box, five landmarks, confidence and quality."""
@@ -56,7 +56,17 @@ def detect(
         print_json({"image": str(image), "faces": [face_json(f) for f in faces]})
         return
     table = Table(title=f"{len(faces)} face(s) in {image}")
-    for col in ("#", "box (l,t,r,b)", "conf", "inter-eye px", "sharp", "yaw", "roll", "quality", "flags"):
+    for col in (
+        "#",
+        "box (l,t,r,b)",
+        "conf",
+        "inter-eye px",
+        "sharp",
+        "yaw",
+        "roll",
+        "quality",
+        "flags",
+    ):
         table.add_column(col)
     for i, f in enumerate(faces):
         b, q = f.detection.box, f.quality
@@ -79,11 +89,11 @@ def verify(
     a: Annotated[Path, typer.Argument(help="First image.")],
     b: Annotated[Path, typer.Argument(help="Second image.")],
     fmr: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(help="Target false-match rate of the decision, e.g. 1e-4."),
     ] = None,
     face: Annotated[
-        Optional[str], typer.Option(help="Face selection: largest, central or only.")
+        str | None, typer.Option(help="Face selection: largest, central or only.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -111,11 +121,10 @@ def verify(
     for label, f in (("A", res.a), ("B", res.b)):
         flags = ", ".join(f.quality.flags)
         console.print(
-            f"  {label}: quality {f.quality.score:.0f}/100" + (f" — flags: {flags}" if flags else "")
+            f"  {label}: quality {f.quality.score:.0f}/100"
+            + (f" — flags: {flags}" if flags else "")
         )
-    console.print(
-        "  [dim]A match is a lead for a person to check, not an identification.[/]"
-    )
+    console.print("  [dim]A match is a lead for a person to check, not an identification.[/]")
 
 
 def models(

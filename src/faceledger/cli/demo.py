@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -35,7 +35,7 @@ def _pick_images(data: Path) -> list[tuple[str, Path, Path]]:
 def demo(
     ctx: typer.Context,
     data: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(help="Folder of London-Set-style images (<id>_neutral/_smiling.jpg)."),
     ] = None,
     people: Annotated[int, typer.Option(help="How many people to use.")] = 6,
@@ -62,13 +62,14 @@ def demo(
                 f"{fmr:g} the similarity threshold is {cal.threshold_for(fmr):.4f}"
             )
         console.rule("1. detection and quality")
-        sid, neutral, smiling = triples[0]
+        neutral = triples[0][1]
         faces = engine.detect(neutral)
         for f in faces:
             q = f.quality
             console.print(
                 f"{neutral.name}: face {f.detection.box.width:.0f}px wide, confidence "
-                f"{f.detection.confidence:.2f}, quality {q.score:.0f}/100 (sharpness {q.sharpness:.0f}, "
+                f"{f.detection.confidence:.2f}, quality {q.score:.0f}/100 "
+                f"(sharpness {q.sharpness:.0f}, "
                 f"yaw {q.yaw_deg:+.0f}°, roll {q.roll_deg:+.0f}°)"
             )
         console.rule(f"2. 1:1 verification at target FMR {fmr:g}")

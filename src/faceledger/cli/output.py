@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,7 +22,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.markup import escape
 from rich.text import Text
 
 from faceledger.errors import FaceLedgerError
@@ -60,7 +60,11 @@ def fmr_text(est: FMREstimate) -> str:
 
 
 def fmr_json(est: FMREstimate) -> dict[str, Any]:
-    return {"value": est.value, "upper_bound": est.upper_bound, "impostor_pairs": est.impostor_pairs}
+    return {
+        "value": est.value,
+        "upper_bound": est.upper_bound,
+        "impostor_pairs": est.impostor_pairs,
+    }
 
 
 def face_json(face: FaceResult) -> dict[str, Any]:
@@ -99,7 +103,9 @@ class RateColumn(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[], None]]:
+def progress_bar(
+    description: str, total: int, enabled: bool = True
+) -> Iterator[Callable[[], None]]:
     """A rich progress bar (rate, ETA) yielding an ``advance()`` callable."""
     if not enabled:
         yield lambda: None

@@ -27,7 +27,5 @@ def select_face(
         return max(detections, key=lambda d: d.box.area)
     if policy == "central":
         cx, cy = width / 2, height / 2
-        return min(
-            detections, key=lambda d: math.hypot(d.box.center.x - cx, d.box.center.y - cy)
-        )
+        return min(detections, key=lambda d: math.hypot(d.box.center.x - cx, d.box.center.y - cy))
     raise InvalidArgument(f"unknown face selection {policy!r}")

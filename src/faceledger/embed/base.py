@@ -17,7 +17,8 @@ from faceledger.types import AlignedFace, Template
 def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32)
+    out: npt.NDArray[np.float32] = (vectors / norms).astype(np.float32)
+    return out
 
 
 class Embedder(ABC):

@@ -87,8 +87,8 @@ def decode_image(
             warnings.simplefilter("ignore")
             img.seek(0)  # first frame of animations
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb(img)
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(upright)
     except TooLarge:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:

@@ -8,7 +8,7 @@ are left out and counted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,7 @@ def impostor_scores(
 def build_table(
     vectors: npt.NDArray[np.float32],
     subjects: Sequence[str],
-    groups: dict[str, Sequence[str | None]] | None = None,
+    groups: Mapping[str, Sequence[str | None]] | None = None,
     *,
     worst_group: bool = False,
     source: str = "",

@@ -18,10 +18,10 @@ def require_calibration(card: ModelCard) -> CalibrationTable:
 
 def decide(a: Template, b: Template, card: ModelCard, target_fmr: float) -> Decision:
     """Compare two templates of ``card``'s model and decide at ``target_fmr``."""
-    table = require_calibration(card)
     score = a.similarity(b)  # raises ModelMismatch across models
     if a.model_id != card.id:
         raise ModelMismatch(f"templates are of model {a.model_id!r}, not {card.id!r}")
+    table = require_calibration(card)
     threshold = table.threshold_for(target_fmr)
     return Decision(
         score=score,

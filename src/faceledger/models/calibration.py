@@ -48,7 +48,7 @@ class FMRCurve:
         thresholds: list[float] = [float(s[-1])]
         for fmr in grid[1:]:
             # the lowest threshold at which at most fmr·n impostors score at or above it
-            k = int(math.floor(fmr * n + 1e-9))
+            k = math.floor(fmr * n + 1e-9)
             if k <= 0:
                 break
             t = float(np.nextafter(s[k], np.inf))

@@ -131,9 +131,7 @@ class ModelCard:
                 "mean": self.input_mean,
                 "std": self.input_std,
             },
-            "files": [
-                {k: v for k, v in vars(f).items() if v is not None} for f in self.files
-            ],
+            "files": [{k: v for k, v in vars(f).items() if v is not None} for f in self.files],
             "calibration": self.calibration.to_json() if self.calibration else None,
         }
 

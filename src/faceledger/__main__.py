@@ -1,0 +1,5 @@
+"""``python -m faceledger`` runs the command line."""
+
+from faceledger.cli.app import main
+
+main()

@@ -1,0 +1,85 @@
+"""The command line on real images: detect, verify, models, demo (run as a user would)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACELEDGER_")}
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "faceledger", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_detect_json_and_draw(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "drawn.png"
+    r = run("detect", str(data_dir / "scenes/bald_guys.jpg"), "--json", "--draw", str(out))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert len(data["faces"]) >= 10
+    f = data["faces"][0]
+    assert len(f["landmarks"]) == 5 and 0 <= f["confidence"] <= 1
+    assert 0 <= f["quality"]["score"] <= 100
+    assert Image.open(out).size == Image.open(data_dir / "scenes/bald_guys.jpg").size
+
+
+def test_verify_json_reports_estimated_fmr(data_dir: Path) -> None:
+    img = data_dir / "london/images"
+    r = run(
+        "verify",
+        str(img / "063_neutral.jpg"),
+        str(img / "063_smiling.jpg"),
+        "--fmr",
+        "1e-3",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["outcome"] == "match" and d["target_fmr"] == 1e-3
+    assert d["estimated_fmr"]["value"] < 1e-3 and d["estimated_fmr"]["impostor_pairs"] > 0
+    r2 = run("verify", str(img / "063_neutral.jpg"), str(img / "097_smiling.jpg"), "--fmr", "1e-3")
+    assert r2.returncode == 0 and "NO MATCH" in r2.stdout
+
+
+def test_bad_input_gives_clean_error_and_exit_2(tmp_path: Path, data_dir: Path) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("not an image")
+    r = run("verify", str(junk), str(data_dir / "london/images/001_neutral.jpg"))
+    assert r.returncode == 2
+    assert "[bad_image]" in r.stderr and "Traceback" not in r.stderr
+    r = run(
+        "verify", str(data_dir / "scenes/dogs.jpg"), str(data_dir / "london/images/001_neutral.jpg")
+    )
+    assert r.returncode == 2 and "[no_face]" in r.stderr
+
+
+def test_models_json() -> None:
+    r = run("models", "--json")
+    assert r.returncode == 0, r.stderr
+    cards = json.loads(r.stdout)
+    dlib = next(c for c in cards if c["id"] == "dlib-resnet-v1")
+    assert dlib["dimension"] == 128 and dlib["calibration"]["impostor_pairs"] > 1_000_000
+    assert all(len(f["sha256"]) == 64 for f in dlib["files"])
+
+
+def test_demo_runs_on_bundled_sample_without_shared_data(tmp_path: Path) -> None:
+    # run from a folder with no ../shared beside it, as on a user's machine
+    r = run("demo", "--people", "4", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "sample" in r.stdout and "MATCH" in r.stdout
+    assert "0 false match" in r.stdout
