@@ -19,7 +19,8 @@ mapping). The tree::
     ├── StoreError
     │   ├── NotFound
     │   ├── Conflict            already exists / duplicate
-    │   └── IntegrityError      store and index disagree, corrupt file
+    │   ├── IntegrityError      store and index disagree, corrupt file
+    │   └── EncryptionKeyError  encrypted templates, key missing or not the one used
     ├── PolicyError
     │   ├── PurposeRequired
     │   ├── PermissionDenied
@@ -103,6 +104,12 @@ class Conflict(StoreError):
 
 class IntegrityError(StoreError):
     code = "integrity"
+
+
+class EncryptionKeyError(StoreError):
+    """Templates are encrypted and the configured key is missing or is not the one used."""
+
+    code = "encryption_key"
 
 
 class PolicyError(FaceLedgerError):
