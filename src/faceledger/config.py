@@ -59,7 +59,25 @@ class Settings:
     """Extra folder of model cards (JSON) besides the built-in ones."""
     # decisions
     default_fmr: float = 1e-3
-    # work
+    # 1:N search
+    default_fpir: float = 0.01
+    """Target false-positive identification rate of a search when none is given."""
+    top_k: int = 20
+    """Longest candidate list a search returns per face."""
+    aggregation: Literal["max", "fused"] = "max"
+    """Per-subject score over its templates: best single template, or the mean template."""
+    # accountability
+    two_person_rule: bool = True
+    verify_requires_purpose: bool = False
+    keep_probe_images: bool = False
+    """Store probe image bytes in the audit log (off: only their sha256)."""
+    audit_signing_key: Path | None = None
+    """PEM file of an Ed25519 key signing every audit entry."""
+    template_key: Path | None = None
+    """File holding a 32-byte key (raw or hex): templates are AES-GCM encrypted at rest."""
+    # storage and work
+    database_url: str | None = None
+    """SQLite path/URL or postgresql://...; default: <data_dir>/faceledger.db."""
     workers: int = 0
     """Worker processes for bulk work; 0 means one per core."""
     data_dir: Path = Path(".faceledger")
@@ -99,6 +117,8 @@ def _convert(name: str, hint: object, raw: str) -> object:
             raise ValueError(raw)
         if hint == Path or hint == (Path | None):
             return Path(raw)
+        if hint == (str | None):
+            return raw
         choices = get_args(hint)
         if choices and all(isinstance(c, str) for c in choices):
             if raw not in choices:

@@ -1,0 +1,285 @@
+"""Enrolment: one image, or a whole folder/CSV on all cores, resumable after a crash.
+
+The store is written first, in one transaction per batch that also records each input item
+of the job; a resumed job skips recorded items, so a SIGKILL at any moment loses at most the
+uncommitted batch and never duplicates. The gallery's index follows the store (see indexes).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceledger.access import Operation, User, authorize
+from faceledger.audit import AuditOp, AuditRecord
+from faceledger.batch import EmbedOutcome, iter_embed_paths
+from faceledger.config import Settings
+from faceledger.datasets import LabelledImage, read_image_set
+from faceledger.errors import Conflict, FaceLedgerError
+from faceledger.gallery.workspace import Workspace
+from faceledger.pipeline import ImageInput
+from faceledger.serialize import quality_to_dict
+from faceledger.store import Gallery, ItemOutcome, ItemStatus, LegalBasis, NewTemplate, Subject
+from faceledger.types import FaceResult, Template
+
+BATCH_ITEMS = 32
+BATCH_SECONDS = 2.0
+
+ENROL_REASONS = {
+    "no_face": "no face found",
+    "ambiguous_face": "several faces",
+    "quality_rejected": "below the quality gates",
+    "bad_image": "unreadable",
+    "too_large": "too large",
+}
+
+
+@dataclass(frozen=True)
+class EnrolResult:
+    subject: Subject
+    template_id: int
+    face: FaceResult
+
+
+def enrolment_settings(settings: Settings) -> Settings:
+    """Enrolment takes only images with exactly one face (never guess who is meant)."""
+    from dataclasses import replace
+
+    return replace(settings, face_selection="only")
+
+
+def enrol_image(
+    ws: Workspace,
+    actor: User,
+    gallery_name: str,
+    image: ImageInput,
+    external_id: str,
+    *,
+    display_name: str | None = None,
+    attributes: dict[str, str] | None = None,
+    legal_basis: LegalBasis | str | None = None,
+    source: str | None = None,
+) -> EnrolResult:
+    gallery = ws.store.get_gallery_by_name(gallery_name)
+    authorize(actor, Operation.ENROL, gallery.name)
+    engine = ws.engine
+    img = engine.load(image)
+    if ws.store.has_image(gallery.id, img.sha256):
+        raise Conflict(f"this image is already enrolled in gallery {gallery.name!r}")
+    face = engine.embed(img, selection="only", enrolment=True)
+    assert face.template is not None
+    subject, _ = ws.store.ensure_subject(
+        gallery.id,
+        external_id,
+        enrolled_by=actor.id,
+        display_name=display_name,
+        attributes=dict(attributes or {}),
+        legal_basis=legal_basis,
+        source=source,
+    )
+    (tid,) = ws.store.add_templates([_new_template(subject, img.sha256, face, None)])
+    ws.indexes.add(gallery, [tid], [face.template])
+    ws.indexes.save(gallery)
+    ws.audit.append(
+        AuditRecord(
+            operation=AuditOp.ENROL,
+            actor=actor.id,
+            galleries=(gallery.name,),
+            model_id=face.template.model_id,
+            details={
+                "subject": subject.external_id,
+                "template_id": tid,
+                "image_sha256": img.sha256,
+                "quality": face.quality.score,
+            },
+        )
+    )
+    return EnrolResult(subject, tid, face)
+
+
+def _new_template(
+    subject: Subject, sha: str, face: FaceResult, item_key: str | None
+) -> NewTemplate:
+    assert face.template is not None
+    return NewTemplate(
+        subject_id=subject.id,
+        image_sha256=sha,
+        template=face.template,
+        quality_score=face.quality.score,
+        quality=quality_to_dict(face.quality),
+        item_key=item_key,
+    )
+
+
+@dataclass
+class BulkReport:
+    gallery: str
+    source: str
+    job_id: int
+    resumed: bool
+    total_items: int
+    already_done: int
+    enrolled: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    """(item, reason) of every rejected item of this run."""
+    subjects_without_template: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "gallery": self.gallery,
+            "source": self.source,
+            "job_id": self.job_id,
+            "resumed": self.resumed,
+            "total_items": self.total_items,
+            "already_done": self.already_done,
+            "enrolled": self.enrolled,
+            "duplicates": self.duplicates,
+            "rejected": [{"item": k, "reason": r} for k, r in self.rejected],
+            "subjects_without_template": self.subjects_without_template,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _item_key(item: LabelledImage, base: Path) -> str:
+    """Stable within a source: the path relative to it (and the CSV line, rows may repeat)."""
+    rel = os.path.relpath(item.path, base)
+    return f"{item.line}:{rel}" if item.line else rel
+
+
+class _BatchWriter:
+    """Collects outcomes and commits them (templates + job items) in one transaction each."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        actor: User,
+        gallery: Gallery,
+        job_id: int,
+        report: BulkReport,
+        legal_basis: LegalBasis | str | None,
+        source: str,
+    ) -> None:
+        self.ws, self.actor, self.gallery, self.job_id = ws, actor, gallery, job_id
+        self.report, self.legal_basis, self.source = report, legal_basis, source
+        self.pending: list[tuple[LabelledImage, str, EmbedOutcome]] = []
+        self.last = time.monotonic()
+        self.seen_sha: set[str] = set()
+
+    def add(self, item: LabelledImage, key: str, out: EmbedOutcome) -> None:
+        self.pending.append((item, key, out))
+        if len(self.pending) >= BATCH_ITEMS or time.monotonic() - self.last > BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last = time.monotonic()
+        if not self.pending:
+            return
+        store = self.ws.store
+        news: list[NewTemplate] = []
+        templates: list[Template] = []
+        outcomes: list[ItemOutcome] = []
+        for item, key, out in self.pending:
+            if out.result is None or out.result.template is None:
+                reason = ENROL_REASONS.get(out.error or "", out.error or "failed")
+                detail = f"{reason}: {out.message}" if out.message else reason
+                outcomes.append(ItemOutcome(key, ItemStatus.REJECTED, detail))
+                self.report.rejected.append((key, detail))
+                continue
+            sha = out.sha256 or ""
+            if sha in self.seen_sha or store.has_image(self.gallery.id, sha):
+                outcomes.append(
+                    ItemOutcome(
+                        key, ItemStatus.SKIPPED_DUPLICATE, "identical image already enrolled"
+                    )
+                )
+                self.report.duplicates += 1
+                continue
+            self.seen_sha.add(sha)
+            subject, _ = store.ensure_subject(
+                self.gallery.id,
+                item.subject,
+                enrolled_by=self.actor.id,
+                attributes=dict(item.attributes),
+                legal_basis=self.legal_basis,
+                source=self.source,
+            )
+            news.append(_new_template(subject, sha, out.result, key))
+            templates.append(out.result.template)
+        ids = store.add_templates(news, job_id=self.job_id, outcomes=outcomes)
+        self.ws.indexes.add(self.gallery, ids, templates)
+        self.report.enrolled += len(ids)
+        self.pending.clear()
+
+
+def enrol_bulk(
+    ws: Workspace,
+    actor: User,
+    gallery_name: str,
+    source: Path,
+    *,
+    legal_basis: LegalBasis | str | None = None,
+    on_item: Callable[[], None] | None = None,
+    on_total: Callable[[int, int], None] | None = None,
+) -> BulkReport:
+    """Enrol every image of a folder (one sub-folder per subject) or CSV, resuming a job
+    interrupted earlier on the same source. ``on_total(total, already_done)`` is called once
+    before work starts; ``on_item`` after each image."""
+    gallery = ws.store.get_gallery_by_name(gallery_name)
+    authorize(actor, Operation.ENROL, gallery.name)
+    items = read_image_set(source)
+    base = source if source.is_dir() else source.parent
+    source_key = str(source.resolve())
+    job = ws.store.find_open_job(gallery.id, source_key)
+    resumed = job is not None
+    if job is None:
+        job = ws.store.start_job(gallery.id, source_key, started_by=actor.id)
+    done = ws.store.job_item_keys(job.id)
+    keyed = [(item, _item_key(item, base)) for item in items]
+    todo = [(item, key) for item, key in keyed if key not in done]
+    report = BulkReport(
+        gallery.name, str(source), job.id, resumed, len(items), len(items) - len(todo)
+    )
+    if on_total:
+        on_total(len(items), report.already_done)
+    ws.indexes.get(gallery, ws.engine.card.dimension)  # open + reconcile before writing
+    writer = _BatchWriter(ws, actor, gallery, job.id, report, legal_basis, str(source))
+    started = time.monotonic()
+    settings = enrolment_settings(ws.settings)
+    for i, out in iter_embed_paths([it.path for it, _ in todo], settings, enrolment=True):
+        item, key = todo[i]
+        writer.add(item, key, out)
+        if on_item:
+            on_item()
+    writer.flush()
+    ws.indexes.save(gallery)
+    ws.store.finish_job(job.id)
+    report.seconds = time.monotonic() - started
+    enrolled_subjects = {
+        s for s in {it.subject for it in items} if ws.store.find_subject(gallery.id, s) is not None
+    }
+    report.subjects_without_template = sorted({it.subject for it in items} - enrolled_subjects)
+    ws.audit.append(
+        AuditRecord(
+            operation=AuditOp.ENROL,
+            actor=actor.id,
+            galleries=(gallery.name,),
+            model_id=ws.engine.card.id,
+            details={
+                "job_id": job.id,
+                "source": str(source),
+                "resumed": resumed,
+                "enrolled": report.enrolled,
+                "duplicates": report.duplicates,
+                "rejected": len(report.rejected),
+            },
+        )
+    )
+    return report
+
+
+__all__ = ["BulkReport", "EnrolResult", "FaceLedgerError", "enrol_bulk", "enrol_image"]

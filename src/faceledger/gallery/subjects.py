@@ -1,0 +1,158 @@
+"""Removing people and galleries verifiably, and subject access requests.
+
+Deleting a subject removes its templates from the store and the index in one step and writes
+an erasure receipt (what was removed, the image hashes, when, by whom) to the audit log;
+``verify_erased`` later proves from that receipt that nothing of it remains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from faceledger.access import Operation, User, authorize
+from faceledger.audit import AuditOp, AuditRecord
+from faceledger.errors import InvalidArgument, NotFound
+from faceledger.gallery.workspace import Workspace
+from faceledger.store import Removed
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    audit_seq: int
+    gallery: str
+    subject: str
+    template_ids: tuple[int, ...]
+    image_sha256s: tuple[str, ...]
+
+
+def delete_subject(
+    ws: Workspace, actor: User, gallery_name: str, external_id: str, *, reason: str
+) -> ErasureReceipt:
+    if not reason.strip():
+        raise InvalidArgument("deleting a subject needs a reason (it is kept in the receipt)")
+    gallery = ws.store.get_gallery_by_name(gallery_name)
+    authorize(actor, Operation.DELETE_SUBJECT, gallery.name)
+    subject = ws.store.find_subject(gallery.id, external_id)
+    if subject is None:
+        raise NotFound(f"no subject {external_id!r} in gallery {gallery.name!r}")
+    removed = ws.store.delete_subject(subject.id)
+    ws.indexes.remove(gallery.id, removed.template_ids)
+    ws.indexes.save(gallery)
+    return _receipt(ws, actor, gallery.name, external_id, removed, reason)
+
+
+def _receipt(
+    ws: Workspace, actor: User, gallery: str, subject: str, removed: Removed, reason: str
+) -> ErasureReceipt:
+    entry = ws.audit.append(
+        AuditRecord(
+            operation=AuditOp.ERASURE_RECEIPT,
+            actor=actor.id,
+            galleries=(gallery,),
+            details={
+                "subject": subject,
+                "reason": reason,
+                "template_ids": list(removed.template_ids),
+                "image_sha256s": list(removed.image_sha256s),
+            },
+        )
+    )
+    return ErasureReceipt(entry.seq, gallery, subject, removed.template_ids, removed.image_sha256s)
+
+
+def delete_gallery(ws: Workspace, actor: User, gallery_name: str, *, reason: str) -> int:
+    """Delete a gallery with everything in it; returns the number of templates removed."""
+    gallery = ws.store.get_gallery_by_name(gallery_name)
+    authorize(actor, Operation.GALLERY_MANAGE, gallery.name)
+    removed = ws.store.delete_gallery(gallery.id)
+    ws.indexes.drop(gallery)
+    ws.audit.append(
+        AuditRecord(
+            operation=AuditOp.GALLERY_DELETE,
+            actor=actor.id,
+            galleries=(gallery.name,),
+            details={
+                "reason": reason,
+                "subjects": [s.external_id for s in removed.subjects],
+                "template_ids": list(removed.template_ids),
+                "image_sha256s": list(removed.image_sha256s),
+            },
+        )
+    )
+    return len(removed.template_ids)
+
+
+def verify_erased(ws: Workspace, receipt_seq: int) -> dict[str, Any]:
+    """Check an erasure receipt: the chain verifies, and neither the store nor the index
+    holds any of the receipt's templates or image hashes."""
+    entry = ws.audit.get(receipt_seq)
+    if entry.record.operation != AuditOp.ERASURE_RECEIPT:
+        raise InvalidArgument(f"audit entry {receipt_seq} is not an erasure receipt")
+    details = dict(entry.record.details)
+    gallery_name = entry.record.galleries[0]
+    raw_ids = details.get("template_ids") or []
+    raw_hashes = details.get("image_sha256s") or []
+    if not isinstance(raw_ids, list) or not isinstance(raw_hashes, list):
+        raise InvalidArgument(f"audit entry {receipt_seq} is a malformed erasure receipt")
+    tids = [int(str(t)) for t in raw_ids]
+    hashes = [str(h) for h in raw_hashes]
+    chain = ws.audit.verify()
+    in_store = sorted(ws.store.get_templates(tids))
+    in_index: list[int] = []
+    images_held: list[str] = []
+    subject_held = False
+    try:
+        gallery = ws.store.get_gallery_by_name(gallery_name)
+    except NotFound:
+        gallery = None
+    if gallery is not None:
+        idx = ws.indexes.get(gallery, ws.engine.card.dimension)
+        if tids:
+            mask = idx.contains(np.asarray(tids, dtype=np.int64))
+            in_index = [t for t, m in zip(tids, mask, strict=True) if m]
+        images_held = [h for h in hashes if ws.store.has_image(gallery.id, h)]
+        subject_held = ws.store.find_subject(gallery.id, str(details.get("subject"))) is not None
+    ok = chain.ok and not in_store and not in_index and not images_held
+    return {
+        "ok": ok,
+        "receipt_seq": receipt_seq,
+        "subject": details.get("subject"),
+        "gallery": gallery_name,
+        "erased_at": entry.timestamp.isoformat(),
+        "erased_by": entry.record.actor,
+        "audit_chain_ok": chain.ok,
+        "templates_in_store": in_store,
+        "templates_in_index": in_index,
+        "image_hashes_still_enrolled": images_held,
+        "subject_id_reused": subject_held,
+    }
+
+
+def export_subject(
+    ws: Workspace, actor: User, gallery_name: str, external_id: str
+) -> dict[str, Any]:
+    """Everything held on one subject (subject access request), as JSON-able data."""
+    gallery = ws.store.get_gallery_by_name(gallery_name)
+    authorize(actor, Operation.VIEW_IMAGES, gallery.name)
+    subject = ws.store.find_subject(gallery.id, external_id)
+    if subject is None:
+        raise NotFound(f"no subject {external_id!r} in gallery {gallery.name!r}")
+    data = ws.store.export_subject(subject.id)
+    searches = [
+        {
+            "seq": e.seq,
+            "timestamp": e.timestamp.isoformat(),
+            "actor": e.record.actor,
+            "purpose": e.record.purpose,
+            "case_ref": e.record.case_ref,
+        }
+        for e in ws.audit.entries(operation=AuditOp.SEARCH)
+        if any(
+            c.gallery == gallery.name and c.subject_id == external_id for c in e.record.candidates
+        )
+    ]
+    data["appeared_in_searches"] = searches
+    return data

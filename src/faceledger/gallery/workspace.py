@@ -1,0 +1,99 @@
+"""A workspace: one database (store + audit + access + reviews), its indexes and an Engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from faceledger.access import AccessControl, Role, User
+from faceledger.access.policy import GrantLevel
+from faceledger.audit import AuditLog, load_signing_key, utc_now
+from faceledger.config import Settings
+from faceledger.errors import InvalidArgument
+from faceledger.gallery.indexes import IndexManager
+from faceledger.pipeline import Engine
+from faceledger.review import Reviews
+from faceledger.store import SqlStore, TemplateCipher, open_database
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    db: sa.Engine
+    store: SqlStore
+    audit: AuditLog
+    access: AccessControl
+    reviews: Reviews
+    indexes: IndexManager
+    clock: Callable[[], datetime] = field(default=utc_now)
+    _engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self.settings)
+        return self._engine
+
+    def close(self) -> None:
+        self.indexes.save_all()
+        self.indexes.close()
+        self.db.dispose()
+
+
+def _read_key_file(settings: Settings) -> TemplateCipher | None:
+    if settings.template_key is None:
+        return None
+    try:
+        text = settings.template_key.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"cannot read template key {settings.template_key}: {exc}") from exc
+    return TemplateCipher.from_text(text)
+
+
+def open_workspace(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    engine: Engine | None = None,
+) -> Workspace:
+    """Open (creating if needed) the database and indexes named by ``settings``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url or str(settings.data_dir / "faceledger.db")
+    db = open_database(url)
+    signing = None
+    if settings.audit_signing_key is not None:
+        try:
+            signing = load_signing_key(settings.audit_signing_key.read_bytes())
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read audit signing key: {exc}") from exc
+    store = SqlStore(db, cipher=_read_key_file(settings), clock=clock)
+    store.check_encryption()
+    audit = AuditLog(
+        db, clock=clock, signing_key=signing, keep_probe_images=settings.keep_probe_images
+    )
+    ws = Workspace(
+        settings=settings,
+        db=db,
+        store=store,
+        audit=audit,
+        access=AccessControl(audit),
+        reviews=Reviews(audit, two_person_rule=settings.two_person_rule),
+        indexes=IndexManager(store, settings.data_dir / "indexes"),
+        clock=clock,
+        _engine=engine,
+    )
+    return ws
+
+
+def local_operator(ws: Workspace, name: str) -> User:
+    """The person at the command line of a local workspace.
+
+    Whoever can open the database file already holds every right over it, so the CLI acts
+    with every role and an ``enrol`` grant on every gallery; what it does is still audited
+    under ``name`` with its purpose. The service (``faceledger serve``) enforces real roles.
+    """
+    grants = {g.name: GrantLevel.ENROL for g in ws.store.list_galleries()}
+    return User(id=name, roles=frozenset(Role), grants=grants, display_name=f"{name} (local)")
