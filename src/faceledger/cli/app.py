@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from faceledger.cli import calibrate_cmd, core_cmds, demo
+from faceledger.cli import audit_cmds, calibrate_cmd, core_cmds, demo, gallery_cmds
+from faceledger.cli.eval_cmd import eval_app
 from faceledger.config import Settings
 
 app = typer.Typer(
@@ -30,19 +31,36 @@ def root(
     model_dir: Annotated[
         Path | None, typer.Option(help="Extra folder of model cards (JSON).")
     ] = None,
+    operator: Annotated[
+        str | None, typer.Option(help="Your name in the audit log (default: the OS user).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Workspace folder (database, indexes, caches).")
+    ] = None,
+    database: Annotated[str | None, typer.Option(help="SQLite path or postgresql:// URL.")] = None,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes for bulk work (0 = one per core).")
     ] = None,
 ) -> None:
     """Settings come from FACELEDGER_* environment variables, overridden by these options."""
     ctx.obj = Settings.from_env(
-        os.environ, detector=detector, model_id=model, model_dir=model_dir, workers=workers
+        os.environ,
+        detector=detector,
+        model_id=model,
+        model_dir=model_dir,
+        workers=workers,
+        operator=operator,
+        data_dir=data_dir,
+        database_url=database,
     )
 
 
 core_cmds.register(app)
 calibrate_cmd.register(app)
 demo.register(app)
+gallery_cmds.register(app)
+audit_cmds.register(app)
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

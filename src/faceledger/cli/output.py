@@ -18,6 +18,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -102,13 +103,31 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:5.1f}/s" if speed else "  ?/s", style="progress.data.speed")
 
 
+class ProgressHandle:
+    """What a long command reports progress through."""
+
+    def __init__(self, progress: Progress | None, task: TaskID | None) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def set_total(self, total: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=total)
+
+    def __call__(self, *_: object) -> None:
+        self.advance()
+
+
 @contextmanager
 def progress_bar(
-    description: str, total: int, enabled: bool = True
-) -> Iterator[Callable[[], None]]:
-    """A rich progress bar (rate, ETA) yielding an ``advance()`` callable."""
+    description: str, total: int | None, enabled: bool = True
+) -> Iterator[ProgressHandle]:
+    """A rich progress bar (count, rate, elapsed, ETA) on stderr."""
     if not enabled:
-        yield lambda: None
+        yield ProgressHandle(None, None)
         return
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -120,4 +139,4 @@ def progress_bar(
     )
     with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda: progress.advance(task)
+        yield ProgressHandle(progress, task)

@@ -9,6 +9,7 @@ from faceledger.gallery.indexes import IndexManager
 from faceledger.gallery.search import Candidate, FaceCandidates, SearchResult, search
 from faceledger.gallery.subjects import (
     ErasureReceipt,
+    apply_retention,
     delete_gallery,
     delete_subject,
     export_subject,
@@ -24,6 +25,7 @@ __all__ = [
     "IndexManager",
     "SearchResult",
     "Workspace",
+    "apply_retention",
     "delete_gallery",
     "delete_subject",
     "enrol_bulk",

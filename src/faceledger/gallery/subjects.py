@@ -8,6 +8,7 @@ an erasure receipt (what was removed, the image hashes, when, by whom) to the au
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -156,3 +157,43 @@ def export_subject(
     ]
     data["appeared_in_searches"] = searches
     return data
+
+
+def apply_retention(
+    ws: Workspace, actor: User, *, now: datetime | None = None, gallery: str | None = None
+) -> list[ErasureReceipt]:
+    """Erase every subject held longer than its gallery's retention period (one receipt
+    each) and log the purge."""
+    gid = ws.store.get_gallery_by_name(gallery).id if gallery else None
+    authorize(actor, Operation.RETENTION_APPLY, gallery)
+    at = now or ws.clock()
+    receipts: list[ErasureReceipt] = []
+    names = {g.id: g.name for g in ws.store.list_galleries()}
+    for subject in ws.store.list_expired_subjects(now=at, gallery_id=gid):
+        g = ws.store.get_gallery(subject.gallery_id)
+        removed = ws.store.delete_subject(subject.id)
+        ws.indexes.remove(g.id, removed.template_ids)
+        ws.indexes.save(g)
+        receipts.append(
+            _receipt(
+                ws,
+                actor,
+                names[g.id],
+                subject.external_id,
+                removed,
+                f"retention period of {g.retention_days} days expired",
+            )
+        )
+    ws.audit.append(
+        AuditRecord(
+            operation=AuditOp.RETENTION_PURGE,
+            actor=actor.id,
+            galleries=tuple(sorted({r.gallery for r in receipts})),
+            details={
+                "count": len(receipts),
+                "as_of": at.isoformat(),
+                "receipts": [r.audit_seq for r in receipts],
+            },
+        )
+    )
+    return receipts

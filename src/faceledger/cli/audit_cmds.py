@@ -1,0 +1,166 @@
+"""``audit``, ``retention`` and ``review``: accountability on the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from faceledger.audit import ChainHead, load_verify_key
+from faceledger.cli.output import console, guarded, print_json
+from faceledger.cli.workspace_ctx import workspace
+from faceledger.config import Settings
+from faceledger.errors import InvalidArgument
+from faceledger.gallery import apply_retention
+
+audit_app = typer.Typer(help="Verify, export and report on the audit log.", no_args_is_help=True)
+retention_app = typer.Typer(help="Enforce galleries' retention periods.", no_args_is_help=True)
+review_app = typer.Typer(help="Review the leads of searches.", no_args_is_help=True)
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"not an ISO date/time: {text!r}") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ctx: typer.Context,
+    anchor: Annotated[
+        Path | None, typer.Option(help="A head saved earlier with `audit head` (catches rollback).")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="Trusted Ed25519 public key (PEM/hex) of the signer.")
+    ] = None,
+) -> None:
+    """Check the whole hash chain; exit 1 and name the first bad entry if it fails."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, _):
+            head = ChainHead.from_json(json.loads(anchor.read_text())) if anchor else None
+            vkey = load_verify_key(key.read_bytes()) if key else None
+            rep = ws.audit.verify(verify_key=vkey, anchor=head)
+            if rep.ok:
+                console.print(f"audit log OK: {rep.entries} entries, {rep.signed_entries} signed")
+                return
+            console.print(
+                f"[bold red]audit log BROKEN[/] at entry {rep.first_bad_position}: {rep.reason}"
+            )
+            raise typer.Exit(1)
+
+    guarded(run)
+
+
+@audit_app.command("head")
+def audit_head(ctx: typer.Context) -> None:
+    """Print the chain head (keep copies elsewhere to detect truncation or rollback)."""
+    settings: Settings = ctx.obj
+    with workspace(settings) as (ws, _):
+        print_json(ws.audit.head().to_json())
+
+
+@audit_app.command("export")
+def audit_export(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option(help="JSONL file (default: stdout).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="ISO date/time.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="ISO date/time.")] = None,
+) -> None:
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, _):
+            if out:
+                with out.open("w", encoding="utf-8") as fh:
+                    n = ws.audit.export_jsonl(fh, _when(start), _when(end))
+                console.print(f"exported {n} entries to {out}")
+            else:
+                ws.audit.export_jsonl(sys.stdout, _when(start), _when(end))
+
+    guarded(run)
+
+
+@audit_app.command("report")
+def audit_report(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option("--from", help="ISO date/time.")],
+    end: Annotated[str, typer.Option("--to", help="ISO date/time.")],
+) -> None:
+    """Searches by purpose and gallery, candidate and confirmation rates, reviewers, deletions."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, _):
+            s, e = _when(start), _when(end)
+            assert s is not None and e is not None
+            print_json(ws.audit.report(s, e))
+
+    guarded(run)
+
+
+@retention_app.command("apply")
+def retention_apply(
+    ctx: typer.Context,
+    gallery: Annotated[str | None, typer.Option(help="Only this gallery.")] = None,
+) -> None:
+    """Erase subjects held past their gallery's retention period; logs a receipt for each."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            receipts = apply_retention(ws, me, gallery=gallery)
+            if receipts:
+                ws.store.compact()
+            console.print(f"retention: {len(receipts)} subject(s) erased")
+            for r in receipts:
+                console.print(f"  {r.gallery}/{r.subject}: receipt = audit entry {r.audit_seq}")
+
+    guarded(run)
+
+
+@review_app.command("list")
+def review_list(ctx: typer.Context) -> None:
+    """Searches with leads awaiting a decision by the operator."""
+    settings: Settings = ctx.obj
+    with workspace(settings) as (ws, me):
+        for rec in ws.reviews.awaiting_review(me):
+            console.print(f"{rec.search_id} by {rec.actor} ({rec.purpose}, case {rec.case_ref}):")
+            for lead in rec.leads:
+                console.print(
+                    f"  #{lead.rank} {lead.lead.gallery}/{lead.lead.subject_id} "
+                    f"score {lead.lead.score:.4f}: {lead.status}"
+                )
+
+
+@review_app.command("decide")
+def review_decide(
+    ctx: typer.Context,
+    search_id: str,
+    rank: int,
+    verdict: Annotated[str, typer.Argument(help="confirmed, rejected or inconclusive")],
+    note: Annotated[str, typer.Option(help="Why (required).")],
+) -> None:
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            state = ws.reviews.decide(me, search_id, rank, verdict, note)
+            console.print(f"lead #{rank} of {search_id}: {state.status}")
+
+    guarded(run)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(retention_app, name="retention")
+    app.add_typer(review_app, name="review")

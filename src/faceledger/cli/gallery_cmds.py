@@ -1,0 +1,429 @@
+"""``gallery``, ``enroll``, ``search`` and ``subject``: galleries and 1:N on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from faceledger.access import Operation, authorize
+from faceledger.audit import AuditOp, AuditRecord
+from faceledger.cli.output import console, fmr_text, guarded, print_json, progress_bar
+from faceledger.cli.workspace_ctx import workspace
+from faceledger.config import Settings
+from faceledger.gallery import (
+    delete_gallery,
+    delete_subject,
+    enrol_bulk,
+    enrol_image,
+    export_subject,
+    search,
+    verify_erased,
+)
+from faceledger.gallery.search import SearchResult
+from faceledger.store import LegalBasis
+
+gallery_app = typer.Typer(help="Create, list, show and delete galleries.", no_args_is_help=True)
+subject_app = typer.Typer(
+    help="Show, export, delete subjects; verify erasure.", no_args_is_help=True
+)
+
+
+@gallery_app.command("create")
+def gallery_create(
+    ctx: typer.Context,
+    name: str,
+    legal_basis: Annotated[
+        LegalBasis, typer.Option(help="Default legal basis for holding its subjects' data.")
+    ],
+    description: Annotated[str, typer.Option()] = "",
+    retention_days: Annotated[
+        int | None, typer.Option(help="Erase subjects after this many days.")
+    ] = None,
+) -> None:
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            authorize(me, Operation.GALLERY_CREATE)
+            g = ws.store.create_gallery(
+                name,
+                model_id=ws.engine.card.id,
+                created_by=me.id,
+                legal_basis=legal_basis,
+                description=description,
+                retention_days=retention_days,
+            )
+            ws.audit.append(
+                AuditRecord(
+                    operation=AuditOp.GALLERY_CREATE,
+                    actor=me.id,
+                    galleries=(g.name,),
+                    model_id=g.model_id,
+                    details={"legal_basis": str(g.legal_basis), "retention_days": retention_days},
+                )
+            )
+            console.print(f"created gallery {g.name!r} (model {g.model_id})")
+
+    guarded(run)
+
+
+@gallery_app.command("list")
+def gallery_list(
+    ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, _):
+            rows = []
+            for g in ws.store.list_galleries():
+                c = ws.store.counts(g.id)
+                rows.append(
+                    {
+                        "name": g.name,
+                        "model_id": g.model_id,
+                        "subjects": c.subjects,
+                        "templates": c.templates,
+                        "legal_basis": str(g.legal_basis),
+                        "retention_days": g.retention_days,
+                        "created_at": g.created_at.isoformat(),
+                        "created_by": g.created_by,
+                    }
+                )
+            if json_out:
+                print_json(rows)
+                return
+            table = Table(title="galleries")
+            for col in ("name", "subjects", "templates", "model", "legal basis", "retention"):
+                table.add_column(col)
+            for r in rows:
+                table.add_row(
+                    str(r["name"]),
+                    str(r["subjects"]),
+                    str(r["templates"]),
+                    str(r["model_id"]),
+                    str(r["legal_basis"]),
+                    f"{r['retention_days']} d" if r["retention_days"] else "-",
+                )
+            console.print(table)
+
+    guarded(run)
+
+
+@gallery_app.command("show")
+def gallery_show(
+    ctx: typer.Context,
+    name: str,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int, typer.Option(help="Subjects to list.")] = 50,
+) -> None:
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            g = ws.store.get_gallery_by_name(name)
+            authorize(me, Operation.LIST_SUBJECTS, g.name)
+            c = ws.store.counts(g.id)
+            page = ws.store.list_subjects(g.id, limit=limit)
+            sync = ws.indexes.sync(g, ws.engine.card.dimension)
+            data = {
+                "name": g.name,
+                "description": g.description,
+                "model_id": g.model_id,
+                "legal_basis": str(g.legal_basis),
+                "retention_days": g.retention_days,
+                "subjects": c.subjects,
+                "templates": c.templates,
+                "index": g.index_description,
+                "index_agrees_with_store": sync.agreed,
+                "first_subjects": [s.external_id for s in page.items],
+            }
+            if json_out:
+                print_json(data)
+            else:
+                for k, v in data.items():
+                    console.print(f"[bold]{k}[/]: {v}")
+
+    guarded(run)
+
+
+@gallery_app.command("delete")
+def gallery_delete(
+    ctx: typer.Context,
+    name: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    settings: Settings = ctx.obj
+    if not yes:
+        typer.confirm(f"delete gallery {name!r} and everything in it?", abort=True)
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            n = delete_gallery(ws, me, name, reason=reason)
+            ws.store.compact()
+            console.print(f"deleted gallery {name!r} ({n} templates); database compacted")
+
+    guarded(run)
+
+
+def enroll(
+    ctx: typer.Context,
+    gallery: Annotated[str, typer.Argument(help="Gallery name.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="An image (with --subject), a folder with one sub-folder per subject, or a "
+            "CSV 'image,subject[,attributes...]'."
+        ),
+    ],
+    subject: Annotated[
+        str | None, typer.Option(help="Subject id when enrolling one image.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name (one image).")] = None,
+    legal_basis: Annotated[LegalBasis | None, typer.Option()] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the bulk report (rejected images...) as JSON.")
+    ] = None,
+) -> None:
+    """Enrol one image, or a folder/CSV in bulk on all cores (resumable: run it again)."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            if source.is_file() and source.suffix.lower() != ".csv":
+                if not subject:
+                    raise typer.BadParameter("enrolling one image needs --subject")
+                res = enrol_image(
+                    ws, me, gallery, source, subject, display_name=name, legal_basis=legal_basis
+                )
+                console.print(
+                    f"enrolled {source.name} as {res.subject.external_id} "
+                    f"(template {res.template_id}, quality {res.face.quality.score:.0f})"
+                )
+                return
+            with progress_bar("enrolling", None) as bar:
+                rep = enrol_bulk(
+                    ws,
+                    me,
+                    gallery,
+                    source,
+                    legal_basis=legal_basis,
+                    on_total=lambda total, done: bar.set_total(total - done),
+                    on_item=bar.advance,
+                )
+            console.print(
+                f"job {rep.job_id}{' (resumed)' if rep.resumed else ''}: {rep.enrolled} enrolled, "
+                f"{rep.duplicates} duplicate(s) skipped, {len(rep.rejected)} rejected, "
+                f"{rep.already_done} done before; {rep.seconds:.1f} s"
+            )
+            for key, why in rep.rejected[:20]:
+                console.print(f"  rejected {key}: {why}")
+            if len(rep.rejected) > 20:
+                console.print(f"  … {len(rep.rejected) - 20} more (see --report)")
+            if rep.subjects_without_template:
+                console.print(
+                    f"  subjects with no usable image: {', '.join(rep.subjects_without_template)}"
+                )
+            if report:
+                report.write_text(json.dumps(rep.as_json(), indent=1) + "\n")
+
+    guarded(run)
+
+
+def _print_search(res: SearchResult) -> None:
+    console.print(
+        f"search {res.search_id} (audit entry {res.audit_seq}) of {', '.join(res.galleries)}: "
+        f"{res.templates_searched} templates at target FPIR {res.target_fpir:g}"
+    )
+    for i, face in enumerate(res.faces):
+        q = face.face.quality
+        flags = f" flags: {', '.join(q.flags)}" if q.flags else ""
+        console.print(
+            f"face {i}: quality {q.score:.0f}/100{flags}; threshold {face.threshold:.4f} "
+            f"(per-comparison FMR {face.comparison_fmr:.1e})"
+        )
+        if not face.candidates:
+            console.print(
+                "  [bold]no candidate[/]: nobody in the galleries scored above the threshold"
+            )
+            continue
+        table = Table(show_header=True)
+        for col in ("rank", "gallery", "subject", "name", "similarity", "est. FMR"):
+            table.add_column(col)
+        for c in face.candidates:
+            table.add_row(
+                str(c.rank),
+                c.gallery,
+                c.external_id,
+                c.display_name or "",
+                f"{c.score:.4f}",
+                fmr_text(c.fmr),
+            )
+        console.print(table)
+    console.print(
+        "[dim]Candidates are leads for trained reviewers, not identifications; "
+        "record review decisions before acting on any.[/]"
+    )
+
+
+def _search_json(res: SearchResult) -> dict[str, object]:
+    from faceledger.cli.output import face_json, fmr_json
+
+    return {
+        "search_id": res.search_id,
+        "audit_seq": res.audit_seq,
+        "probe_sha256": res.probe_sha256,
+        "galleries": list(res.galleries),
+        "model_id": res.model_id,
+        "target_fpir": res.target_fpir,
+        "templates_searched": res.templates_searched,
+        "faces": [
+            {
+                "face": face_json(f.face),
+                "outcome": f.outcome,
+                "threshold": f.threshold,
+                "comparison_fmr": f.comparison_fmr,
+                "candidates": [
+                    {
+                        "rank": c.rank,
+                        "gallery": c.gallery,
+                        "subject": c.external_id,
+                        "display_name": c.display_name,
+                        "score": round(c.score, 6),
+                        "estimated_fmr": fmr_json(c.fmr),
+                        "template_id": c.template_id,
+                    }
+                    for c in f.candidates
+                ],
+            }
+            for f in res.faces
+        ],
+    }
+
+
+def search_cmd(
+    ctx: typer.Context,
+    image: Annotated[Path, typer.Argument(help="Probe image.")],
+    gallery: Annotated[
+        list[str], typer.Option("--gallery", "-g", help="Gallery to search (repeat).")
+    ],
+    purpose: Annotated[str, typer.Option(help="Why this search is done (required, audited).")],
+    case: Annotated[str, typer.Option(help="Case reference (required, audited).")],
+    k: Annotated[int | None, typer.Option(help="Longest candidate list per face.")] = None,
+    fpir: Annotated[
+        float | None, typer.Option(help="Target false-positive identification rate.")
+    ] = None,
+    all_faces: Annotated[bool, typer.Option("--all-faces", help="Search every face.")] = False,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """1:N search: a ranked candidate list for human review, or "no candidate"."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            res = search(
+                ws,
+                me,
+                image,
+                gallery,
+                purpose=purpose,
+                case_ref=case,
+                k=k,
+                fpir=fpir,
+                all_faces=all_faces,
+            )
+            if json_out:
+                print_json(_search_json(res))
+            else:
+                _print_search(res)
+
+    guarded(run)
+
+
+@subject_app.command("show")
+def subject_show(ctx: typer.Context, gallery: str, subject: str) -> None:
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            data = export_subject(ws, me, gallery, subject)
+            data.pop("templates", None)
+            print_json(data)
+
+    guarded(run)
+
+
+@subject_app.command("export")
+def subject_export(
+    ctx: typer.Context,
+    gallery: str,
+    subject: str,
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout).")] = None,
+) -> None:
+    """Everything held on one subject, as JSON (subject access request)."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            data = export_subject(ws, me, gallery, subject)
+            text = json.dumps(data, indent=1, default=str) + "\n"
+            if out:
+                out.write_text(text)
+                console.print(f"wrote {out}")
+            else:
+                typer.echo(text)
+
+    guarded(run)
+
+
+@subject_app.command("delete")
+def subject_delete(
+    ctx: typer.Context,
+    gallery: str,
+    subject: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the erasure receipt).")],
+    compact: Annotated[bool, typer.Option(help="Reclaim disk space now.")] = True,
+) -> None:
+    """Erase a subject from store and index at once; prints the erasure receipt."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            r = delete_subject(ws, me, gallery, subject, reason=reason)
+            if compact:
+                ws.store.compact()
+            console.print(
+                f"erased {subject} from {gallery}: {len(r.template_ids)} template(s); "
+                f"erasure receipt = audit entry {r.audit_seq}"
+            )
+
+    guarded(run)
+
+
+@subject_app.command("verify-erased")
+def subject_verify_erased(
+    ctx: typer.Context,
+    receipt: Annotated[int, typer.Argument(help="Audit entry number of the erasure receipt.")],
+) -> None:
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, _):
+            result = verify_erased(ws, receipt)
+            print_json(result)
+            if not result["ok"]:
+                raise typer.Exit(1)
+
+    guarded(run)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gallery_app, name="gallery")
+    app.add_typer(subject_app, name="subject")
+    app.command("enroll")(enroll)
+    app.command("search")(search_cmd)

@@ -1,0 +1,29 @@
+"""Opening the local workspace for a command, and who the operator is."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from faceledger.access import User
+from faceledger.config import Settings
+from faceledger.gallery import Workspace, local_operator, open_workspace
+
+
+def operator_name(settings: Settings) -> str:
+    if settings.operator:
+        return settings.operator
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "local-operator"
+
+
+@contextmanager
+def workspace(settings: Settings) -> Iterator[tuple[Workspace, User]]:
+    ws = open_workspace(settings)
+    try:
+        yield ws, local_operator(ws, operator_name(settings))
+    finally:
+        ws.close()
