@@ -237,3 +237,6 @@ class Decision:
     threshold: float
     outcome: Outcome
     model_id: str
+    group_fmr: tuple[tuple[str, float], ...] = ()
+    """Measured false-match rate at ``threshold`` within each calibrated group (the
+    threshold is one number; groups' impostors do not score alike)."""

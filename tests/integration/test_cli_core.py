@@ -73,7 +73,7 @@ def test_models_json() -> None:
     assert r.returncode == 0, r.stderr
     cards = json.loads(r.stdout)
     dlib = next(c for c in cards if c["id"] == "dlib-resnet-v1")
-    assert dlib["dimension"] == 128 and dlib["calibration"]["impostor_pairs"] > 1_000_000
+    assert dlib["dimension"] == 128 and dlib["calibration"]["impostor_pairs"] > 500_000
     assert all(len(f["sha256"]) == 64 for f in dlib["files"])
 
 

@@ -118,6 +118,13 @@ def verify(
         f"  similarity {dec.score:.4f} (threshold {dec.threshold:.4f}); estimated false-match "
         f"rate of this score: {fmr_text(dec.fmr)} (from {dec.fmr.impostor_pairs:,} impostor pairs)"
     )
+    if dec.group_fmr:
+        worst = max(dec.group_fmr, key=lambda g: g[1])
+        console.print(
+            "  measured FMR at this threshold by group: "
+            + ", ".join(f"{n} {v:.1e}" for n, v in dec.group_fmr)
+            + f" (worst: {worst[0]})"
+        )
     for label, f in (("A", res.a), ("B", res.b)):
         flags = ", ".join(f.quality.flags)
         console.print(

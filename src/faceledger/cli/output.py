@@ -92,6 +92,7 @@ def decision_json(dec: Decision) -> dict[str, Any]:
         "target_fmr": dec.target_fmr,
         "threshold": round(dec.threshold, 6),
         "model_id": dec.model_id,
+        "group_fmr_at_threshold": dict(dec.group_fmr),
     }
 
 

@@ -30,4 +30,11 @@ def decide(a: Template, b: Template, card: ModelCard, target_fmr: float) -> Deci
         threshold=threshold,
         outcome=Outcome.MATCH if score >= threshold else Outcome.NO_MATCH,
         model_id=card.id,
+        group_fmr=group_fmr_at(table, threshold),
+    )
+
+
+def group_fmr_at(table: CalibrationTable, threshold: float) -> tuple[tuple[str, float], ...]:
+    return tuple(
+        (name, curve.fmr_at(threshold).value) for name, curve in sorted(table.groups.items())
     )
