@@ -75,6 +75,8 @@ class Settings:
     """PEM file of an Ed25519 key signing every audit entry."""
     template_key: Path | None = None
     """File holding a 32-byte key (raw or hex): templates are AES-GCM encrypted at rest."""
+    operator: str | None = None
+    """Who is at the command line (recorded in the audit log); default: the OS user."""
     # storage and work
     database_url: str | None = None
     """SQLite path/URL or postgresql://...; default: <data_dir>/faceledger.db."""
