@@ -1,0 +1,242 @@
+"""Choosing, building, loading and rebuilding indexes.
+
+``choose_index`` turns a gallery's expected size, a recall target and an optional memory
+budget into an :class:`IndexChoice` (kind + parameters, recorded in the gallery through
+``describe()``). ``rebuild`` builds a complete new index from the store's templates; it holds
+no lock and touches no shared state, so the gallery layer runs it off the request path (a
+worker thread: faiss releases the GIL) and swaps the result in, replaying the adds and
+removes made meanwhile. ``needs_rebuild`` says when the current index no longer fits.
+The thresholds come from ``benchmarks/search_scale.py`` (see its README).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from faceledger.errors import InvalidArgument
+from faceledger.index._persist import peek_kind
+from faceledger.index.base import RerankSource, VectorIndex, as_ids, as_vectors
+from faceledger.index.exact import ExactIndex
+from faceledger.index.faiss_index import FaissFlatIndex, FaissHNSWIndex
+from faceledger.index.faiss_ivf import FaissIVFIndex
+
+FLAT_MAX = 50_000
+"""Up to this size exhaustive search answers in about a millisecond on one core."""
+
+IVF_TRAIN_SAMPLE = 64
+"""Training vectors per IVF cell: above faiss' 39-per-cell floor, k-means stays ~30 s at 1M."""
+
+_FILE_BACKENDS: dict[str, type[VectorIndex]] = {
+    ExactIndex.kind: ExactIndex,
+    FaissFlatIndex.kind: FaissFlatIndex,
+    FaissHNSWIndex.kind: FaissHNSWIndex,
+    FaissIVFIndex.kind: FaissIVFIndex,
+}
+
+KINDS = (*_FILE_BACKENDS, "milvus")
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    """An index kind with its parameters, and why it was chosen."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+def ivf_nlist(size: int) -> int:
+    """Cells for an IVF over ``size`` templates."""
+    # ~2·sqrt(n) cells, a power of two, at least 64 templates per cell
+    target = 2 * math.sqrt(max(size, 1))
+    nlist = 2 ** max(4, round(math.log2(target)))
+    while nlist > 16 and size / nlist < 64:
+        nlist //= 2
+    return int(nlist)
+
+
+def choose_index(
+    expected_size: int,
+    recall_target: float = 0.99,
+    *,
+    max_bytes_per_template: int | None = None,
+) -> IndexChoice:
+    """Pick flat, HNSW or IVF for a gallery expected to hold ``expected_size`` templates.
+
+    ``recall_target`` is the wanted recall@10 against exact search; ``max_bytes_per_template``
+    the in-memory budget of the index (full templates then stay in the store and are read
+    back only to re-rank a shortlist).
+    """
+    if expected_size < 0:
+        raise InvalidArgument("expected_size must be non-negative")
+    if not 0.0 < recall_target <= 1.0:
+        raise InvalidArgument("recall_target must be in (0, 1]")
+    if max_bytes_per_template is not None and max_bytes_per_template < 24:
+        raise InvalidArgument("no index stores a template in fewer than 24 bytes")
+    if recall_target >= 1.0 or expected_size <= FLAT_MAX:
+        return IndexChoice(
+            "faiss-flat",
+            {"shortlist": 32},
+            "exhaustive search: exact, and fast enough at this size"
+            if recall_target < 1.0
+            else "recall 1.0 asked: only exhaustive search guarantees it",
+        )
+    nlist = ivf_nlist(expected_size)
+    if max_bytes_per_template is not None and max_bytes_per_template < 600:
+        # PQ codes: pq_m bytes + 8 byte id per template; more sub-quantizers = better shortlist
+        budget = max_bytes_per_template - 8
+        pq_m = max(m for m in (8, 16, 32, 64) if m <= budget or m == 8)
+        nprobe = 32 if recall_target <= 0.95 else 64
+        shortlist = 200 if recall_target <= 0.95 else 400
+        return IndexChoice(
+            "faiss-ivf",
+            {
+                "nlist": nlist,
+                "encoding": "pq",
+                "pq_m": pq_m,
+                "pq_bits": 8,
+                "nprobe": nprobe,
+                "shortlist": shortlist,
+            },
+            f"memory budget {max_bytes_per_template} B/template: IVF-PQ{pq_m} codes in memory, "
+            "shortlist re-ranked from the store",
+        )
+    ef = 64 if recall_target <= 0.95 else 128
+    return IndexChoice(
+        "faiss-hnsw",
+        {"m": 32, "ef_construction": 80, "ef_search": ef, "shortlist": 48},
+        f"HNSW: sub-millisecond queries at recall@10 >= {recall_target} for this size",
+    )
+
+
+def make_index(
+    kind: str,
+    dimension: int,
+    model_id: str,
+    *,
+    rerank_source: RerankSource | None = None,
+    **params: Any,
+) -> VectorIndex:
+    """A new empty index of ``kind`` (``"milvus"`` needs ``client=`` or ``uri=``, ``gallery=``)."""
+    if kind == "milvus":
+        from faceledger.index.milvus_index import MilvusIndex
+
+        uri = params.pop("uri", None)
+        client = params.pop("client", None)
+        token = params.pop("token", None)
+        if client is not None:
+            return MilvusIndex(client, model_id=model_id, dimension=dimension, uri=uri, **params)
+        if uri is None:
+            raise InvalidArgument("a milvus index needs client= or uri=")
+        return MilvusIndex.connect(
+            uri, token=token, model_id=model_id, dimension=dimension, **params
+        )
+    if kind == FaissIVFIndex.kind:
+        return FaissIVFIndex(dimension, model_id, rerank_source=rerank_source, **params)
+    if kind not in _FILE_BACKENDS:
+        raise InvalidArgument(f"unknown index kind {kind!r}; known: {', '.join(KINDS)}")
+    if rerank_source is not None:
+        raise InvalidArgument(f"{kind} keeps its own full templates: no rerank_source")
+    try:
+        return _FILE_BACKENDS[kind](dimension, model_id, **params)
+    except TypeError as exc:
+        raise InvalidArgument(f"bad parameters for a {kind} index: {exc}") from None
+
+
+def from_description(description: dict[str, Any], **runtime: Any) -> VectorIndex:
+    """A new empty index matching a ``describe()`` dict (``runtime``: rerank_source, client...)."""
+    params = dict(description.get("params", {}))
+    params.pop("external_rerank", None)
+    for derived in ("collection", "partition"):
+        params.pop(derived, None)
+    params.update(runtime)
+    return make_index(
+        str(description["kind"]),
+        int(description["dimension"]),
+        str(description["model_id"]),
+        **params,
+    )
+
+
+def load_index(path: str | Path, **options: Any) -> VectorIndex:
+    """Load any file-backed index saved with ``save()`` (options: ``rerank_source=``)."""
+    kind = peek_kind(path)
+    if kind not in _FILE_BACKENDS:
+        raise InvalidArgument(f"{path}: no file loader for index kind {kind!r}")
+    return _FILE_BACKENDS[kind].load(path, **options)
+
+
+def rebuild(
+    ids: npt.ArrayLike,
+    vectors: npt.ArrayLike,
+    choice: IndexChoice,
+    *,
+    dimension: int,
+    model_id: str,
+    rerank_source: RerankSource | None = None,
+    chunk: int = 100_000,
+    seed: int = 1234,
+    progress: Callable[[int, int], None] | None = None,
+) -> VectorIndex:
+    """A new index of ``choice`` holding exactly ``ids``/``vectors`` (trained if it needs it).
+
+    Pure: reads its arguments, returns a new object. Safe to run in a background thread while
+    the old index keeps serving; ``progress(done, total)`` is called after each chunk.
+    """
+    ids_ = as_ids(ids)
+    vecs = as_vectors(vectors, dimension, what="vectors")
+    if vecs.shape[0] != ids_.size:
+        raise InvalidArgument(f"{ids_.size} ids but {vecs.shape[0]} vectors")
+    index = make_index(
+        choice.kind, dimension, model_id, rerank_source=rerank_source, **choice.params
+    )
+    if isinstance(index, FaissIVFIndex):
+        rng = np.random.default_rng(seed)
+        n_train = min(ids_.size, max(index.min_train_size, IVF_TRAIN_SAMPLE * index.nlist))
+        sample = np.sort(rng.choice(ids_.size, size=n_train, replace=False))
+        index.train(vecs[sample], seed=seed)
+    for a in range(0, ids_.size, chunk):
+        b = min(ids_.size, a + chunk)
+        index.add(ids_[a:b], vecs[a:b])
+        if progress is not None:
+            progress(b, int(ids_.size))
+    return index
+
+
+def needs_rebuild(
+    index: VectorIndex,
+    recall_target: float = 0.99,
+    *,
+    max_bytes_per_template: int | None = None,
+) -> IndexChoice | None:
+    """The choice to rebuild to, or None while the current index still fits its gallery.
+
+    Rebuild when the gallery has grown past what its kind was chosen for (or shrunk far
+    below it), when an IVF's cells hold far more templates than they were trained for, or
+    when removals left more than a fifth of an HNSW graph as tombstones.
+    """
+    n = len(index)
+    want = choose_index(n, recall_target, max_bytes_per_template=max_bytes_per_template)
+    desc = index.describe()
+    if index.kind in ("exact", "milvus"):
+        return None  # chosen explicitly, never switched automatically
+    if index.kind == "faiss-flat":
+        return want if n > 2 * FLAT_MAX else None
+    if index.kind == "faiss-hnsw":
+        dead = getattr(index, "dead_fraction", 0.0)
+        if dead > 0.2 or n < FLAT_MAX // 4:
+            return want
+        return None
+    if index.kind == "faiss-ivf":
+        nlist = int(desc["params"]["nlist"])
+        if n < FLAT_MAX // 4 or n > 16 * IVF_TRAIN_SAMPLE * nlist:
+            return want
+        return None
+    return None
