@@ -20,7 +20,7 @@ from faceledger.cache import TemplateCache, open_cache
 from faceledger.cli.output import console, err_console, guarded, progress_bar
 from faceledger.config import Settings
 from faceledger.errors import CalibrationError
-from faceledger.evaluate.identify import SearchFn, exact_search, run_identify
+from faceledger.evaluate.identify import run_identify
 from faceledger.evaluate.impostors import run_impostors
 from faceledger.evaluate.jsonio import dumps, write_json
 from faceledger.evaluate.pairs import run_pairs
@@ -32,6 +32,7 @@ from faceledger.evaluate.report import (
     pairs_html,
     write_html,
 )
+from faceledger.gallery.evaluation import GallerySearch
 from faceledger.models import ModelRegistry
 
 eval_app = typer.Typer(
@@ -40,8 +41,6 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 
-SEARCH: SearchFn = exact_search
-"""The 1:N search ``eval identify`` measures; the gallery's search path replaces it here."""
 
 JsonOpt = Annotated[
     Path | None,
@@ -262,7 +261,8 @@ def identify(
                 settings,
                 on_done=lambda _o: advance(),
                 cache=store,
-                search=SEARCH,
+                # the ranking `faceledger search` uses (one code path)
+                search=GallerySearch(settings, settings.model_id),
                 rank=rank,
                 target_fpir=fpir,
                 threshold=threshold,

@@ -1,0 +1,72 @@
+"""The gallery search path as an evaluation search function.
+
+``faceledger eval identify`` must measure what ``faceledger search`` does, so this enrols the
+evaluation gallery's templates into a throw-away workspace and ranks every probe with
+:func:`faceledger.gallery.search.rank_subjects`, the ranking ``search`` itself uses (same
+index kind, same per-subject aggregation from the settings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from faceledger.config import Settings
+from faceledger.gallery.search import rank_subjects
+from faceledger.gallery.workspace import open_workspace
+from faceledger.store import NewTemplate
+from faceledger.types import Template
+
+
+class GallerySearch:
+    """A ``SearchFn`` running the production ranking over a temporary SQLite workspace."""
+
+    def __init__(self, settings: Settings, model_id: str) -> None:
+        self.settings = settings
+        self.model_id = model_id
+
+    def __call__(
+        self,
+        gallery_vectors: npt.NDArray[np.float32],
+        gallery_subjects: Sequence[str],
+        probe_vectors: npt.NDArray[np.float32],
+        k: int,
+        /,
+    ) -> list[list[tuple[str, float]]]:
+        with tempfile.TemporaryDirectory(prefix="faceledger-eval-") as tmp:
+            settings = dataclasses.replace(
+                self.settings, data_dir=Path(tmp), database_url=None, template_key=None
+            )
+            ws = open_workspace(settings)
+            try:
+                g = ws.store.create_gallery(
+                    "evaluation", model_id=self.model_id, created_by="eval", legal_basis="other"
+                )
+                ids: dict[str, int] = {}
+                news = []
+                for i, (vec, subject) in enumerate(
+                    zip(gallery_vectors, gallery_subjects, strict=True)
+                ):
+                    if subject not in ids:
+                        ids[subject] = ws.store.add_subject(g.id, subject, enrolled_by="eval").id
+                    news.append(
+                        NewTemplate(
+                            subject_id=ids[subject],
+                            image_sha256=f"{i:064x}",
+                            template=Template(self.model_id, np.asarray(vec, np.float32)),
+                        )
+                    )
+                ws.store.add_templates(news)
+                names = {v: s for s, v in ids.items()}
+                out: list[list[tuple[str, float]]] = []
+                for vec in probe_vectors:
+                    ranked = rank_subjects(ws, [g], Template(self.model_id, vec), k)
+                    out.append([(names[r.subject_id], r.score) for r in ranked])
+                return out
+            finally:
+                ws.close()
