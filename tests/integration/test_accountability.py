@@ -1,0 +1,125 @@
+"""Accountability through the gallery layer: review with two people, retention, encryption."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from faceledger import Settings
+from faceledger.access import Role
+from faceledger.access.policy import GrantLevel
+from faceledger.errors import EncryptionKeyError, PermissionDenied
+from faceledger.gallery import apply_retention, enrol_image, local_operator, open_workspace, search
+from faceledger.review import LeadStatus
+from faceledger.store import generate_key
+from faceledger.store.database import sqlite_path
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_search_review_with_two_person_rule(tmp_path: Path, data_dir: Path) -> None:
+    ws = open_workspace(Settings(data_dir=tmp_path))
+    admin = ws.access.create_user("admin", [Role.ADMIN], by=None)
+    ws.store.create_gallery(
+        "g", model_id="dlib-resnet-v1", created_by="admin", legal_basis="statute"
+    )
+    enroller = ws.access.create_user("enroller", [Role.ENROLLER], by=admin)
+    enroller = ws.access.grant("enroller", "g", GrantLevel.ENROL, by=admin)
+    searcher = ws.access.create_user("searcher", [Role.SEARCHER], by=admin)
+    searcher = ws.access.grant("searcher", "g", GrantLevel.SEARCH, by=admin)
+    rev = []
+    for name in ("rev1", "rev2"):
+        ws.access.create_user(name, [Role.REVIEWER], by=admin)
+        rev.append(ws.access.grant(name, "g", GrantLevel.VIEW_IMAGES, by=admin))
+    img = data_dir / "london/images"
+    for sid in ("005", "008", "030"):
+        enrol_image(ws, enroller, "g", img / f"{sid}_neutral.jpg", sid)
+    with pytest.raises(PermissionDenied):
+        enrol_image(ws, searcher, "g", img / "042_neutral.jpg", "042")
+
+    res = search(
+        ws, searcher, img / "008_smiling.jpg", ["g"], purpose="missing person", case_ref="MP-7"
+    )
+    (lead,) = res.faces[0].candidates
+    assert lead.external_id == "008"
+    with pytest.raises(PermissionDenied):  # a searcher may not review their own search
+        ws.reviews.decide(searcher, res.search_id, 1, "confirmed", "looks alike")
+    s1 = ws.reviews.decide(rev[0], res.search_id, 1, "confirmed", "same ears, same scar")
+    assert s1.status is LeadStatus.AWAITING_SECOND
+    s1b = ws.reviews.decide(rev[0], res.search_id, 1, "confirmed", "again, same reviewer")
+    assert s1b.status is LeadStatus.AWAITING_SECOND  # one person twice is not two people
+    s2 = ws.reviews.decide(rev[1], res.search_id, 1, "confirmed", "agree")
+    assert s2.status is LeadStatus.CONFIRMED
+    ops = [e.record.operation for e in ws.audit.entries()]
+    assert ops.count("search") == 1 and ops.count("review") == 3
+    search_entry = next(e for e in ws.audit.entries(operation="search"))
+    assert search_entry.record.purpose == "missing person"
+    assert search_entry.record.candidates[0].subject_id == "008"
+    assert ws.audit.verify().ok
+    ws.close()
+
+
+def test_retention_purges_expired_subjects_with_receipts(tmp_path: Path, data_dir: Path) -> None:
+    clock = Clock()
+    ws = open_workspace(Settings(data_dir=tmp_path), clock=clock)
+    ws.store.create_gallery(
+        "g", model_id="dlib-resnet-v1", created_by="t", legal_basis="consent", retention_days=30
+    )
+    me = local_operator(ws, "t")
+    img = data_dir / "london/images"
+    enrol_image(ws, me, "g", img / "061_neutral.jpg", "061")
+    clock.now += timedelta(days=20)
+    enrol_image(ws, me, "g", img / "062_neutral.jpg", "062")
+    clock.now += timedelta(days=5)
+    assert apply_retention(ws, me) == []
+    clock.now += timedelta(days=6)  # 061 is 31 days old, 062 is 11
+    receipts = apply_retention(ws, me)
+    assert [r.subject for r in receipts] == ["061"]
+    res = search(ws, me, img / "061_smiling.jpg", ["g"], purpose="t", case_ref="c")
+    assert all(c.external_id != "061" for c in res.faces[0].candidates)
+    purge = list(ws.audit.entries(operation="retention_purge"))
+    assert purge[-1].record.details["count"] == 1
+    assert purge[-1].timestamp == clock.now
+    ws.close()
+
+
+def test_encrypted_templates_need_the_right_key(tmp_path: Path, data_dir: Path) -> None:
+    key = tmp_path / "template.key"
+    key.write_text(generate_key().hex())
+    settings = Settings(data_dir=tmp_path / "ws", template_key=key)
+    ws = open_workspace(settings)
+    ws.store.create_gallery("g", model_id="dlib-resnet-v1", created_by="t", legal_basis="consent")
+    me = local_operator(ws, "t")
+    r = enrol_image(ws, me, "g", data_dir / "london/images/070_neutral.jpg", "070")
+    assert r.face.template is not None
+    plain = r.face.template.vector.astype("<f4").tobytes()
+    db_file = sqlite_path(ws.db)
+    ws.close()
+    assert plain not in db_file.read_bytes()
+
+    other = tmp_path / "other.key"
+    other.write_text(generate_key().hex())
+    with pytest.raises(EncryptionKeyError):
+        open_workspace(dataclasses.replace(settings, template_key=other))
+    with pytest.raises(EncryptionKeyError):
+        open_workspace(dataclasses.replace(settings, template_key=None))
+    ws = open_workspace(settings)  # the right key: search works
+    res = search(
+        ws,
+        local_operator(ws, "t"),
+        data_dir / "london/images/070_smiling.jpg",
+        ["g"],
+        purpose="t",
+        case_ref="c",
+    )
+    assert res.faces[0].candidates[0].external_id == "070"
+    ws.close()
