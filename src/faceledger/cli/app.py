@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from faceledger.cli import audit_cmds, calibrate_cmd, core_cmds, demo, gallery_cmds
+from faceledger.cli import audit_cmds, calibrate_cmd, core_cmds, demo, gallery_cmds, keys_cmd
 from faceledger.cli.eval_cmd import eval_app
 from faceledger.config import Settings
 
@@ -61,6 +61,7 @@ demo.register(app)
 gallery_cmds.register(app)
 audit_cmds.register(app)
 app.add_typer(eval_app, name="eval")
+keys_cmd.register(app)
 
 
 def main() -> None:

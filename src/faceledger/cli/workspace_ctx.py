@@ -21,8 +21,10 @@ def operator_name(settings: Settings) -> str:
 
 
 @contextmanager
-def workspace(settings: Settings) -> Iterator[tuple[Workspace, User]]:
-    ws = open_workspace(settings)
+def workspace(
+    settings: Settings, *, check_encryption: bool = True
+) -> Iterator[tuple[Workspace, User]]:
+    ws = open_workspace(settings, check_encryption=check_encryption)
     try:
         yield ws, local_operator(ws, operator_name(settings))
     finally:

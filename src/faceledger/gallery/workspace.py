@@ -58,8 +58,13 @@ def open_workspace(
     *,
     clock: Callable[[], datetime] = utc_now,
     engine: Engine | None = None,
+    check_encryption: bool = True,
 ) -> Workspace:
-    """Open (creating if needed) the database and indexes named by ``settings``."""
+    """Open (creating if needed) the database and indexes named by ``settings``.
+
+    With a template key configured, every stored template must be encrypted with it
+    (``EncryptionKeyError`` otherwise) unless ``check_encryption`` is off, for migrating.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.database_url or str(settings.data_dir / "faceledger.db")
     db = open_database(url)
@@ -70,7 +75,8 @@ def open_workspace(
         except OSError as exc:
             raise InvalidArgument(f"cannot read audit signing key: {exc}") from exc
     store = SqlStore(db, cipher=_read_key_file(settings), clock=clock)
-    store.check_encryption()
+    if check_encryption:
+        store.check_encryption()
     audit = AuditLog(
         db, clock=clock, signing_key=signing, keep_probe_images=settings.keep_probe_images
     )
