@@ -13,13 +13,16 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACELEDGER_")}
-    env["COLUMNS"] = "200"
+def run(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("FACELEDGER_")}
+    full["COLUMNS"] = "200"
+    full.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "faceledger", *args],
         cwd=cwd,
-        env=env,
+        env=full,
         capture_output=True,
         text=True,
         timeout=300,
@@ -83,3 +86,18 @@ def test_demo_runs_on_bundled_sample_without_shared_data(tmp_path: Path) -> None
     assert r.returncode == 0, r.stderr
     assert "sample" in r.stdout and "MATCH" in r.stdout
     assert "0 false match" in r.stdout
+
+
+def test_verify_with_purpose_is_audited_and_can_be_required(tmp_path: Path) -> None:
+    sample = REPO / "src/faceledger/sample"
+    a, b = str(sample / "006_neutral.jpg"), str(sample / "006_smiling.jpg")
+    env_dir = ["--data-dir", str(tmp_path / "ws")]
+    r = run(*env_dir, "verify", a, b, env={"FACELEDGER_VERIFY_REQUIRES_PURPOSE": "1"})
+    assert r.returncode == 2 and "[purpose_required]" in r.stderr
+    r = run(*env_dir, "verify", a, b, "--purpose", "border check", "--case", "B-9")
+    assert r.returncode == 0 and "MATCH" in r.stdout
+    exported = run(*env_dir, "audit", "export")
+    entry = json.loads(exported.stdout.splitlines()[-1])["body"]
+    assert entry["op"] == "verify" and entry["purpose"] == "border check"
+    assert entry["details"]["outcome"] == "match" and entry["case_ref"] == "B-9"
+    assert run(*env_dir, "audit", "verify").returncode == 0

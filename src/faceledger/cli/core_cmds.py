@@ -17,9 +17,11 @@ from faceledger.cli.output import (
     guarded,
     print_json,
 )
+from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import FaceSelection, Settings
+from faceledger.gallery.verification import audited_verify
 from faceledger.models import ModelRegistry
-from faceledger.pipeline import Engine
+from faceledger.pipeline import Engine, VerifyResult
 from faceledger.types import FaceResult, Outcome
 
 
@@ -95,13 +97,29 @@ def verify(
     face: Annotated[
         str | None, typer.Option(help="Face selection: largest, central or only.")
     ] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="Why (audited; required when so configured).")
+    ] = None,
+    case: Annotated[str | None, typer.Option(help="Case reference (audited).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """1:1 verification: are A and B the same person, at a stated false-match rate?"""
+    """1:1 verification: are A and B the same person, at a stated false-match rate?
+
+    With --purpose (or FACELEDGER_VERIFY_REQUIRES_PURPOSE=1) the verification is written to
+    the workspace's audit log.
+    """
     settings: Settings = ctx.obj
-    engine = Engine(settings)
     selection: FaceSelection | None = face  # type: ignore[assignment]
-    res = guarded(lambda: engine.verify(a, b, fmr=fmr, selection=selection))
+
+    def run() -> VerifyResult:
+        if purpose is None and case is None and not settings.verify_requires_purpose:
+            return Engine(settings).verify(a, b, fmr=fmr, selection=selection)
+        with workspace(settings) as (ws, me):
+            return audited_verify(
+                ws, me, a, b, fmr=fmr, purpose=purpose, case_ref=case, selection=selection
+            )
+
+    res = guarded(run)
     dec = res.decision
     if json_out:
         print_json(
