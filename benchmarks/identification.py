@@ -94,7 +94,8 @@ def main() -> None:
         fpir_decl = float(np.mean(t_non >= declared_t))
         fnir_decl = float(np.mean(m < declared_t)) + (n_mated - m.size) / n_mated
         print(
-            f"{agg:<12}{rank1 / n_mated:>8.3f}{f1:>10.3f}{f2:>11.3f}{fpir_decl:>16.3f}{fnir_decl:>7.3f}"
+            f"{agg:<12}{rank1 / n_mated:>8.3f}{f1:>10.3f}{f2:>11.3f}"
+            f"{fpir_decl:>16.3f}{fnir_decl:>7.3f}"
         )
     if args.skip_throughput:
         return

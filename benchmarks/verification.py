@@ -8,7 +8,7 @@ Reports, per configuration, in one run:
   and accuracy at the calibrated FMR 1e-3 threshold;
 - time per image. Templates are cached by image hash under .faceledger/cache.
 
-    .venv/bin/python benchmarks/verification.py [--data ../shared/data] [--configs plain,flip,jitter4]
+    .venv/bin/python benchmarks/verification.py [--data DIR] [--configs plain,flip,jitter4]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main() -> None:
         ds, dm = np.array(d_scores), np.array(d_same)
         mean, std = kfold_accuracy(ds, dm)
         cal = (
-            ("%14.3f%14.3f" % (np.mean(gen >= cal_t[1e-2]), np.mean(gen >= cal_t[1e-3])))
+            f"{np.mean(gen >= cal_t[1e-2]):14.3f}{np.mean(gen >= cal_t[1e-3]):14.3f}"
             if name == "plain"
             else f"{'n/a':>14}{'n/a':>14}"
         )

@@ -31,6 +31,9 @@ pip_install --upgrade pip
 pip_install -e '.[test,onnx,server,milvus]'
 .venv/bin/python -c "import faceledger, dlib" # fail early if the install did not work
 
-echo "== ruff"; .venv/bin/ruff check src tests benchmarks && .venv/bin/ruff format --check src tests benchmarks
-echo "== mypy"; .venv/bin/mypy
+echo "== ruff"
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
+echo "== mypy"
+.venv/bin/mypy
 echo "== pytest"; .venv/bin/python -m pytest -q "$@"
