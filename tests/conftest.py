@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from faceledger import Engine, Settings
 from faceledger.batch import embed_paths
+from tests.postgres import PostgresCluster, PostgresUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -74,3 +76,15 @@ def london_templates(data_dir: Path, settings: Settings) -> TemplateSet:
     """All 204 London images; subject = the three-digit id before the underscore."""
     paths = sorted((data_dir / "london" / "images").glob("*.jpg"))
     return _template_set(paths, [p.name.split("_")[0] for p in paths], settings)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One throw-away PostgreSQL 15 server (initdb in a temp dir, Unix socket) per run."""
+    try:
+        cluster = PostgresCluster()
+        cluster.start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"these tests need a PostgreSQL server (scripts/test.sh installs one): {exc}")
+    yield cluster
+    cluster.stop()

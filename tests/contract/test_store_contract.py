@@ -53,22 +53,11 @@ from faceledger.store import (
 )
 from faceledger.store.database import sqlite_path
 from faceledger.store.schema import store_meta, templates
-from tests.postgres import PostgresCluster, PostgresUnavailable
+from tests.postgres import PostgresCluster
 
 MODEL = "dlib-resnet-v1"
 
 # ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    try:
-        cluster = PostgresCluster()
-        cluster.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(f"the store contract needs a PostgreSQL server: {exc}")
-    yield cluster
-    cluster.stop()
 
 
 @dataclass

@@ -13,18 +13,7 @@ from faceledger.access import AccessControl, GrantLevel, Operation, Role, author
 from faceledger.audit import AuditLog, AuditOp
 from faceledger.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from faceledger.store.database import open_database
-from tests.postgres import PostgresCluster, PostgresUnavailable
-
-
-@pytest.fixture(scope="module")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    try:
-        cluster = PostgresCluster()
-        cluster.start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    yield cluster
-    cluster.stop()
+from tests.postgres import PostgresCluster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -25,7 +25,7 @@ from faceledger.audit.schema import GUARD_DROPS
 from faceledger.audit.signing import public_key_hex, sign_entry, sign_head
 from faceledger.errors import ChainBroken
 from faceledger.store.database import open_database
-from tests.postgres import PostgresCluster, PostgresUnavailable
+from tests.postgres import PostgresCluster
 
 COLUMNS = ("seq", "ts", "actor", "operation", "body", "prev_hash", "hash", "signature")
 N = 5
@@ -40,17 +40,6 @@ class StepClock:
     def __call__(self) -> datetime:
         self.now += timedelta(seconds=1)
         return self.now
-
-
-@pytest.fixture(scope="module")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    try:
-        cluster = PostgresCluster()
-        cluster.start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -18,7 +18,7 @@ from faceledger.audit import AuditLog, AuditOp, AuditRecord, Lead
 from faceledger.errors import InvalidArgument, NotFound, PermissionDenied, PurposeRequired
 from faceledger.review import LeadStatus, ReviewDecision, Reviews, Verdict, lead_status
 from faceledger.store.database import open_database
-from tests.postgres import PostgresCluster, PostgresUnavailable
+from tests.postgres import PostgresCluster
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -30,17 +30,6 @@ class StepClock:
     def __call__(self) -> datetime:
         self.now += timedelta(minutes=1)
         return self.now
-
-
-@pytest.fixture(scope="module")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    try:
-        cluster = PostgresCluster()
-        cluster.start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
