@@ -24,6 +24,7 @@ mapping). The tree::
     ├── PolicyError
     │   ├── PurposeRequired
     │   ├── PermissionDenied
+    │   │   └── AuthenticationFailed  no, unknown or revoked credentials (HTTP 401)
     │   └── RetentionError
     └── AuditError
         └── ChainBroken         the audit hash chain does not verify
@@ -122,6 +123,12 @@ class PurposeRequired(PolicyError):
 
 class PermissionDenied(PolicyError):
     code = "permission_denied"
+
+
+class AuthenticationFailed(PermissionDenied):
+    """No credentials, or credentials that match no active key."""
+
+    code = "unauthenticated"
 
 
 class RetentionError(PolicyError):

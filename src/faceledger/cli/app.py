@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from faceledger.cli import audit_cmds, calibrate_cmd, core_cmds, demo, gallery_cmds, keys_cmd
+from faceledger.cli import (
+    audit_cmds,
+    calibrate_cmd,
+    core_cmds,
+    demo,
+    gallery_cmds,
+    keys_cmd,
+    serve_cmd,
+)
 from faceledger.cli.eval_cmd import eval_app
 from faceledger.config import Settings
 
@@ -62,6 +70,7 @@ gallery_cmds.register(app)
 audit_cmds.register(app)
 app.add_typer(eval_app, name="eval")
 keys_cmd.register(app)
+serve_cmd.register(app)
 
 
 def main() -> None:

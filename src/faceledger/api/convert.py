@@ -1,0 +1,247 @@
+"""Domain values → API bodies (one place, so the CLI's JSON and the API's stay alike)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from faceledger.access import User
+from faceledger.api import schemas as s
+from faceledger.audit import AuditEntry, VerifyReport
+from faceledger.gallery.search import Candidate, FaceCandidates, SearchResult
+from faceledger.review import LeadState, SearchRecord
+from faceledger.store import Counts, Gallery, StoredTemplate, Subject, TemplateInfo
+from faceledger.types import Decision, FaceResult, FMREstimate, QualityReport
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def user(u: User) -> s.UserOut:
+    return s.UserOut(
+        id=u.id,
+        display_name=u.display_name,
+        roles=sorted(u.roles),
+        grants=dict(sorted(u.grants.items())),
+        active=u.active,
+    )
+
+
+def gallery(g: Gallery, counts: Counts | None = None) -> s.GalleryOut:
+    return s.GalleryOut(
+        name=g.name,
+        description=g.description,
+        model_id=g.model_id,
+        legal_basis=g.legal_basis,
+        retention_days=g.retention_days,
+        created_at=iso(g.created_at),
+        created_by=g.created_by,
+        subjects=None if counts is None else counts.subjects,
+        templates=None if counts is None else counts.templates,
+    )
+
+
+def subject(x: Subject) -> s.SubjectOut:
+    return s.SubjectOut(
+        external_id=x.external_id,
+        display_name=x.display_name,
+        attributes=dict(x.attributes),
+        legal_basis=x.legal_basis,
+        source=x.source,
+        enrolled_at=iso(x.enrolled_at),
+        enrolled_by=x.enrolled_by,
+    )
+
+
+def template(t: TemplateInfo | StoredTemplate, image_kept: bool) -> s.TemplateOut:
+    info = t.info if isinstance(t, StoredTemplate) else t
+    flags = (info.quality or {}).get("flags") or []
+    return s.TemplateOut(
+        id=info.id,
+        image_sha256=info.image_sha256,
+        model_id=info.model_id,
+        quality_score=info.quality_score,
+        quality_flags=[str(f) for f in flags],
+        created_at=iso(info.created_at),
+        image_kept=image_kept,
+    )
+
+
+def quality(q: QualityReport) -> s.QualityOut:
+    return s.QualityOut(
+        score=round(q.score, 2),
+        flags=list(q.flags),
+        face_width_px=round(q.face_width_px, 2),
+        inter_eye_px=round(q.inter_eye_px, 2),
+        sharpness=round(q.sharpness, 2),
+        brightness=round(q.brightness, 2),
+        contrast=round(q.contrast, 2),
+        clipped_fraction=round(q.clipped_fraction, 4),
+        yaw_deg=round(q.yaw_deg, 2),
+        roll_deg=round(q.roll_deg, 2),
+    )
+
+
+def face(f: FaceResult) -> s.FaceOut:
+    b = f.detection.box
+    return s.FaceOut(
+        box=s.BoxOut(
+            left=round(b.left, 1),
+            top=round(b.top, 1),
+            right=round(b.right, 1),
+            bottom=round(b.bottom, 1),
+        ),
+        confidence=round(f.detection.confidence, 4),
+        detector=f.detection.detector,
+        quality=quality(f.quality),
+    )
+
+
+def fmr(est: FMREstimate) -> s.FmrOut:
+    return s.FmrOut(value=est.value, upper_bound=est.upper_bound, impostor_pairs=est.impostor_pairs)
+
+
+def decision(d: Decision) -> s.DecisionOut:
+    return s.DecisionOut(
+        outcome="match" if d.outcome.value == "match" else "no_match",
+        score=round(d.score, 6),
+        fmr=fmr(d.fmr),
+        target_fmr=d.target_fmr,
+        threshold=round(d.threshold, 6),
+        model_id=d.model_id,
+    )
+
+
+def candidate(c: Candidate) -> s.CandidateOut:
+    return s.CandidateOut(
+        rank=c.rank,
+        gallery=c.gallery,
+        subject=c.external_id,
+        display_name=c.display_name,
+        score=round(c.score, 6),
+        fmr=fmr(c.fmr),
+        template_id=c.template_id,
+    )
+
+
+def face_candidates(fc: FaceCandidates) -> s.FaceCandidatesOut:
+    return s.FaceCandidatesOut(
+        face=face(fc.face),
+        outcome="candidates" if fc.candidates else "no_candidate",
+        threshold=round(fc.threshold, 6),
+        comparison_fmr=fc.comparison_fmr,
+        candidates=[candidate(c) for c in fc.candidates],
+    )
+
+
+def search_result(r: SearchResult, probe_kept: bool) -> s.SearchOut:
+    return s.SearchOut(
+        search_id=r.search_id,
+        audit_seq=r.audit_seq,
+        probe_sha256=r.probe_sha256,
+        galleries=list(r.galleries),
+        model_id=r.model_id,
+        target_fpir=r.target_fpir,
+        templates_searched=r.templates_searched,
+        probe_kept=probe_kept,
+        faces=[face_candidates(f) for f in r.faces],
+    )
+
+
+def lead(state: LeadState, two_person_rule: bool) -> s.LeadOut:
+    needed = 2 if two_person_rule else 1
+    return s.LeadOut(
+        rank=state.rank,
+        gallery=state.lead.gallery,
+        subject=state.lead.subject_id,
+        template_id=state.lead.template_id,
+        score=state.lead.score,
+        fmr=state.lead.fmr,
+        fmr_upper_bound=state.lead.fmr_upper_bound,
+        status=state.status,
+        open=state.status.open,
+        confirmed_by=list(state.confirmed_by),
+        confirmations_needed=max(0, needed - len(state.confirmed_by)),
+        decisions=[
+            s.ReviewDecisionOut(
+                reviewer=d.reviewer,
+                verdict=d.verdict,
+                note=d.note,
+                decided_at=iso(d.decided_at),
+                audit_seq=d.audit_seq,
+            )
+            for d in state.decisions
+        ],
+    )
+
+
+def search_record(
+    rec: SearchRecord,
+    *,
+    visible_galleries: set[str] | None,
+    two_person_rule: bool,
+    probe_faces: tuple[dict[str, Any], ...] | None,
+) -> s.SearchRecordOut:
+    """``visible_galleries`` None shows every lead; otherwise only leads from those."""
+    shown = [
+        st for st in rec.leads if visible_galleries is None or st.lead.gallery in visible_galleries
+    ]
+    return s.SearchRecordOut(
+        search_id=rec.search_id,
+        actor=rec.actor,
+        created_at=iso(rec.created_at),
+        purpose=rec.purpose,
+        case_ref=rec.case_ref,
+        galleries=list(rec.galleries),
+        model_id=rec.model_id,
+        audit_seq=rec.audit_seq,
+        two_person_rule=two_person_rule,
+        probe_faces=None
+        if probe_faces is None
+        else [s.FaceOut.model_validate(f) for f in probe_faces],
+        leads=[lead(st, two_person_rule) for st in shown],
+        leads_hidden=len(rec.leads) - len(shown),
+    )
+
+
+def audit_entry(entry: AuditEntry) -> s.AuditEntryOut:
+    r = entry.record
+    return s.AuditEntryOut(
+        seq=entry.seq,
+        timestamp=iso(entry.timestamp),
+        actor=r.actor,
+        operation=str(r.operation),
+        purpose=r.purpose,
+        case_ref=r.case_ref,
+        galleries=list(r.galleries),
+        model_id=r.model_id,
+        threshold=r.threshold,
+        target_fmr=r.target_fmr,
+        target_fpir=r.target_fpir,
+        probe_sha256=r.probe_sha256,
+        candidates=[c.to_json(i + 1) for i, c in enumerate(r.candidates)],
+        details=dict(r.details),
+        hash=entry.hash,
+        prev_hash=entry.prev_hash,
+        signed=entry.signature is not None,
+    )
+
+
+def verify_report(rep: VerifyReport) -> s.AuditVerifyOut:
+    head = None
+    if rep.head is not None:
+        head = s.ChainHeadOut(
+            seq=rep.head.seq,
+            hash=rep.head.hash,
+            signature=rep.head.signature,
+            signer=rep.head.signer,
+        )
+    return s.AuditVerifyOut(
+        ok=rep.ok,
+        entries=rep.entries,
+        first_bad_position=rep.first_bad_position,
+        reason=rep.reason,
+        head=head,
+        signed_entries=rep.signed_entries,
+    )

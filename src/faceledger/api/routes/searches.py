@@ -1,0 +1,142 @@
+"""1:N search with a stated purpose, the searches on record, and their human review."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from faceledger.access import Operation, User, authorize, is_allowed
+from faceledger.api import actions, convert
+from faceledger.api import schemas as s
+from faceledger.api.deps import ServiceDep, UserDep
+from faceledger.api.limits import read_upload
+from faceledger.api.routes.common import (
+    IMAGE_RESPONSE,
+    Cursor,
+    Limit,
+    image_response,
+    offset_cursor,
+)
+from faceledger.api.service import Service
+from faceledger.review import SearchRecord
+
+router = APIRouter(tags=["search and review"])
+
+SearchId = Annotated[str, Path(min_length=1, max_length=64, description="Search id.")]
+
+
+@router.post("/search", summary="Search galleries for the face in an image (SearchFacesByImage)")
+async def post_search(
+    svc: ServiceDep,
+    user: UserDep,
+    image: Annotated[UploadFile, File(description="The probe image.")],
+    galleries: Annotated[list[str], Form(description="Galleries to search (repeat the field).")],
+    purpose: Annotated[
+        str | None, Form(max_length=256, description="Why this search is made (required).")
+    ] = None,
+    case_ref: Annotated[
+        str | None, Form(max_length=256, description="Case or file reference (required).")
+    ] = None,
+    k: Annotated[int | None, Form(ge=1, le=1000, description="Most candidates per face.")] = None,
+    fpir: Annotated[
+        float | None,
+        Form(gt=0, lt=1, description="Target false-positive identification rate."),
+    ] = None,
+    all_faces: Annotated[bool, Form(description="Search every face, not just one.")] = False,
+) -> s.SearchOut:
+    """Returns leads for human review, never identifications: each candidate's score comes
+    with its estimated false-match rate, and only candidates above the threshold set by the
+    target FPIR are listed ("no_candidate" otherwise). The search, its purpose and its leads
+    are recorded in the audit log; the probe is kept for the reviewers."""
+    data = await read_upload(image, svc.settings.max_image_bytes)
+    result, kept = await run_in_threadpool(
+        actions.search_upload,
+        svc,
+        user,
+        data,
+        galleries,
+        purpose=purpose,
+        case_ref=case_ref,
+        k=k,
+        fpir=fpir,
+        all_faces=all_faces,
+    )
+    return convert.search_result(result, kept)
+
+
+def _record_out(svc: Service, record: SearchRecord, visible: set[str] | None) -> s.SearchRecordOut:
+    return convert.search_record(
+        record,
+        visible_galleries=visible,
+        two_person_rule=svc.ws.reviews.two_person_rule,
+        probe_faces=svc.images.probe_faces(record.search_id),
+    )
+
+
+def _list_searches(svc: Service, user: User, limit: int, offset: int) -> s.SearchPage:
+    authorize(user, Operation.READ_SEARCHES)
+    everyone = is_allowed(user, Operation.AUDIT_READ)
+    found = svc.ws.reviews.searches(actor=None if everyone else user.id, limit=offset + limit + 1)
+    page = found[offset : offset + limit]
+    more = len(found) > offset + limit
+    return s.SearchPage(
+        items=[_record_out(svc, r, None) for r in page],
+        next_cursor=str(offset + limit) if more else None,
+    )
+
+
+@router.get("/searches", summary="Searches on record, newest first")
+def list_searches(
+    svc: ServiceDep, user: UserDep, limit: Limit = 50, cursor: Cursor = None
+) -> s.SearchPage:
+    """Auditors see every search; anyone else their own."""
+    return _list_searches(svc, user, limit, offset_cursor(cursor))
+
+
+@router.get("/reviews/queue", summary="Searches with leads awaiting the caller's review")
+def review_queue(svc: ServiceDep, user: UserDep, limit: Limit = 50) -> s.SearchPage:
+    authorize(user, Operation.READ_SEARCHES)
+    found = svc.ws.reviews.awaiting_review(user, limit=limit)
+    items = []
+    for record in found:
+        visible = {g for g in record.galleries if is_allowed(user, Operation.REVIEW, g)}
+        items.append(_record_out(svc, record, visible))
+    return s.SearchPage(items=items, next_cursor=None)
+
+
+@router.get("/searches/{search_id}", summary="A search with its leads and their review state")
+def get_search(search_id: SearchId, svc: ServiceDep, user: UserDep) -> s.SearchRecordOut:
+    record, visible = actions.readable_search(svc, user, search_id)
+    return _record_out(svc, record, visible)
+
+
+@router.get(
+    "/searches/{search_id}/probe",
+    summary="The probe image of a search (its searcher and its reviewers)",
+    response_class=Response,
+    responses=IMAGE_RESPONSE,
+)
+def get_probe(search_id: SearchId, svc: ServiceDep, user: UserDep) -> Response:
+    return image_response(actions.probe_image(svc, user, search_id))
+
+
+@router.post(
+    "/searches/{search_id}/leads/{rank}/decisions",
+    status_code=201,
+    summary="Record a reviewer's verdict on one lead",
+)
+def decide(
+    search_id: SearchId,
+    rank: Annotated[int, Path(ge=1, le=1000)],
+    body: s.DecisionIn,
+    svc: ServiceDep,
+    user: UserDep,
+) -> s.LeadOut:
+    """A searcher may not review their own search. Under the two-person rule a lead is
+    ``confirmed`` only once two different reviewers confirm it; until then it is
+    ``awaiting_second_confirmation``."""
+    state = svc.ws.reviews.decide(user, search_id, rank, body.verdict, body.note)
+    return convert.lead(state, svc.ws.reviews.two_person_rule)

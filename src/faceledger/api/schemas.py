@@ -1,0 +1,502 @@
+"""Request and response bodies of the REST API (pydantic), with examples for the OpenAPI page.
+
+Every score travels with its estimated false-match rate (``fmr``) from the model's
+calibration table: a bare similarity means nothing to a reader and is never shown alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from faceledger.access import GrantLevel, Role
+from faceledger.review import LeadStatus, Verdict
+from faceledger.store import LegalBasis
+
+NAME = r"^[^\x00-\x20\x7f-\xa0](?:[^\x00-\x1f]{0,198}[^\x00-\x20\x7f-\xa0])?$"
+"""A name or id: 1-200 characters, no control characters, no space at either end."""
+USER_ID = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+SHA_A = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+SHA_B = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- problems and pages --------------------------------------------------------------------
+
+
+class Problem(Model):
+    """An error (RFC 9457). ``code`` is stable; ``detail`` is for people."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:faceledger:problem:no_face",
+                    "title": "Unprocessable content",
+                    "status": 422,
+                    "code": "no_face",
+                    "detail": "no face found in the probe image",
+                    "instance": "/api/v1/search",
+                }
+            ]
+        },
+    )
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+
+
+class Health(Model):
+    status: Literal["ok"]
+    version: str
+    model_id: str
+    database: str
+    users: bool = Field(description="Whether any user exists (false: bootstrap one first).")
+
+
+# -- users, grants, keys -------------------------------------------------------------------
+
+
+class UserOut(Model):
+    id: str
+    display_name: str
+    roles: list[Role]
+    grants: dict[str, GrantLevel]
+    active: bool
+
+
+class UserIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"id": "rev.alice", "roles": ["reviewer"], "display_name": "Alice"}]
+        },
+    )
+    id: str = Field(min_length=1, max_length=64, pattern=USER_ID)
+    roles: list[Role] = Field(min_length=1)
+    display_name: str = Field(default="", max_length=200)
+
+
+class KeyIn(Model):
+    label: str = Field(default="", max_length=200)
+
+
+class IssuedKeyOut(Model):
+    key_id: str
+    user_id: str
+    token: str = Field(description="Shown once; only its argon2 hash is stored.")
+
+
+class KeyInfoOut(Model):
+    key_id: str
+    user_id: str
+    label: str
+    created_at: str
+    revoked_at: str | None
+
+
+class GrantIn(Model):
+    level: GrantLevel
+
+
+class GrantOut(Model):
+    user_id: str
+    gallery: str
+    level: GrantLevel
+
+
+# -- galleries and subjects ----------------------------------------------------------------
+
+
+class GalleryIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "watchlist-2024",
+                    "legal_basis": "warrant",
+                    "description": "Persons sought under court orders",
+                    "retention_days": 365,
+                }
+            ]
+        },
+    )
+    name: str = Field(min_length=1, max_length=200, pattern=NAME)
+    legal_basis: LegalBasis
+    description: str = Field(default="", max_length=2000)
+    retention_days: int | None = Field(default=None, ge=1, le=36500)
+
+
+class GalleryOut(Model):
+    name: str
+    description: str
+    model_id: str
+    legal_basis: LegalBasis
+    retention_days: int | None
+    created_at: str
+    created_by: str
+    subjects: int | None = None
+    templates: int | None = None
+
+
+class SubjectOut(Model):
+    external_id: str
+    display_name: str | None
+    attributes: dict[str, Any]
+    legal_basis: LegalBasis
+    source: str | None
+    enrolled_at: str
+    enrolled_by: str
+
+
+class QualityOut(Model):
+    score: float
+    flags: list[str]
+    face_width_px: float
+    inter_eye_px: float
+    sharpness: float
+    brightness: float
+    contrast: float
+    clipped_fraction: float
+    yaw_deg: float
+    roll_deg: float
+
+
+class TemplateOut(Model):
+    id: int
+    image_sha256: str
+    model_id: str
+    quality_score: float | None
+    quality_flags: list[str]
+    created_at: str
+    image_kept: bool
+
+
+class SubjectDetail(SubjectOut):
+    gallery: str
+    templates: list[TemplateOut]
+
+
+class SubjectPage(Model):
+    items: list[SubjectOut]
+    next_cursor: str | None
+
+
+class GalleryList(Model):
+    items: list[GalleryOut]
+    next_cursor: str | None = None
+
+
+class ErasureOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "receipt_seq": 42,
+                    "gallery": "watchlist-2024",
+                    "subject": "P-1001",
+                    "template_ids": [17, 18],
+                    "image_sha256s": [
+                        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                    ],
+                    "enrolled_images_removed": 2,
+                }
+            ]
+        },
+    )
+    receipt_seq: int = Field(description="Audit entry of the erasure receipt.")
+    gallery: str
+    subject: str
+    template_ids: list[int]
+    image_sha256s: list[str]
+    enrolled_images_removed: int = Field(
+        description="Kept images erased with the templates (same transaction, by cascade)."
+    )
+
+
+class ErasureCheck(Model):
+    model_config = ConfigDict(extra="allow")
+    ok: bool
+    receipt_seq: int
+    enrolled_images_still_held: list[str]
+
+
+# -- faces, enrolment, verification --------------------------------------------------------
+
+
+class BoxOut(Model):
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+class FaceOut(Model):
+    box: BoxOut
+    confidence: float
+    detector: str
+    quality: QualityOut
+
+
+class DetectOut(Model):
+    image_sha256: str
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class EnrolOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "gallery": "watchlist-2024",
+                    "subject": "P-1001",
+                    "template_id": 17,
+                    "image_sha256": SHA_A,
+                    "face": {
+                        "box": {"left": 180.0, "top": 210.0, "right": 420.0, "bottom": 450.0},
+                        "confidence": 0.97,
+                        "detector": "hog",
+                        "quality": {
+                            "score": 88.0,
+                            "flags": [],
+                            "face_width_px": 240.0,
+                            "inter_eye_px": 96.0,
+                            "sharpness": 120.0,
+                            "brightness": 130.0,
+                            "contrast": 45.0,
+                            "clipped_fraction": 0.01,
+                            "yaw_deg": 3.0,
+                            "roll_deg": 1.0,
+                        },
+                    },
+                    "image_kept": True,
+                }
+            ]
+        },
+    )
+    gallery: str
+    subject: str
+    template_id: int
+    image_sha256: str
+    face: FaceOut
+    image_kept: bool
+
+
+class BulkItemOut(Model):
+    file: str
+    subject: str
+    status: Literal["enrolled", "duplicate", "rejected"]
+    template_id: int | None = None
+    code: str | None = Field(default=None, description="Error code when not enrolled.")
+    detail: str | None = None
+
+
+class BulkOut(Model):
+    gallery: str
+    enrolled: int
+    duplicates: int
+    rejected: int
+    items: list[BulkItemOut]
+
+
+class FmrOut(Model):
+    value: float = Field(description="Estimated false-match rate of the score (one comparison).")
+    upper_bound: bool = Field(description="True: the rate is only known to be below value.")
+    impostor_pairs: int = Field(description="Impostor comparisons the estimate rests on.")
+
+
+class DecisionOut(Model):
+    outcome: Literal["match", "no_match"]
+    score: float
+    fmr: FmrOut
+    target_fmr: float
+    threshold: float
+    model_id: str
+
+
+class VerifyOut(Model):
+    decision: DecisionOut
+    faces: list[FaceOut]
+    audit_seq: int
+
+
+class SubjectVerifyOut(Model):
+    decision: DecisionOut
+    face: FaceOut
+    gallery: str
+    subject: str
+    template_id: int
+    audit_seq: int
+
+
+# -- search and review ---------------------------------------------------------------------
+
+
+class CandidateOut(Model):
+    rank: int
+    gallery: str
+    subject: str
+    display_name: str | None
+    score: float
+    fmr: FmrOut
+    template_id: int
+
+
+class FaceCandidatesOut(Model):
+    face: FaceOut
+    outcome: Literal["candidates", "no_candidate"]
+    threshold: float
+    comparison_fmr: float
+    candidates: list[CandidateOut]
+
+
+class SearchOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "search_id": "4b7c0e1f9a2d4e6b8c0d2f4a6b8c0e1f",
+                    "audit_seq": 57,
+                    "probe_sha256": SHA_B,
+                    "galleries": ["watchlist-2024"],
+                    "model_id": "dlib-resnet-v1",
+                    "target_fpir": 0.01,
+                    "templates_searched": 204,
+                    "probe_kept": True,
+                    "faces": [],
+                }
+            ]
+        },
+    )
+    search_id: str
+    audit_seq: int
+    probe_sha256: str
+    galleries: list[str]
+    model_id: str
+    target_fpir: float
+    templates_searched: int
+    probe_kept: bool
+    faces: list[FaceCandidatesOut]
+
+
+class DecisionIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"verdict": "confirmed", "note": "same ear shape and scar on the chin"}]
+        },
+    )
+    verdict: Verdict
+    note: str = Field(min_length=1, max_length=4000)
+
+
+class ReviewDecisionOut(Model):
+    reviewer: str
+    verdict: Verdict
+    note: str
+    decided_at: str
+    audit_seq: int
+
+
+class LeadOut(Model):
+    rank: int
+    gallery: str
+    subject: str
+    template_id: int | None
+    score: float
+    fmr: float | None
+    fmr_upper_bound: bool
+    status: LeadStatus
+    open: bool
+    confirmed_by: list[str]
+    confirmations_needed: int
+    decisions: list[ReviewDecisionOut]
+
+
+class SearchRecordOut(Model):
+    search_id: str
+    actor: str
+    created_at: str
+    purpose: str
+    case_ref: str
+    galleries: list[str]
+    model_id: str | None
+    audit_seq: int
+    two_person_rule: bool
+    probe_faces: list[FaceOut] | None
+    leads: list[LeadOut]
+    leads_hidden: int = Field(description="Leads in galleries the caller holds no grant on.")
+
+
+class SearchPage(Model):
+    items: list[SearchRecordOut]
+    next_cursor: str | None
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+class AuditEntryOut(Model):
+    seq: int
+    timestamp: str
+    actor: str
+    operation: str
+    purpose: str | None
+    case_ref: str | None
+    galleries: list[str]
+    model_id: str | None
+    threshold: float | None
+    target_fmr: float | None
+    target_fpir: float | None
+    probe_sha256: str | None
+    candidates: list[dict[str, Any]]
+    details: dict[str, Any]
+    hash: str
+    prev_hash: str
+    signed: bool
+
+
+class AuditPage(Model):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class ChainHeadOut(Model):
+    seq: int
+    hash: str
+    signature: str | None
+    signer: str | None
+
+
+class AuditVerifyOut(Model):
+    ok: bool
+    entries: int
+    first_bad_position: int | None
+    reason: str | None
+    head: ChainHeadOut | None
+    signed_entries: int
+
+
+class ReportInfo(Model):
+    name: str
+    size_bytes: int
+    modified_at: str
+
+
+class ReportList(Model):
+    items: list[ReportInfo]
+    next_cursor: str | None = None

@@ -1,0 +1,97 @@
+"""The state one service holds: its workspace (made thread-safe), key cache and image store."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceledger.api.concurrency import LockedIndexManager, SerialEngine
+from faceledger.api.keys import KeyCache
+from faceledger.config import Settings
+from faceledger.errors import InvalidArgument
+from faceledger.gallery import Workspace, open_workspace
+from faceledger.gallery.images import ImageStore
+from faceledger.store import TemplateCipher
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """How the service behaves beyond the engine's :class:`Settings`."""
+
+    keep_images: bool = True
+    """Keep each enrolled image (for reviewers); erased with its template."""
+    keep_probes: bool = True
+    """Keep each search's probe image, so every reviewer sees what was searched."""
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_files: int = 50
+    """Most files in one bulk enrolment request."""
+    key_cache_ttl_s: float = 5.0
+    key_cache_entries: int = 1024
+    reports_dir: Path | None = None
+    """Evaluation reports (HTML) to serve; default ``<data_dir>/reports``."""
+    audit_image_views: bool = True
+    """Record in the audit log who looked at which enrolled or probe image."""
+    web_ui: bool = True
+
+
+def template_cipher(settings: Settings) -> TemplateCipher | None:
+    if settings.template_key is None:
+        return None
+    try:
+        text = settings.template_key.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"cannot read template key {settings.template_key}: {exc}") from exc
+    return TemplateCipher.from_text(text)
+
+
+class Service:
+    """Everything a request handler needs, built once per app."""
+
+    def __init__(self, ws: Workspace, options: ServiceOptions, *, owns_workspace: bool) -> None:
+        self.ws = ws
+        self.options = options
+        self.owns_workspace = owns_workspace
+        self.keys = KeyCache(
+            ws.access, ttl_s=options.key_cache_ttl_s, max_entries=options.key_cache_entries
+        )
+        self.images = ImageStore(ws.db, cipher=template_cipher(ws.settings))
+        self.started = time.time()
+
+    @classmethod
+    def open(
+        cls, settings: Settings, workspace: Workspace | None, options: ServiceOptions
+    ) -> Service:
+        """Open the workspace named by ``settings``, or take over ``workspace``.
+
+        A workspace handed in is made safe for threads in place: its engine is wrapped to run
+        the model one call at a time and its index manager is replaced by a locked one over
+        the same files. Keep using that object (not a copy) while the service runs.
+        """
+        if workspace is None:
+            engine = SerialEngine(settings)
+            ws = open_workspace(settings, engine=engine)
+            owns = True
+        else:
+            ws = workspace
+            ws._engine = SerialEngine.around(ws.engine)
+            ws.indexes = LockedIndexManager.replacing(ws.indexes)
+            owns = False
+        serial = ws.engine
+        if isinstance(serial, SerialEngine):
+            serial.warm_up()
+        return cls(ws, options, owns_workspace=owns)
+
+    @property
+    def settings(self) -> Settings:
+        return self.ws.settings
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.options.reports_dir or self.ws.settings.data_dir / "reports"
+
+    def close(self) -> None:
+        if self.owns_workspace:
+            self.ws.close()
+        else:
+            self.ws.indexes.save_all()

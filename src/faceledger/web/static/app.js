@@ -1,0 +1,606 @@
+// faceledger review UI: a small front end over the REST API (/api/v1).
+// The API key is held in sessionStorage (gone when the tab closes) and sent as X-API-Key;
+// no cookie carries it, so no other site can make the browser act with it. Every text from
+// the server is set with textContent, never parsed as HTML; images are fetched with the key
+// and shown from blob: URLs.
+"use strict";
+
+const API = "/api/v1";
+const KEY = "faceledger.key";
+let me = null;
+let routeSeq = 0; // each navigation gets a number; a slower, older one may not render over it
+
+function nextSeq() { routeSeq += 1; return routeSeq; }
+
+// ---------------------------------------------------------------- helpers
+
+class ApiError extends Error {
+  constructor(problem) {
+    super(problem.detail || problem.title || "request failed");
+    this.problem = problem;
+    this.status = problem.status;
+    this.code = problem.code;
+  }
+}
+
+async function api(path, { method = "GET", json, form, raw = false } = {}) {
+  const headers = {};
+  const key = sessionStorage.getItem(KEY);
+  if (key) headers["X-API-Key"] = key;
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = form;
+  }
+  const res = await fetch(API + path, { method, headers, body, cache: "no-store" });
+  if (!res.ok) {
+    let problem = { status: res.status, title: res.statusText, detail: res.statusText };
+    try { problem = await res.json(); } catch (e) { /* not JSON */ }
+    throw new ApiError(problem);
+  }
+  if (raw) return res;
+  if (res.status === 204) return null;
+  return res.json();
+}
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "text") el.textContent = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function view(seq, ...children) {
+  if (seq !== routeSeq) return; // the user has moved on meanwhile
+  const main = document.getElementById("view");
+  main.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+function showError(err) {
+  const box = document.getElementById("error");
+  if (!err) { box.hidden = true; box.textContent = ""; return; }
+  const code = err.code ? ` [${err.code}]` : "";
+  box.textContent = `${err.message}${code}`;
+  box.hidden = false;
+}
+
+function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
+
+function hasRole(role) { return me && me.roles.includes(role); }
+
+// FMR as people read it: "≈ 1 in 207,000" (or "< 1 in N" when only a bound is known)
+function fmrText(value, upperBound) {
+  if (value === null || value === undefined) return "unknown";
+  if (value <= 0) return "0";
+  const one = Math.round(1 / value).toLocaleString("en-US");
+  const sci = value.toExponential(1);
+  return upperBound ? `< ${sci} (under 1 in ${one})` : `${sci} (≈ 1 in ${one})`;
+}
+
+async function imageInto(holder, path, caption) {
+  try {
+    const res = await api(path, { raw: true });
+    const url = URL.createObjectURL(await res.blob());
+    const img = h("img", { src: url, alt: caption });
+    holder.replaceChildren(img);
+  } catch (err) {
+    const why = err.status === 403 ? "image hidden: needs a view_images grant"
+      : err.status === 404 ? "no image kept" : `image unavailable (${err.message})`;
+    holder.replaceChildren(h("div", { class: "noimage", text: why }));
+  }
+}
+
+function statusBadge(status, lead) {
+  let label = status.replaceAll("_", " ");
+  if (status === "awaiting_second_confirmation") {
+    label += ` (${lead.confirmed_by.length} of ${lead.confirmed_by.length + lead.confirmations_needed})`;
+  }
+  return h("span", { class: "status", dataset: { status }, text: label });
+}
+
+function formValue(form, name) {
+  const el = form.elements.namedItem(name);
+  return el ? el.value.trim() : "";
+}
+
+async function guarded(fn) {
+  showError(null);
+  try { await fn(); } catch (err) { showError(err); }
+}
+
+// ---------------------------------------------------------------- sign in
+
+function signinView(seq = nextSeq()) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("signout").hidden = true;
+  document.getElementById("who").textContent = "";
+  const form = h("form", { id: "signin", class: "card" },
+    h("h1", { text: "Sign in" }),
+    h("label", {}, "API key ", h("input", { id: "key", name: "key", type: "password",
+      autocomplete: "off", required: true, placeholder: "flk_..." })),
+    h("button", { type: "submit", id: "signin-submit" }, "Sign in"),
+    h("p", { class: "muted", text: "Keys are issued by an administrator " +
+      "(faceledger users issue-key). The key stays in this tab only." }));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      sessionStorage.setItem(KEY, formValue(form, "key"));
+      try { await loadMe(); } catch (err) { sessionStorage.removeItem(KEY); throw err; }
+      location.hash = "#/galleries";
+      await route();
+    });
+  });
+  view(seq, form);
+}
+
+async function loadMe() {
+  me = await api("/me");
+  document.getElementById("who").textContent = `${me.id} · ${me.roles.join(", ")}`;
+  document.getElementById("nav").hidden = false;
+  document.getElementById("signout").hidden = false;
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY);
+  me = null;
+  location.hash = "#/";
+  signinView();
+}
+
+// ---------------------------------------------------------------- galleries
+
+async function galleriesView(seq) {
+  const list = await api("/galleries");
+  const rows = list.items.map((g) => h("tr", { dataset: { gallery: g.name } },
+    h("td", {}, h("a", { href: `#/gallery/${encodeURIComponent(g.name)}`, text: g.name })),
+    h("td", { class: "metric", text: g.subjects }), h("td", { class: "metric", text: g.templates }),
+    h("td", { text: g.legal_basis }), h("td", { text: g.retention_days ? `${g.retention_days} d` : "—" }),
+    h("td", { text: g.model_id }), h("td", { text: me.grants[g.name] || (hasRole("admin") ? "admin" : "") })));
+  const parts = [h("h1", { text: "Galleries" }),
+    rows.length ? h("table", { id: "galleries" },
+      h("tr", {}, ["name", "subjects", "templates", "legal basis", "retention", "model", "your access"]
+        .map((t) => h("th", { text: t }))), rows)
+      : h("p", { class: "muted", text: "No gallery you hold a grant on." })];
+  if (hasRole("admin")) parts.push(createGalleryForm());
+  view(seq, parts);
+}
+
+function createGalleryForm() {
+  const form = h("form", { id: "gallery-create", class: "card" },
+    h("h2", { text: "Create a gallery" }),
+    h("label", {}, "Name ", h("input", { type: "text", name: "name", id: "gallery-name", required: true })),
+    h("label", {}, "Legal basis for holding its data ", h("select", { name: "legal_basis", id: "gallery-basis" },
+      ["consent", "statute", "warrant", "other"].map((b) => h("option", { value: b, text: b })))),
+    h("label", {}, "Retention (days, empty: indefinite) ",
+      h("input", { type: "number", name: "retention_days", id: "gallery-retention", min: 1 })),
+    h("label", {}, "Description ", h("input", { type: "text", name: "description", id: "gallery-description" })),
+    h("button", { type: "submit", id: "gallery-submit" }, "Create gallery"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const retention = formValue(form, "retention_days");
+      const g = await api("/galleries", { method: "POST", json: {
+        name: formValue(form, "name"), legal_basis: formValue(form, "legal_basis"),
+        description: formValue(form, "description"),
+        retention_days: retention ? Number(retention) : null } });
+      location.hash = `#/gallery/${encodeURIComponent(g.name)}`;
+    });
+  });
+  return form;
+}
+
+async function galleryView(seq, name) {
+  const g = await api(`/galleries/${encodeURIComponent(name)}`);
+  const parts = [h("h1", { text: `Gallery ${g.name}` }),
+    h("p", {}, `${g.subjects} subjects, ${g.templates} templates · legal basis ${g.legal_basis} · `,
+      `retention ${g.retention_days ? g.retention_days + " days" : "indefinite"} · model ${g.model_id} · `,
+      `created by ${g.created_by} ${when(g.created_at)}`),
+    g.description ? h("p", { class: "muted", text: g.description }) : null];
+  const level = me.grants[g.name];
+  if (hasRole("enroller") && level === "enrol") parts.push(enrolForm(g.name));
+  if (hasRole("admin")) parts.push(await grantsCard(g.name));
+  const subjects = h("section", { class: "card", id: "subjects" }, h("h2", { text: "Subjects" }));
+  parts.push(subjects);
+  view(seq, parts);
+  await loadSubjects(g.name, subjects, null);
+}
+
+async function loadSubjects(gallery, holder, cursor) {
+  try {
+    const q = cursor ? `?limit=50&cursor=${encodeURIComponent(cursor)}` : "?limit=50";
+    const page = await api(`/galleries/${encodeURIComponent(gallery)}/subjects${q}`);
+    let table = holder.querySelector("table");
+    if (!table) {
+      table = h("table", {}, h("tr", {}, ["subject", "name", "legal basis", "enrolled", "by"]
+        .map((t) => h("th", { text: t }))));
+      holder.append(table);
+    }
+    for (const s of page.items) {
+      table.append(h("tr", { dataset: { subject: s.external_id } }, h("td", { text: s.external_id }),
+        h("td", { text: s.display_name || "" }), h("td", { text: s.legal_basis }),
+        h("td", { text: when(s.enrolled_at) }), h("td", { text: s.enrolled_by })));
+    }
+    holder.querySelector("button.more")?.remove();
+    if (page.next_cursor) {
+      holder.append(h("button", { class: "secondary more", type: "button",
+        onclick: () => loadSubjects(gallery, holder, page.next_cursor) }, "More"));
+    }
+  } catch (err) {
+    holder.append(h("p", { class: "muted", text: err.status === 403
+      ? "Listing subjects needs a view_images grant on this gallery." : err.message }));
+  }
+}
+
+function enrolForm(gallery) {
+  const result = h("div", { id: "enrol-result" });
+  const form = h("form", { id: "enrol", class: "card" },
+    h("h2", { text: "Enrol images" }),
+    h("label", {}, "Subject id ", h("input", { type: "text", name: "subject", id: "enrol-subject" })),
+    h("label", {}, h("input", { type: "checkbox", name: "from_name", id: "enrol-from-name" }),
+      " Subject id from each file name (the part before the first “_” or “.”)"),
+    h("label", {}, "Images (one face each) ", h("input", { type: "file", name: "images",
+      id: "enrol-files", multiple: true, accept: "image/*", required: true })),
+    h("button", { type: "submit", id: "enrol-submit" }, "Enrol"), result);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const files = [...form.elements.namedItem("images").files];
+      const fromName = form.elements.namedItem("from_name").checked;
+      const subject = formValue(form, "subject");
+      if (!fromName && !subject) throw new Error("give a subject id, or take it from the file names");
+      const data = new FormData();
+      for (const f of files) {
+        data.append("images", f, f.name);
+        data.append("subjects", fromName ? f.name.split(/[_.]/)[0] : subject);
+      }
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      result.replaceChildren(h("p", { class: "muted", text: `Enrolling ${files.length} image(s)…` }));
+      try {
+        const out = await api(`/galleries/${encodeURIComponent(gallery)}/enrolments`, { method: "POST", form: data });
+        result.replaceChildren(
+          h("p", { id: "enrol-summary", text: `${out.enrolled} enrolled, ${out.duplicates} duplicate, ${out.rejected} rejected` }),
+          h("table", {}, h("tr", {}, ["file", "subject", "outcome", "detail"].map((t) => h("th", { text: t }))),
+            out.items.map((i) => h("tr", { dataset: { status: i.status } }, h("td", { text: i.file }),
+              h("td", { text: i.subject }), h("td", { text: i.status }), h("td", { text: i.detail || "" })))));
+      } finally { button.disabled = false; }
+    });
+  });
+  return form;
+}
+
+async function grantsCard(gallery) {
+  const card = h("section", { class: "card", id: "grants" }, h("h2", { text: "Grants" }));
+  const grants = await api(`/galleries/${encodeURIComponent(gallery)}/grants`);
+  card.append(grants.length ? h("table", {}, h("tr", {}, h("th", { text: "user" }), h("th", { text: "level" })),
+    grants.map((x) => h("tr", {}, h("td", { text: x.user_id }), h("td", { text: x.level }))))
+    : h("p", { class: "muted", text: "Nobody holds a grant yet." }));
+  const form = h("form", { id: "grant-form" },
+    h("label", { class: "inline" }, "User ", h("input", { type: "text", name: "user", id: "grant-user", required: true })),
+    h("label", { class: "inline" }, "Level ", h("select", { name: "level", id: "grant-level" },
+      ["search", "view_images", "enrol"].map((l) => h("option", { value: l, text: l })))),
+    h("button", { type: "submit", id: "grant-submit" }, "Grant"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      await api(`/galleries/${encodeURIComponent(gallery)}/grants/${encodeURIComponent(formValue(form, "user"))}`,
+        { method: "PUT", json: { level: formValue(form, "level") } });
+      await galleryView(nextSeq(), gallery);
+    });
+  });
+  card.append(form);
+  return card;
+}
+
+// ---------------------------------------------------------------- search
+
+async function searchView(seq) {
+  const list = await api("/galleries");
+  const searchable = list.items.filter((g) => me.grants[g.name]);
+  const form = h("form", { id: "search", class: "card" },
+    h("h1", { text: "Search" }),
+    h("p", { class: "notice", text: "Every search states why it is made and for which case; " +
+      "it is recorded with its results. Candidates are leads for review, not identifications." }),
+    h("label", {}, "Probe image ", h("input", { type: "file", name: "image", id: "search-image", accept: "image/*", required: true })),
+    h("fieldset", {}, h("legend", { text: "Galleries" }),
+      searchable.length ? searchable.map((g) => h("label", { class: "inline" },
+        h("input", { type: "checkbox", name: "galleries", value: g.name, checked: true }), ` ${g.name}`))
+        : h("span", { class: "muted", text: "You hold no grant on any gallery." })),
+    h("label", {}, "Purpose ", h("input", { type: "text", name: "purpose", id: "search-purpose", required: true })),
+    h("label", {}, "Case reference ", h("input", { type: "text", name: "case_ref", id: "search-case", required: true })),
+    h("label", { class: "inline" }, "Candidates per face ", h("input", { type: "number", name: "k", min: 1, max: 1000, value: 20 })),
+    h("label", { class: "inline" }, "Target FPIR ", h("input", { type: "number", name: "fpir", step: "any", min: 0, max: 1, placeholder: "default" })),
+    h("p", {}, h("button", { type: "submit", id: "search-submit" }, "Search")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const data = new FormData();
+      data.append("image", form.elements.namedItem("image").files[0]);
+      for (const box of form.querySelectorAll("input[name=galleries]:checked")) data.append("galleries", box.value);
+      data.append("purpose", formValue(form, "purpose"));
+      data.append("case_ref", formValue(form, "case_ref"));
+      if (formValue(form, "k")) data.append("k", formValue(form, "k"));
+      if (formValue(form, "fpir")) data.append("fpir", formValue(form, "fpir"));
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const out = await api("/search", { method: "POST", form: data });
+        location.hash = `#/searches/${out.search_id}`;
+      } finally { button.disabled = false; }
+    });
+  });
+  view(seq, form);
+}
+
+function facesSummary(faces) {
+  if (!faces || !faces.length) return h("p", { class: "muted", text: "No face record kept with the probe." });
+  return h("ul", { id: "probe-quality" }, faces.map((f, i) => h("li", {},
+    `face ${i + 1}: quality ${f.quality.score.toFixed(0)}/100`,
+    f.quality.flags.length ? h("span", { class: "flags", text: ` · flags: ${f.quality.flags.join(", ")}` })
+      : h("span", { class: "muted", text: " · no quality flags" }))));
+}
+
+async function searchDetailView(seq, id) {
+  const rec = await api(`/searches/${encodeURIComponent(id)}`);
+  const probe = h("div", {}, h("div", { class: "noimage", text: "loading…" }));
+  const parts = [h("h1", { text: "Search" }),
+    h("section", { class: "card", id: "search-info" },
+      h("p", {}, h("b", { text: "Purpose: " }), rec.purpose, " · ", h("b", { text: "Case: " }), rec.case_ref),
+      h("p", {}, `By ${rec.actor}, ${when(rec.created_at)} · galleries ${rec.galleries.join(", ")} · `,
+        `model ${rec.model_id || "?"} · audit entry #${rec.audit_seq}`),
+      h("p", { id: "two-person", class: "notice", text: rec.two_person_rule
+        ? "Two-person rule: a lead is confirmed only when two different reviewers confirm it. The searcher may not review."
+        : "One reviewer's confirmation confirms a lead. The searcher may not review." }),
+      h("div", { class: "compare" }, h("figure", { id: "probe" }, probe,
+        h("figcaption", { text: "Probe image" }))),
+      facesSummary(rec.probe_faces))];
+  if (!rec.leads.length) {
+    parts.push(h("p", { id: "no-candidate", class: "notice",
+      text: rec.leads_hidden ? "No lead you may see." : "No candidate passed the threshold: no lead." }));
+  }
+  const cards = rec.leads.map((lead) => leadCard(rec, lead));
+  view(seq, parts, cards);
+  if (seq !== routeSeq) return;
+  imageInto(probe, `/searches/${encodeURIComponent(id)}/probe`, "probe");
+  rec.leads.forEach((lead, i) => fillLeadImages(lead, cards[i].querySelector(".lead-images")));
+}
+
+function leadCard(rec, lead) {
+  const images = h("div", { class: "compare lead-images", dataset: { rank: lead.rank } });
+  const card = h("section", { class: "lead", id: `lead-${lead.rank}`, dataset: { rank: lead.rank } },
+    h("h2", {}, `Lead ${lead.rank}: subject ${lead.subject} `, h("span", { class: "muted", text: `(gallery ${lead.gallery})` })),
+    h("p", { class: "metric" }, "Score ", h("b", { text: lead.score.toFixed(4) }),
+      " · estimated false-match rate ", h("b", { class: "fmr", text: fmrText(lead.fmr, lead.fmr_upper_bound) }),
+      " · status ", statusBadge(lead.status, lead)),
+    images,
+    lead.decisions.length ? h("table", { class: "decisions" },
+      h("tr", {}, ["reviewer", "verdict", "note", "when"].map((t) => h("th", { text: t }))),
+      lead.decisions.map((d) => h("tr", {}, h("td", { text: d.reviewer }), h("td", { text: d.verdict }),
+        h("td", { text: d.note }), h("td", { text: when(d.decided_at) }))))
+      : h("p", { class: "muted", text: "No review decision yet." }));
+  const mayReview = hasRole("reviewer") && me.id !== rec.actor && me.grants[lead.gallery]
+    && me.grants[lead.gallery] !== "search";
+  if (mayReview) card.append(decisionForm(rec, lead));
+  else if (me.id === rec.actor) card.append(h("p", { class: "muted", text: "You made this search: someone else reviews it." }));
+  return card;
+}
+
+async function fillLeadImages(lead, holder) {
+  let templates = [];
+  try {
+    const subject = await api(`/galleries/${encodeURIComponent(lead.gallery)}/subjects/${encodeURIComponent(lead.subject)}`);
+    templates = subject.templates;
+  } catch (err) {
+    holder.replaceChildren(h("div", { class: "noimage", text: err.status === 403
+      ? "enrolled images hidden: needs a view_images grant" : err.status === 404
+        ? "subject no longer enrolled" : err.message }));
+    return;
+  }
+  // the matched template first, then up to two more of the subject
+  templates.sort((a, b) => (b.id === lead.template_id) - (a.id === lead.template_id));
+  const shown = templates.slice(0, 3);
+  holder.replaceChildren(...shown.map((t) => {
+    const box = h("div", {}, h("div", { class: "noimage", text: "loading…" }));
+    const flags = t.quality_flags.length ? `flags: ${t.quality_flags.join(", ")}` : "no quality flags";
+    const q = t.quality_score === null ? "" : `quality ${t.quality_score.toFixed(0)}/100, `;
+    const fig = h("figure", { class: "enrolled", dataset: { template: t.id } }, box,
+      h("figcaption", { text: `${t.id === lead.template_id ? "matched" : "also enrolled"} image · ${q}${flags}` }));
+    if (t.image_kept) imageInto(box, `/galleries/${encodeURIComponent(lead.gallery)}/templates/${t.id}/image`, `enrolled ${t.id}`);
+    else box.replaceChildren(h("div", { class: "noimage", text: "no image kept" }));
+    return fig;
+  }));
+}
+
+function decisionForm(rec, lead) {
+  const form = h("form", { class: "decide", dataset: { rank: lead.rank } },
+    h("label", { class: "inline" }, "Verdict ", h("select", { name: "verdict", id: `verdict-${lead.rank}` },
+      ["confirmed", "rejected", "inconclusive"].map((v) => h("option", { value: v, text: v })))),
+    h("label", {}, "Note (required) ", h("textarea", { name: "note", id: `note-${lead.rank}`, required: true })),
+    h("button", { type: "submit", id: `decide-${lead.rank}` }, "Record decision"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      await api(`/searches/${encodeURIComponent(rec.search_id)}/leads/${lead.rank}/decisions`, {
+        method: "POST", json: { verdict: formValue(form, "verdict"), note: formValue(form, "note") } });
+      await searchDetailView(nextSeq(), rec.search_id);
+    });
+  });
+  return form;
+}
+
+function searchesTable(items, id) {
+  if (!items.length) return h("p", { class: "muted", id, text: "Nothing here." });
+  return h("table", { id }, h("tr", {}, ["when", "by", "purpose", "case", "galleries", "leads"].map((t) => h("th", { text: t }))),
+    items.map((r) => h("tr", { dataset: { search: r.search_id } },
+      h("td", {}, h("a", { href: `#/searches/${r.search_id}`, text: when(r.created_at) })),
+      h("td", { text: r.actor }), h("td", { text: r.purpose }), h("td", { text: r.case_ref }),
+      h("td", { text: r.galleries.join(", ") }),
+      h("td", { text: r.leads.map((l) => `${l.rank}: ${l.status.replaceAll("_", " ")}`).join("; ") || "none" }))));
+}
+
+async function queueView(seq) {
+  const page = await api("/reviews/queue");
+  view(seq, h("h1", { text: "Awaiting your review" }), searchesTable(page.items, "queue"));
+}
+
+async function searchesView(seq, cursor) {
+  const page = await api(`/searches${cursor ? `?cursor=${cursor}` : ""}`);
+  view(seq, h("h1", { text: hasRole("auditor") ? "All searches" : "Your searches" }), searchesTable(page.items, "searches"),
+    page.next_cursor ? h("button", { class: "secondary", type: "button",
+      onclick: () => guarded(() => searchesView(nextSeq(), page.next_cursor)) }, "Older") : null);
+}
+
+// ---------------------------------------------------------------- audit
+
+async function auditView(seq, after) {
+  const head = await api("/audit/head");
+  const start = after === undefined ? Math.max(0, head.seq - 50) : after;
+  const page = await api(`/audit/entries?limit=50&cursor=${start}`);
+  const verifyOut = h("p", { id: "audit-verify-result" });
+  const verify = h("button", { type: "button", id: "audit-verify", onclick: () => guarded(async () => {
+    const rep = await api("/audit/verify");
+    verifyOut.textContent = rep.ok ? `Chain OK: ${rep.entries} entries, ${rep.signed_entries} signed.`
+      : `Chain BROKEN at entry ${rep.first_bad_position}: ${rep.reason}`;
+    verifyOut.dataset.ok = String(rep.ok);
+  }) }, "Verify the chain");
+  const exportButton = h("button", { type: "button", class: "secondary", id: "audit-export",
+    onclick: () => guarded(async () => {
+      const res = await api("/audit/export", { raw: true });
+      const url = URL.createObjectURL(await res.blob());
+      const a = h("a", { href: url, download: "audit.jsonl", text: "download" });
+      document.body.append(a); a.click(); a.remove();
+    }) }, "Export JSONL");
+  const rows = page.items.slice().reverse().map((e) => h("tr", { dataset: { seq: e.seq, op: e.operation } },
+    h("td", { class: "metric", text: e.seq }), h("td", { text: when(e.timestamp) }), h("td", { text: e.actor }),
+    h("td", { text: e.operation }), h("td", { text: e.purpose || "" }), h("td", { text: e.case_ref || "" }),
+    h("td", { text: e.galleries.join(", ") }), h("td", { text: summary(e) })));
+  const report = reportForm();
+  view(seq, h("h1", { text: "Audit log" }), h("p", {}, verify, " ", exportButton), verifyOut,
+    h("table", { id: "audit-entries" }, h("tr", {}, ["#", "when", "actor", "operation", "purpose", "case", "galleries", "details"]
+      .map((t) => h("th", { text: t }))), rows),
+    start > 0 ? h("button", { class: "secondary", type: "button",
+      onclick: () => guarded(() => auditView(nextSeq(), Math.max(0, start - 50))) }, "Older entries") : null,
+    report);
+}
+
+function summary(e) {
+  const d = e.details || {};
+  if (e.operation === "review") return `lead ${d.rank} of ${String(d.search_id).slice(0, 8)}: ${d.verdict} → ${d.status}`;
+  if (e.operation === "search") return `${e.candidates.length} lead(s), ${d.templates_searched} templates`;
+  if (e.operation === "enrol") return d.subject ? `subject ${d.subject}` : `${d.enrolled} enrolled`;
+  if (e.operation === "erasure_receipt") return `subject ${d.subject}: ${(d.template_ids || []).length} template(s)`;
+  const keys = Object.keys(d);
+  const short = (v) => (typeof v === "string" && /^[0-9a-f]{32,64}$/.test(v) ? `${v.slice(0, 12)}…` : v);
+  return keys.slice(0, 4).map((k) => `${k}=${JSON.stringify(short(d[k]))}`).join(" ");
+}
+
+function reportForm() {
+  const out = h("div", { id: "audit-report" });
+  const form = h("form", { class: "card" }, h("h2", { text: "Report of use" }),
+    h("label", { class: "inline" }, "From ", h("input", { type: "date", name: "from" })),
+    h("label", { class: "inline" }, "To ", h("input", { type: "date", name: "to" })),
+    h("button", { type: "submit", id: "audit-report-submit" }, "Report"), out);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const q = new URLSearchParams();
+      if (formValue(form, "from")) q.set("from", formValue(form, "from"));
+      if (formValue(form, "to")) q.set("to", formValue(form, "to"));
+      const rep = await api(`/audit/report?${q}`);
+      out.replaceChildren(h("pre", { text: JSON.stringify(rep, null, 2) }));
+    });
+  });
+  return form;
+}
+
+// ---------------------------------------------------------------- reports, users
+
+async function reportsView(seq) {
+  const list = await api("/reports");
+  const frame = h("iframe", { class: "report", sandbox: "", title: "evaluation report", hidden: true });
+  const items = list.items.map((r) => h("li", {}, h("a", { href: "#", onclick: (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const res = await api(`/reports/${encodeURIComponent(r.name)}`, { raw: true });
+      frame.srcdoc = await res.text();
+      frame.hidden = false;
+    });
+  }, text: r.name }), h("span", { class: "muted", text: ` · ${when(r.modified_at)} · ${Math.round(r.size_bytes / 1024)} KiB` })));
+  view(seq, h("h1", { text: "Evaluation reports" }),
+    items.length ? h("ul", { id: "reports" }, items)
+      : h("p", { class: "muted", text: "No report yet: write one with faceledger eval … --report <data-dir>/reports/NAME.html" }),
+    frame);
+}
+
+async function usersView(seq) {
+  const users = await api("/users");
+  const out = h("div", { id: "user-key" });
+  const form = h("form", { class: "card", id: "user-create" }, h("h2", { text: "Add a user" }),
+    h("label", {}, "User id ", h("input", { type: "text", name: "id", required: true })),
+    h("fieldset", {}, h("legend", { text: "Roles" }), ["admin", "enroller", "searcher", "reviewer", "auditor"]
+      .map((r) => h("label", { class: "inline" }, h("input", { type: "checkbox", name: "roles", value: r }), ` ${r}`))),
+    h("button", { type: "submit" }, "Add user and issue a key"), out);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const roles = [...form.querySelectorAll("input[name=roles]:checked")].map((b) => b.value);
+      const u = await api("/users", { method: "POST", json: { id: formValue(form, "id"), roles } });
+      const key = await api(`/users/${encodeURIComponent(u.id)}/keys`, { method: "POST", json: { label: "issued in the UI" } });
+      out.replaceChildren(h("p", {}, `Key for ${u.id} (shown once): `, h("span", { class: "token", text: key.token })));
+    });
+  });
+  view(seq, h("h1", { text: "Users" }), h("table", { id: "users" },
+    h("tr", {}, ["id", "roles", "grants", "active"].map((t) => h("th", { text: t }))),
+    users.map((u) => h("tr", {}, h("td", { text: u.id }), h("td", { text: u.roles.join(", ") }),
+      h("td", { text: Object.entries(u.grants).map(([g, l]) => `${g}=${l}`).join(", ") }),
+      h("td", { text: u.active ? "yes" : "no" })))), form);
+}
+
+// ---------------------------------------------------------------- routing
+
+async function route() {
+  const seq = nextSeq();
+  showError(null);
+  if (!sessionStorage.getItem(KEY)) { signinView(seq); return; }
+  if (!me) {
+    try { await loadMe(); } catch (err) {
+      sessionStorage.removeItem(KEY); signinView(nextSeq()); showError(err); return;
+    }
+  }
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const [page, arg] = parts;
+  try {
+    if (page === "gallery" && arg) await galleryView(seq, arg);
+    else if (page === "search") await searchView(seq);
+    else if (page === "searches" && arg) await searchDetailView(seq, arg);
+    else if (page === "searches") await searchesView(seq);
+    else if (page === "queue") await queueView(seq);
+    else if (page === "audit") await auditView(seq);
+    else if (page === "reports") await reportsView(seq);
+    else if (page === "users") await usersView(seq);
+    else await galleriesView(seq);
+  } catch (err) {
+    if (seq !== routeSeq) return;
+    view(seq, h("h1", { text: "Not available" }), h("p", { class: "muted", text: err.message }));
+    showError(err);
+    if (err.status === 401) signOut();
+  }
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("signout").addEventListener("click", signOut);
+  route();
+});

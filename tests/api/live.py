@@ -1,0 +1,142 @@
+"""A real uvicorn server on a loopback port in a background thread, and a prepared deployment
+(workspace, users of every role with API keys, one gallery with grants) to run it on."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+
+from faceledger.access import AccessControl, GrantLevel, Role, User
+from faceledger.api import ServiceOptions, create_app
+from faceledger.api.service import Service
+from faceledger.config import Settings
+from faceledger.gallery import Workspace, open_workspace
+from faceledger.gallery.galleries import create_gallery
+from faceledger.pipeline import Engine
+
+GALLERY = "watchlist"
+ROLES: dict[str, tuple[Role, ...]] = {
+    "admin": (Role.ADMIN,),
+    "enroller": (Role.ENROLLER,),
+    "searcher": (Role.SEARCHER,),
+    "reviewer": (Role.REVIEWER,),
+    "reviewer2": (Role.REVIEWER,),
+    "auditor": (Role.AUDITOR,),
+}
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+"""argon2 parameters are a deployment choice; the default ones cost ~0.1-0.6 s a key here, so
+deployments made for tests use cheap ones (``test_auth`` keeps the defaults)."""
+
+GRANTS = {
+    "enroller": GrantLevel.ENROL,
+    "searcher": GrantLevel.SEARCH,
+    "reviewer": GrantLevel.VIEW_IMAGES,
+    "reviewer2": GrantLevel.VIEW_IMAGES,
+}
+
+
+@dataclass
+class Deployment:
+    """A workspace with one user per role (user id = role name) and their API keys."""
+
+    settings: Settings
+    ws: Workspace
+    tokens: dict[str, str]
+    users: dict[str, User] = field(default_factory=dict)
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def user(self, who: str) -> User:
+        return self.ws.access.get_user(who)
+
+
+def deploy(
+    data_dir: Path,
+    engine: Engine,
+    *,
+    database_url: str | None = None,
+    gallery: str | None = GALLERY,
+    hasher: PasswordHasher | None = CHEAP_HASHER,
+    users: tuple[str, ...] = tuple(ROLES),
+    **settings: Any,
+) -> Deployment:
+    """A fresh workspace with users, keys, and (unless ``gallery`` is None) a gallery with
+    grants: enroller ``enrol``, searcher ``search``, reviewers ``view_images``."""
+    config = Settings(data_dir=data_dir, database_url=database_url, **settings)
+    ws = open_workspace(config, engine=engine)
+    if hasher is not None:
+        ws.access = AccessControl(ws.audit, hasher=hasher)
+    admin = ws.access.create_user("admin", [Role.ADMIN], by=None)
+    for name in users:
+        if name != "admin":
+            ws.access.create_user(name, ROLES[name], by=admin)
+    tokens = {name: ws.access.issue_api_key(name, by=admin).token for name in users}
+    if gallery is not None:
+        create_gallery(ws, admin, gallery, legal_basis="consent")
+        for name, level in GRANTS.items():
+            if name in users:
+                ws.access.grant(name, gallery, level, by=admin)
+    return Deployment(config, ws, tokens)
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@dataclass
+class Live:
+    app: FastAPI
+    url: str
+
+    @property
+    def service(self) -> Service:
+        service: Service = self.app.state.service
+        return service
+
+    def client(self, timeout: float = 60.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[Live]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) until the block ends."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield Live(app, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@contextmanager
+def serve(deployment: Deployment, options: ServiceOptions | None = None) -> Iterator[Live]:
+    """The service of ``deployment`` on a live loopback server."""
+    app = create_app(deployment.settings, deployment.ws, options=options)
+    with live_server(app) as live:
+        yield live

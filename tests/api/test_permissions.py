@@ -1,0 +1,312 @@
+"""Every endpoint × every role: allowed (2xx) or refused (403; 401 without a key).
+
+The expected cells are written out by hand from the access policy of issue 5 (roles, grant
+levels) and the grants of the test deployment: enroller ``enrol``, searcher ``search``,
+reviewer ``view_images`` on the gallery; admin and auditor hold no grant. Destructive calls
+get a fresh target for each cell, so cells do not depend on one another.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from faceledger.api.concurrency import SerialEngine
+from faceledger.gallery.galleries import create_gallery
+from tests.api.live import GALLERY, Deployment, Live, deploy, serve
+
+API = "/api/v1"
+ROLES = ("anonymous", "admin", "enroller", "searcher", "reviewer", "auditor")
+_counter = itertools.count(1)
+
+
+@dataclass
+class World:
+    """The deployment under test and what the cells act on."""
+
+    dep: Deployment
+    live: Live
+    london: dict[str, bytes]
+    template_id: int = 0
+    search_id: str = ""
+    receipt_seq: int = 0
+    report: str = "eval.html"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def fresh(self, prefix: str) -> str:
+        return f"{prefix}{next(_counter)}"
+
+    def image(self) -> bytes:
+        """An image not yet enrolled (each enrolment needs one)."""
+        stems = self.extra.setdefault("unused", sorted(self.london)[-20:])
+        return self.london[stems.pop()]
+
+
+Prepare = Callable[[World], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    path: str
+    allowed: frozenset[str]
+    prepare: Prepare = lambda w: {}
+
+
+def _img(data: bytes, name: str = "image") -> dict[str, Any]:
+    return {"files": {name: ("i.jpg", data, "image/jpeg")}}
+
+
+def _new_user(w: World) -> dict[str, Any]:
+    uid = w.fresh("u")
+    w.dep.ws.access.create_user(uid, ["searcher"], by=w.dep.user("admin"))
+    return {"user": uid}
+
+
+def _new_key(w: World) -> dict[str, Any]:
+    uid = _new_user(w)["user"]
+    key = w.dep.ws.access.issue_api_key(uid, by=w.dep.user("admin"))
+    return {"key": key.key_id}
+
+
+def _new_grant(w: World) -> dict[str, Any]:
+    uid = _new_user(w)["user"]
+    w.dep.ws.access.grant(uid, GALLERY, "search", by=w.dep.user("admin"))
+    return {"user": uid}
+
+
+def _new_gallery(w: World) -> dict[str, Any]:
+    name = w.fresh("g")
+    create_gallery(w.dep.ws, w.dep.user("admin"), name, legal_basis="other")
+    return {"name": name}
+
+
+def _new_subject(w: World) -> dict[str, Any]:
+    g = w.dep.ws.store.get_gallery_by_name(GALLERY)
+    ext = w.fresh("s")
+    w.dep.ws.store.add_subject(g.id, ext, enrolled_by="enroller")
+    return {"subject": ext}
+
+
+CELLS: list[Cell] = [
+    Cell("GET", "/health", frozenset(ROLES)),
+    Cell("GET", "/me", frozenset(ROLES) - {"anonymous"}),
+    Cell("GET", "/users", frozenset({"admin"})),
+    Cell(
+        "POST",
+        "/users",
+        frozenset({"admin"}),
+        lambda w: {"json": {"id": w.fresh("n"), "roles": ["auditor"]}},
+    ),
+    Cell("POST", "/users/{user}/deactivate", frozenset({"admin"}), _new_user),
+    Cell(
+        "POST", "/users/{user}/keys", frozenset({"admin"}), lambda w: {**_new_user(w), "json": {}}
+    ),
+    Cell("GET", "/users/{user}/keys", frozenset({"admin"}), _new_user),
+    Cell("DELETE", "/keys/{key}", frozenset({"admin"}), _new_key),
+    Cell("GET", "/galleries/{gallery}/grants", frozenset({"admin"})),
+    Cell(
+        "PUT",
+        "/galleries/{gallery}/grants/{user}",
+        frozenset({"admin"}),
+        lambda w: {**_new_user(w), "json": {"level": "search"}},
+    ),
+    Cell("DELETE", "/galleries/{gallery}/grants/{user}", frozenset({"admin"}), _new_grant),
+    Cell("GET", "/galleries", frozenset(ROLES) - {"anonymous"}),
+    Cell(
+        "POST",
+        "/galleries",
+        frozenset({"admin"}),
+        lambda w: {"json": {"name": w.fresh("c"), "legal_basis": "consent"}},
+    ),
+    Cell("GET", "/galleries/{gallery}", frozenset({"admin", "enroller", "searcher", "reviewer"})),
+    Cell(
+        "DELETE",
+        "/galleries/{name}",
+        frozenset({"admin"}),
+        lambda w: {**_new_gallery(w), "params": {"reason": "test"}},
+    ),
+    Cell("GET", "/galleries/{gallery}/subjects", frozenset({"enroller", "reviewer"})),
+    Cell("GET", "/galleries/{gallery}/subjects/001", frozenset({"enroller", "reviewer"})),
+    Cell(
+        "DELETE",
+        "/galleries/{gallery}/subjects/{subject}",
+        frozenset({"enroller"}),
+        lambda w: {**_new_subject(w), "params": {"reason": "test"}},
+    ),
+    Cell("GET", "/galleries/{gallery}/subjects/001/export", frozenset({"enroller", "reviewer"})),
+    Cell(
+        "GET",
+        "/galleries/{gallery}/templates/{template_id}/image",
+        frozenset({"enroller", "reviewer"}),
+    ),
+    Cell("GET", "/erasures/{receipt_seq}", frozenset({"auditor"})),
+    Cell(
+        "POST",
+        "/galleries/{gallery}/subjects/{subject}/images",
+        frozenset({"enroller"}),
+        lambda w: {"subject": w.fresh("e"), **_img(w.image())},
+    ),
+    Cell(
+        "POST",
+        "/galleries/{gallery}/enrolments",
+        frozenset({"enroller"}),
+        lambda w: {
+            "files": [("images", ("i.jpg", w.image(), "image/jpeg"))],
+            "data": {"subjects": [w.fresh("b")]},
+        },
+    ),
+    Cell(
+        "POST",
+        "/galleries/{gallery}/subjects/001/verify",
+        frozenset({"searcher"}),
+        lambda w: _img(w.london["001_smiling"]),
+    ),
+    Cell(
+        "POST",
+        "/detect",
+        frozenset({"enroller", "searcher", "reviewer"}),
+        lambda w: _img(w.london["002_smiling"]),
+    ),
+    Cell(
+        "POST",
+        "/verify",
+        frozenset({"searcher"}),
+        lambda w: {
+            "files": {
+                "image_a": ("a.jpg", w.london["001_neutral"], "image/jpeg"),
+                "image_b": ("b.jpg", w.london["001_smiling"], "image/jpeg"),
+            }
+        },
+    ),
+    Cell(
+        "POST",
+        "/search",
+        frozenset({"searcher"}),
+        lambda w: {
+            **_img(w.london["001_smiling"]),
+            "data": {"galleries": [GALLERY], "purpose": "matrix", "case_ref": "M-1"},
+        },
+    ),
+    Cell("GET", "/searches", frozenset({"searcher", "reviewer", "auditor"})),
+    Cell("GET", "/reviews/queue", frozenset({"searcher", "reviewer", "auditor"})),
+    Cell("GET", "/searches/{search_id}", frozenset({"searcher", "reviewer", "auditor"})),
+    Cell("GET", "/searches/{search_id}/probe", frozenset({"searcher", "reviewer"})),
+    Cell(
+        "POST",
+        "/searches/{search_id}/leads/1/decisions",
+        frozenset({"reviewer"}),
+        lambda w: {"json": {"verdict": "inconclusive", "note": "matrix"}},
+    ),
+    Cell("GET", "/audit/entries", frozenset({"auditor"})),
+    Cell("GET", "/audit/entries/1", frozenset({"auditor"})),
+    Cell("GET", "/audit/verify", frozenset({"auditor"})),
+    Cell("GET", "/audit/head", frozenset({"auditor"})),
+    Cell("GET", "/audit/export", frozenset({"auditor"})),
+    Cell("GET", "/audit/report", frozenset({"auditor"})),
+    Cell("GET", "/reports", frozenset({"admin", "auditor"})),
+    Cell("GET", "/reports/{report}", frozenset({"admin", "auditor"})),
+]
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+    serial_engine: SerialEngine,
+    london: dict[str, bytes],
+) -> Iterator[World]:
+    root: Path = tmp_path_factory.mktemp("matrix")
+    dep = deploy(root / "ws", serial_engine)
+    reports = dep.settings.data_dir / "reports"
+    reports.mkdir(parents=True)
+    (reports / "eval.html").write_text("<html><body><h1>FNMR</h1></body></html>")
+    with serve(dep) as live, live.client() as c:
+        w = World(dep, live, london)
+        r = c.post(
+            f"{API}/galleries/{GALLERY}/enrolments",
+            files=[
+                ("images", ("1.jpg", london["001_neutral"], "image/jpeg")),
+                ("images", ("2.jpg", london["002_neutral"], "image/jpeg")),
+            ],
+            data={"subjects": ["001", "002"]},
+            headers=dep.headers("enroller"),
+        )
+        w.template_id = r.json()["items"][0]["template_id"]
+        r = c.post(
+            f"{API}/search",
+            files={"image": ("p.jpg", london["001_smiling"], "image/jpeg")},
+            data={"galleries": [GALLERY], "purpose": "matrix", "case_ref": "M-0"},
+            headers=dep.headers("searcher"),
+        )
+        w.search_id = r.json()["search_id"]
+        erased = _new_subject(w)["subject"]
+        r = c.delete(
+            f"{API}/galleries/{GALLERY}/subjects/{erased}",
+            params={"reason": "setup"},
+            headers=dep.headers("enroller"),
+        )
+        w.receipt_seq = r.json()["receipt_seq"]
+        yield w
+    dep.ws.close()
+
+
+def _call(w: World, cell: Cell, who: str, client: httpx.Client) -> httpx.Response:
+    values = {
+        "gallery": GALLERY,
+        "template_id": w.template_id,
+        "search_id": w.search_id,
+        "receipt_seq": w.receipt_seq,
+        "report": w.report,
+    }
+    kwargs = cell.prepare(w)
+    request_parts = {"json", "files", "data", "params"}
+    values.update({k: kwargs.pop(k) for k in list(kwargs) if k not in request_parts})
+    path = API + cell.path.format(**values)
+    headers = {} if who == "anonymous" else w.dep.headers(who)
+    return client.request(cell.method, path, headers=headers, **kwargs)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=[f"{c.method} {c.path}" for c in CELLS])
+def test_endpoint_by_role(world: World, cell: Cell) -> None:
+    results: dict[str, int] = {}
+    with world.live.client() as client:
+        for who in ROLES:
+            results[who] = _call(world, cell, who, client).status_code
+    expected = {
+        who: "allowed" if who in cell.allowed else ("401" if who == "anonymous" else "403")
+        for who in ROLES
+    }
+    got = {
+        who: "allowed" if 200 <= status < 300 else str(status) for who, status in results.items()
+    }
+    assert got == expected, results
+
+
+def test_the_matrix_covers_every_operation_of_the_api(world: World) -> None:
+    with world.live.client() as c:
+        doc = c.get(f"{API}/openapi.json").json()
+    documented = {
+        (method.upper(), path.removeprefix(API))
+        for path, item in doc["paths"].items()
+        for method in item
+    }
+    covered = set()
+    for cell in CELLS:
+        template = cell.path
+        for path_ in {p for _, p in documented}:
+            if _matches(path_, template):
+                covered.add((cell.method, path_))
+    assert covered == documented
+
+
+def _matches(documented: str, cell_path: str) -> bool:
+    a, b = documented.split("/"), cell_path.split("/")
+    if len(a) != len(b):
+        return False
+    return all(x == y or x.startswith("{") for x, y in zip(a, b, strict=True))
