@@ -13,7 +13,7 @@ from PIL import Image
 from faceledger.api.concurrency import SerialEngine
 from faceledger.config import Settings
 from tests.api.live import Deployment, Live, deploy, serve
-from tests.postgres import PostgresCluster, PostgresUnavailable
+from tests.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +54,6 @@ def live(deployment: Deployment) -> Iterator[Live]:
 
 
 @pytest.fixture(scope="session")
-def pg() -> Iterator[PostgresCluster]:
-    """A throw-away PostgreSQL 15 server for the session (a schema per test)."""
-    try:
-        cluster = PostgresCluster()
-        cluster.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(f"the service tests need a PostgreSQL server: {exc}")
-    yield cluster
-    cluster.stop()
+def pg(pg_cluster: PostgresCluster) -> PostgresCluster:
+    """The run's one PostgreSQL server (``tests/conftest.py``); a schema per test."""
+    return pg_cluster
