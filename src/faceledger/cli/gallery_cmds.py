@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from faceledger.access import Operation, authorize
-from faceledger.audit import AuditOp, AuditRecord
 from faceledger.cli.output import console, fmr_text, guarded, print_json, progress_bar
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
@@ -23,6 +22,7 @@ from faceledger.gallery import (
     search,
     verify_erased,
 )
+from faceledger.gallery.galleries import create_gallery
 from faceledger.gallery.search import SearchResult
 from faceledger.store import LegalBasis
 
@@ -48,23 +48,13 @@ def gallery_create(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            authorize(me, Operation.GALLERY_CREATE)
-            g = ws.store.create_gallery(
+            g = create_gallery(
+                ws,
+                me,
                 name,
-                model_id=ws.engine.card.id,
-                created_by=me.id,
                 legal_basis=legal_basis,
                 description=description,
                 retention_days=retention_days,
-            )
-            ws.audit.append(
-                AuditRecord(
-                    operation=AuditOp.GALLERY_CREATE,
-                    actor=me.id,
-                    galleries=(g.name,),
-                    model_id=g.model_id,
-                    details={"legal_basis": str(g.legal_basis), "retention_days": retention_days},
-                )
             )
             console.print(f"created gallery {g.name!r} (model {g.model_id})")
 
