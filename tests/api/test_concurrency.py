@@ -2,8 +2,8 @@
 no request fails, and afterwards the store, the in-memory index and the saved index file hold
 exactly the same templates, every enrolment and search is in the audit log, and it verifies.
 
-The issue asks for 60 s; the suite runs ``DURATION_S`` per database to stay fast, and
-``benchmarks/load_service.py`` runs the full minute with the same driver.
+Each database gets the full minute the issue asks for (about 2.5 minutes of the CI run);
+``benchmarks/load_service.py`` runs the same driver and prints throughput and latency.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from faceledger.index import load_index
 from tests.api.live import GALLERY, deploy, serve
 from tests.postgres import PostgresCluster
 
-DURATION_S = 8.0
+DURATION_S = 60.0
 CLIENTS = 8
 SIDE_PX = 300
 """The London portraits are shrunk to this width (faces stay ~110 px wide, well inside the
