@@ -20,7 +20,13 @@ import numpy.typing as npt
 import pytest
 
 from faceledger.errors import Conflict, IntegrityError, InvalidArgument, ModelMismatch
-from faceledger.index import ExactIndex, FaissIVFIndex, VectorIndex, from_description
+from faceledger.index import (
+    ExactIndex,
+    FaissHNSWIndex,
+    FaissIVFIndex,
+    VectorIndex,
+    from_description,
+)
 from faceledger.index.milvus_index import MilvusIndex
 from faceledger.index.synthetic import FaceLikeModel
 
@@ -33,7 +39,8 @@ BACKENDS = [
     "faiss-flat",
     "faiss-ivf-sq8",
     "faiss-ivf-pq",
-    "faiss-hnsw",
+    "faiss-hnsw-flat",
+    "faiss-hnsw-sq8",
     "milvus-lite",
 ]
 
@@ -97,6 +104,7 @@ def make(
     request: pytest.FixtureRequest,
     milvus_client: Any,
     trained_ivf: dict[str, FaissIVFIndex],
+    corpus: Corpus,
 ) -> Iterator[Factory]:
     """A factory of empty, ready-to-fill indexes of one backend."""
     kind: str = request.param
@@ -110,13 +118,18 @@ def make(
                 dimension=D,
                 gallery=f"t-{uuid.uuid4().hex}",
                 flush_on_add=True,  # milvus-lite searches unsealed rows slowly
+                shortlist=24,  # FLAT is exact; milvus-lite spends its time per returned row
             )
             galleries.append(index)
             return index
         if kind.startswith("faiss-ivf"):
             return trained_ivf[kind.rsplit("-", 1)[1]].trained_copy()
-        params: dict[str, Any] = {"ef_search": 128, "m": 16} if kind == "faiss-hnsw" else {}
-        return from_description({"kind": kind, "dimension": D, "model_id": MODEL, "params": params})
+        if kind.startswith("faiss-hnsw"):
+            storage = kind.rsplit("-", 1)[1]
+            hnsw = FaissHNSWIndex(D, MODEL, m=16, ef_search=128, storage=storage)  # type: ignore[arg-type]
+            hnsw.train(corpus.vectors)  # SQ8 value ranges (a no-op for flat storage)
+            return hnsw
+        return from_description({"kind": kind, "dimension": D, "model_id": MODEL, "params": {}})
 
     yield build
     for g in galleries:  # keep the shared collection small: one gallery lives for one test

@@ -123,6 +123,36 @@ def test_ivf_with_external_rerank_source_needs_it_again_on_load(tmp_path: Path) 
     assert again.search(v[:5], 1).ids[:, 0].tolist() == [0, 1, 2, 3, 4]
 
 
+def test_sq8_hnsw_learns_from_a_big_first_add_and_can_rerank_from_the_store(
+    tmp_path: Path,
+) -> None:
+    v = clustered(3000, 16)
+    ids = np.arange(3000, dtype=np.int64) + 100
+    small = FaissHNSWIndex(16, "m", m=8)
+    with pytest.raises(InvalidArgument):
+        small.add(ids[:10], v[:10])  # too few to learn SQ8 ranges from
+    assert len(small) == 0
+    small.add(ids, v)  # a first batch of 3000 is enough
+    store = dict(zip(ids.tolist(), v, strict=True))
+
+    def source(want: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        return np.stack([store[int(i)] for i in want])
+
+    index = FaissHNSWIndex(16, "m", m=8, rerank_source=source)
+    index.add(ids, v)
+    assert index.memory_bytes() < small.memory_bytes() - 3000 * 16 * 4 + 1
+    for idx in (small, index):
+        hits = idx.search(v[:20], 1)
+        np.testing.assert_array_equal(hits.ids[:, 0], ids[:20])
+    index.remove(ids[:10])
+    assert not np.isin(index.search(v[:10], 5).ids, ids[:10]).any()
+    index.save(tmp_path / "h.idx")
+    with pytest.raises(InvalidArgument):
+        load_index(tmp_path / "h.idx")
+    again = load_index(tmp_path / "h.idx", rerank_source=source)
+    np.testing.assert_array_equal(again.search(v[10:30], 1).ids[:, 0], ids[10:30])
+
+
 def test_source_that_disagrees_with_the_index_is_an_integrity_error() -> None:
     v = unit(500, 8)
     index = FaissIVFIndex(
@@ -144,7 +174,7 @@ def test_untrained_ivf_refuses_adds_and_small_training_sets() -> None:
 
 def test_load_index_dispatches_on_the_recorded_kind(tmp_path: Path) -> None:
     v = unit(100, 8)
-    hnsw = FaissHNSWIndex(8, "m", m=8)
+    hnsw = FaissHNSWIndex(8, "m", m=8, storage="flat")
     hnsw.add(np.arange(100), v)
     hnsw.save(tmp_path / "a.idx")
     loaded = load_index(tmp_path / "a.idx")

@@ -17,7 +17,8 @@ from faceledger.index.factory import (
     needs_rebuild,
     rebuild,
 )
-from faceledger.index.faiss_index import FaissFlatIndex, FaissHNSWIndex
+from faceledger.index.faiss_hnsw import FaissHNSWIndex
+from faceledger.index.faiss_index import FaissFlatIndex
 from faceledger.index.faiss_ivf import FaissIVFIndex
 
 __all__ = [

@@ -1,10 +1,11 @@
-"""faiss backends that keep full float32 templates: flat (exhaustive) and HNSW (graph).
+"""Slot-based faiss backends, and the exhaustive one: ``FaissFlatIndex``.
 
-Both store vectors by dense slot inside faiss and map slots to template ids themselves (see
-:class:`~faceledger.index._slots.SlotTable`). faiss proposes a shortlist; the shortlist is
-re-ranked exactly from the same stored vectors, read zero-copy from faiss memory. Removal
-zeroes the slot's vector and hides it from search with an ``IDSelectorBitmap``; flat indexes
-reclaim dead slots at once, HNSW graphs are rebuilt off the request path (see ``factory``).
+Slot-based indexes store vectors by dense slot inside faiss and map slots to template ids
+themselves (see :class:`~faceledger.index._slots.SlotTable`), because faiss' flat and HNSW
+structures cannot delete in place. faiss proposes a shortlist, which is re-ranked exactly from
+the full float32 templates. Removal overwrites the slot's vector (its bytes leave memory and
+saved files) and hides the slot from search with an ``IDSelectorBitmap``; flat indexes reclaim
+dead slots at once, HNSW graphs are rebuilt off the request path (see ``factory``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ class _SlotFaissIndex(VectorIndex):
     def _search_params(self, selector: Any, k: int) -> Any:
         raise NotImplementedError
 
+    def _prepare_add(self, vectors: VectorArray) -> None:
+        """Train on the first batch if the backend needs it (hook)."""
+
+    def _store_full(self, slots: IdArray, vectors: VectorArray) -> None:
+        """Keep full templates of new slots when faiss itself does not (hook)."""
+
     def _stored(self) -> VectorArray:
         """Zero-copy, writable view of the stored vectors (valid until the next add)."""
         n = self._slots.n_slots
@@ -77,8 +84,9 @@ class _SlotFaissIndex(VectorIndex):
         check_new_ids(ids_, self._slots.contains(ids_))
         if ids_.size == 0:
             return
+        self._prepare_add(vecs)
         self._index.add(vecs)
-        self._slots.append(ids_)
+        self._store_full(self._slots.append(ids_), vecs)
         if self._index.ntotal != self._slots.n_slots:
             raise IntegrityError("faiss index and slot table disagree after add")
 
@@ -97,11 +105,17 @@ class _SlotFaissIndex(VectorIndex):
 
     def compact(self) -> None:
         """Rebuild the faiss structure from the live vectors only (O(n); slow for HNSW)."""
-        live = self._stored()[self._slots.live_slots()].copy()
+        live_slots = self._slots.live_slots()
+        live = self._fetch(self._slots.labels(live_slots)).copy()
         self._slots.compact()
         self._index = self._new_faiss()
+        self._reset_full()
         if live.shape[0]:
             self._index.add(live)
+            self._store_full(np.arange(live.shape[0], dtype=np.int64), live)
+
+    def _reset_full(self) -> None:
+        """Forget full templates kept outside faiss (hook, before a compaction re-adds them)."""
 
     @property
     def dead_fraction(self) -> float:
@@ -118,6 +132,7 @@ class _SlotFaissIndex(VectorIndex):
         return self._slots.contains(self._check_ids(ids))
 
     def _fetch(self, ids: IdArray) -> VectorArray:
+        """Full templates of ids (the re-rank source)."""
         slots = self._slots.lookup(ids)
         if (slots < 0).any():
             raise IntegrityError("a shortlisted id has no stored vector")
@@ -141,16 +156,29 @@ class _SlotFaissIndex(VectorIndex):
         return int(self._slots.n_slots * self.dimension * 4 + self._slots.nbytes)
 
     # -- persistence ------------------------------------------------------------------------
+    def _extra_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """Arrays besides the faiss index and the slot labels that a save must keep (hook)."""
+        return {}
+
+    def _restore(self, arrays: dict[str, npt.NDArray[Any]], path: str | Path) -> None:
+        """Take back what :meth:`_extra_arrays` saved (hook)."""
+
+    @classmethod
+    def _from_meta(cls, meta: dict[str, Any], options: dict[str, Any]) -> Self:
+        return cls(int(meta["dimension"]), str(meta["model_id"]), **meta["params"])
+
     def save(self, path: str | Path) -> None:
-        blob = faiss.serialize_index(self._index)
-        write_index_file(
-            path, self.describe(), {"labels": self._slots.slot_labels(), "faiss": blob}
-        )
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "labels": self._slots.slot_labels(),
+            "faiss": faiss.serialize_index(self._index),
+            **self._extra_arrays(),
+        }
+        write_index_file(path, self.describe(), arrays)
 
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> Self:
         meta, arrays = read_index_file(path, cls.kind)
-        index = cls(int(meta["dimension"]), str(meta["model_id"]), **meta["params"])
+        index = cls._from_meta(meta, options)
         labels = require(arrays, "labels", path).astype(np.int64)
         try:
             fx = faiss.deserialize_index(np.ascontiguousarray(require(arrays, "faiss", path)))
@@ -160,6 +188,7 @@ class _SlotFaissIndex(VectorIndex):
             raise IntegrityError(f"index file {path}: faiss data and ids do not match")
         index._index = fx
         index._slots = SlotTable.from_labels(labels)
+        index._restore(arrays, path)
         return index
 
 
@@ -183,79 +212,3 @@ class FaissFlatIndex(_SlotFaissIndex):
 
     def params(self) -> dict[str, Any]:
         return {"shortlist": self.shortlist}
-
-
-class FaissHNSWIndex(_SlotFaissIndex):
-    """HNSW graph over the full templates; ``ef_search`` trades latency for recall."""
-
-    kind = "faiss-hnsw"
-
-    def __init__(
-        self,
-        dimension: int,
-        model_id: str,
-        *,
-        m: int = 32,
-        ef_construction: int = 80,
-        ef_search: int = 96,
-        shortlist: int = 48,
-    ) -> None:
-        if m < 4 or ef_construction < 1 or ef_search < 1:
-            raise InvalidArgument("HNSW needs m >= 4 and positive ef_construction, ef_search")
-        self.m = int(m)
-        self.ef_construction = int(ef_construction)
-        self.ef_search = int(ef_search)
-        super().__init__(dimension, model_id, shortlist=shortlist)
-
-    def _new_faiss(self) -> Any:
-        # L2 on unit vectors orders exactly as inner product; faiss' L2 HNSW is the tuned path.
-        index = faiss.IndexHNSWFlat(self.dimension, self.m)
-        index.hnsw.efConstruction = self.ef_construction
-        return index
-
-    def _storage(self) -> Any:
-        return faiss.downcast_index(self._index.storage)
-
-    def _search_params(self, selector: Any, k: int) -> Any:
-        ef = max(self.ef_search, k)
-        if selector is None:
-            return faiss.SearchParametersHNSW(efSearch=ef)
-        return faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
-
-    def _erase(self, slots: IdArray) -> None:
-        """Replace each removed template by the mean of its live level-0 graph neighbours.
-
-        faiss cannot unlink an HNSW node, so the node keeps routing searches through its
-        region; a zeroed vector would cut tight clusters (one person's templates) off the
-        graph. Every removed template is wiped before any surrogate is computed, and
-        surrogates use live templates only, so no removed template's bytes survive.
-        """
-        stored = self._stored()
-        stored[slots] = 0.0
-        hnsw = self._index.hnsw
-        neighbors = faiss.rev_swig_ptr(hnsw.neighbors.data(), hnsw.neighbors.size())
-        offsets = faiss.rev_swig_ptr(hnsw.offsets.data(), hnsw.offsets.size())
-        width = int(hnsw.nb_neighbors(0))
-        for slot in slots:
-            start = int(offsets[slot])
-            near = neighbors[start : start + width].astype(np.int64)
-            near = near[near >= 0]
-            near = near[self._slots.labels(near) >= 0]
-            if near.size:
-                mean = stored[near].astype(np.float64).mean(axis=0)
-                norm = float(np.linalg.norm(mean))
-                if norm > 0:
-                    stored[slot] = mean / norm
-
-    def memory_bytes(self) -> int:
-        hnsw = self._index.hnsw
-        graph = hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
-        return int(super().memory_bytes() + graph)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "m": self.m,
-            "ef_construction": self.ef_construction,
-            "ef_search": self.ef_search,
-            "shortlist": self.shortlist,
-        }

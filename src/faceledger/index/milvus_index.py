@@ -77,7 +77,7 @@ def is_lite_uri(uri: str) -> bool:
 
 def _milvus() -> Any:
     try:
-        import pymilvus  # type: ignore[import-untyped]
+        import pymilvus
     except ImportError as exc:  # pragma: no cover - pymilvus is a declared dependency
         raise StoreError(f"the Milvus backend needs pymilvus: {exc}") from None
     return pymilvus
@@ -198,6 +198,8 @@ class MilvusIndex(VectorIndex):
 
     # -- mutation ---------------------------------------------------------------------------
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Insert in batches; a server failure mid-way can leave earlier batches stored (the
+        gallery layer's store-to-index sync repairs that, the store being the truth)."""
         ids_ = self._check_ids(ids)
         vecs = self._check_vectors(vectors, ids_.size)
         if ids_.size == 0:
@@ -211,7 +213,7 @@ class MilvusIndex(VectorIndex):
             ]
             self._call(self._client.insert, self.collection, rows, partition_name=self.partition)
         if self.flush_on_add:
-            self._call(self._client.flush, self.collection)
+            self.flush()
 
     def remove(self, ids: npt.ArrayLike) -> int:
         ids_ = np.unique(self._check_ids(ids))
@@ -236,6 +238,15 @@ class MilvusIndex(VectorIndex):
             with contextlib.suppress(Exception):
                 c.release_partitions(self.collection, [self.partition])
             self._call(c.drop_partition, self.collection, self.partition)
+
+    def flush(self) -> None:
+        """Seal rows written so far (milvus-lite then searches them fast; servers need not)."""
+        self._call(self._client.flush, self.collection)
+
+    def compact(self) -> None:
+        """Ask Milvus to rewrite segments without deleted rows (a delete is only a tombstone
+        until then; run after erasure requests so the template bytes leave its storage)."""
+        self._call(self._client.compact, self.collection)
 
     # -- queries ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -329,7 +340,7 @@ class MilvusIndex(VectorIndex):
 
     def save(self, path: str | Path) -> None:
         """Flush to durable storage and write a small manifest (no secrets) to reopen it."""
-        self._call(self._client.flush, self.collection)
+        self.flush()
         meta = {"format": FORMAT, "version": VERSION, **self.describe()}
         data = json.dumps(meta, sort_keys=True, indent=2).encode()
         atomic_write_bytes(path, lambda f: f.write(data))
