@@ -1,8 +1,10 @@
 """Embed many images on all cores: worker processes, bounded in-flight work, a template cache.
 
-dlib runs on one core, so throughput comes from processes, each holding its own Engine.
-Results come back in input order; failures are values (error code + message), never raised,
-so one bad file cannot stop a bulk job.
+dlib runs on one core, so throughput comes from processes, each holding its own Engine (an
+ONNX embedder there runs on one thread). Each task is a small chunk of images whose faces are
+embedded in one batch. Bulk enrolment with the ``largest`` selection detects on a small copy
+first (:meth:`Detector.detect_prominent`). Results come back in input order; failures are
+values (error code + message), never raised, so one bad file cannot stop a bulk job.
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceledger.align import align_face
 from faceledger.cache import TemplateCache
 from faceledger.config import Settings
-from faceledger.errors import FaceLedgerError
+from faceledger.detect import select_face
+from faceledger.embed._dlib_ort import worker_embedder
+from faceledger.errors import FaceLedgerError, QualityRejected
 from faceledger.pipeline import Engine
-from faceledger.types import FaceResult
+from faceledger.quality import assess_quality
+from faceledger.types import AlignedFace, Detection, FaceResult, Pixels, QualityReport
+
+CHUNK = 8
+"""Images per worker task: their faces go through the embedder in one batch."""
 
 
 @dataclass(frozen=True)
@@ -37,29 +46,102 @@ class EmbedOutcome:
 _engine: Engine | None = None
 
 
+def worker_engine(settings: Settings) -> Engine:
+    """An Engine for a process that has one core to itself (single-threaded ONNX runtime)."""
+    engine = Engine(settings)
+    embedder = worker_embedder(engine.card, flip_average=settings.flip_average)
+    if embedder is None:
+        return engine
+    return Engine(settings, card=engine.card, embedder=embedder)
+
+
 def _init_worker(settings: Settings) -> None:
     global _engine
-    _engine = Engine(settings)
+    _engine = worker_engine(settings)
 
 
-def _embed_one(path: str, enrolment: bool) -> EmbedOutcome:
+def _embed_chunk(paths: list[str], enrolment: bool) -> list[EmbedOutcome]:
     assert _engine is not None
-    return embed_one(_engine, path, enrolment=enrolment)
+    return embed_many(_engine, paths, enrolment=enrolment)
 
 
 def embed_one(engine: Engine, path: str, *, enrolment: bool = False) -> EmbedOutcome:
     """Embed the selected face of one image file, turning domain errors into values."""
+    return embed_many(engine, [path], enrolment=enrolment)[0]
+
+
+def _detect(engine: Engine, pixels: Pixels, enrolment: bool) -> list[Detection]:
+    # Enrolment keeps the largest face only: a pass on a small copy finds it cheaply. Other
+    # selections need every face the full search finds ("only" must see a second face).
+    if enrolment and engine.settings.face_selection == "largest":
+        return engine.detector.detect_prominent(pixels)
+    return engine.detector.detect(pixels)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    index: int
+    face: AlignedFace
+    quality: QualityReport
+    sha256: str
+    faces: int
+
+
+def _prepare(engine: Engine, index: int, path: str, enrolment: bool) -> _Ready | EmbedOutcome:
+    """Decode, detect, select, gate and align one image (what Engine.embed does before
+    the embedder), or the failure as an outcome."""
     sha: str | None = None
     faces = 0
     try:
         img = engine.load(path)
         sha = img.sha256
-        detections = engine.detector.detect(img.pixels)
+        detections = _detect(engine, img.pixels, enrolment)
         faces = len(detections)
-        result = engine.embed_detected(img, detections, enrolment=enrolment)
-        return EmbedOutcome(path, result, sha256=sha, faces=faces)
+        settings = engine.settings
+        chosen = select_face(detections, settings.face_selection, img.width, img.height)
+        quality = assess_quality(img.pixels, chosen, settings.gates)
+        if enrolment and not quality.passes:
+            raise QualityRejected(
+                f"face quality {quality.score:.0f}/100 fails the enrolment gates: "
+                + ", ".join(quality.flags),
+                reasons=quality.flags,
+            )
+        face = align_face(img.pixels, chosen, engine.card.align)
+        return _Ready(index, face, quality, sha, faces)
     except FaceLedgerError as exc:
         return EmbedOutcome(path, None, exc.code, exc.message, sha, faces)
+
+
+def embed_many(
+    engine: Engine, paths: Sequence[str], *, enrolment: bool = False
+) -> list[EmbedOutcome]:
+    """:func:`embed_one` for several files, their faces embedded in one batch.
+
+    Only the aligned chips (not the decoded images) are kept until the batch runs.
+    """
+    outcomes: list[EmbedOutcome | None] = [None] * len(paths)
+    ready: list[_Ready] = []
+    for i, p in enumerate(paths):
+        prepared = _prepare(engine, i, p, enrolment)
+        if isinstance(prepared, EmbedOutcome):
+            outcomes[i] = prepared
+        else:
+            ready.append(prepared)
+    if ready:
+        try:
+            templates = engine.embedder.embed([r.face for r in ready])
+        except FaceLedgerError as exc:
+            for r in ready:
+                outcomes[r.index] = EmbedOutcome(
+                    paths[r.index], None, exc.code, exc.message, r.sha256, r.faces
+                )
+        else:
+            for r, t in zip(ready, templates, strict=True):
+                result = FaceResult(r.face.detection, r.quality, t)
+                outcomes[r.index] = EmbedOutcome(
+                    paths[r.index], result, sha256=r.sha256, faces=r.faces
+                )
+    return [o for o in outcomes if o is not None]
 
 
 def worker_count(settings: Settings) -> int:
@@ -76,42 +158,47 @@ def iter_embed_paths(
 ) -> Iterator[tuple[int, EmbedOutcome]]:
     """Yield ``(input index, outcome)`` as each image finishes (not in input order).
 
-    At most ``2 × workers`` images are in flight, so memory stays bounded however long the
-    list is. With one worker everything runs in this process.
+    At most ``2 × workers`` chunks of :data:`CHUNK` images are in flight, so memory stays
+    bounded however long the list is. With one worker everything runs in this process.
     """
     n_workers = workers if workers is not None else worker_count(settings)
     items = [str(p) for p in paths]
+    chunks = [list(range(i, min(i + CHUNK, len(items)))) for i in range(0, len(items), CHUNK)]
     if n_workers <= 1 or len(items) <= 1:
-        engine = Engine(settings)
-        for i, p in enumerate(items):
-            out = embed_one(engine, p, enrolment=enrolment)
-            if on_done:
-                on_done(out)
-            yield i, out
+        engine = worker_engine(settings)
+        for chunk in chunks:
+            for i, out in zip(
+                chunk,
+                embed_many(engine, [items[i] for i in chunk], enrolment=enrolment),
+                strict=True,
+            ):
+                if on_done:
+                    on_done(out)
+                yield i, out
         return
     with ProcessPoolExecutor(
         max_workers=n_workers, initializer=_init_worker, initargs=(settings,)
     ) as pool:
-        pending: dict[Future[EmbedOutcome], int] = {}
-        it = iter(enumerate(items))
+        pending: dict[Future[list[EmbedOutcome]], list[int]] = {}
+        it = iter(chunks)
         exhausted = False
         while True:
             while not exhausted and len(pending) < 2 * n_workers:
                 try:
-                    i, p = next(it)
+                    chunk = next(it)
                 except StopIteration:
                     exhausted = True
                     break
-                pending[pool.submit(_embed_one, p, enrolment)] = i
+                pending[pool.submit(_embed_chunk, [items[i] for i in chunk], enrolment)] = chunk
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                i = pending.pop(fut)
-                out = fut.result()
-                if on_done:
-                    on_done(out)
-                yield i, out
+                chunk = pending.pop(fut)
+                for i, out in zip(chunk, fut.result(), strict=True):
+                    if on_done:
+                        on_done(out)
+                    yield i, out
 
 
 def _file_sha256(path: str) -> str | None:

@@ -193,7 +193,25 @@ def models(
             console.print(f"  [dim]licence: {c.licence}[/]")
 
 
+def export_onnx(
+    out: Annotated[Path, typer.Argument(help="Folder for the .onnx file and its model card.")],
+) -> None:
+    """Export dlib's ResNet to ONNX (same network, 3-9x faster bulk work), checked for parity.
+
+    Then run with --model-dir OUT (or FACELEDGER_MODEL_DIR) to use it; templates are
+    interchangeable with dlib's, so galleries and calibration stay valid.
+    """
+    from faceledger.embed.dlib_export import export_dlib_resnet_onnx
+
+    res = guarded(lambda: export_dlib_resnet_onnx(out))
+    console.print(
+        f"wrote {res.model_path} (sha256 {res.sha256[:16]}…) and {res.card_path}; "
+        f"parity on {res.faces_checked} faces, worst cosine {res.worst_cosine}"
+    )
+
+
 def register(app: typer.Typer) -> None:
+    app.command("export-onnx")(export_onnx)
     app.command()(detect)
     app.command()(verify)
     app.command()(models)

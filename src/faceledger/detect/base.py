@@ -20,6 +20,10 @@ from faceledger.types import Box, Detection, Pixels
 HOG_WINDOW_PX = 80
 """dlib's frontal HOG and MMOD detectors both scan an ~80 px window."""
 
+PROMINENT_MAX_SIDE = 320
+"""Working size of :meth:`Detector.detect_prominent`'s first pass: finds faces of at least
+about a quarter of the image's longer side (80 px window at this scale)."""
+
 
 @dataclass(frozen=True)
 class RawBox:
@@ -72,6 +76,26 @@ class Detector(ABC):
             if h * w * 4**upsample > self.pixel_budget:
                 break
             raw = self._find(work, upsample)
+        return self._to_detections(pixels, raw, scale)
+
+    def detect_prominent(
+        self, pixels: Pixels, *, max_side: int = PROMINENT_MAX_SIDE
+    ) -> list[Detection]:
+        """Faces found on a copy at most ``max_side`` px, without upsampling; the full search
+        (:meth:`detect`) only when that finds none.
+
+        For single-face enrolment with the ``largest`` selection: the largest face is found at
+        a fraction of the cost (no upsampled pass over the full image), but faces smaller than
+        about a quarter of the image's longer side may be left out when a larger one is found.
+        """
+        work, scale = shrink_to_max_side(pixels, min(max_side, self.max_side))
+        raw = self._find(work, 0)
+        if not raw:
+            return self.detect(pixels)
+        return self._to_detections(pixels, raw, scale)
+
+    def _to_detections(self, pixels: Pixels, raw: list[RawBox], scale: float) -> list[Detection]:
+        """Map working-scale boxes back to ``pixels`` and predict landmarks there."""
         full_h, full_w = pixels.shape[:2]
         out: list[Detection] = []
         for r in raw:
