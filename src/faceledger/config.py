@@ -66,6 +66,10 @@ class Settings:
     """Longest candidate list a search returns per face."""
     aggregation: Literal["max", "fused"] = "max"
     """Per-subject score over its templates: best single template, or the mean template."""
+    normalisation: Literal["none", "asnorm"] = "asnorm"
+    """1:N scores: ``asnorm`` normalises each score against a cohort sampled from the searched
+    galleries (when they hold at least the model card's open-set cohort size), with the FPIR
+    threshold from the card's open-set calibration; ``none`` ranks by cosine similarity."""
     # accountability
     two_person_rule: bool = True
     verify_requires_purpose: bool = False

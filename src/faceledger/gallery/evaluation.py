@@ -3,7 +3,9 @@
 ``faceledger eval identify`` must measure what ``faceledger search`` does, so this enrols the
 evaluation gallery's templates into a throw-away workspace and ranks every probe with
 :func:`faceledger.gallery.search.rank_subjects`, the ranking ``search`` itself uses (same
-index kind, same per-subject aggregation from the settings).
+index kind, same per-subject aggregation and score normalisation from the settings), and
+:meth:`GallerySearch.declared` gives the threshold ``search`` would declare for a target FPIR
+over the gallery last searched, to measure its FPIR with ``evaluate_identify(threshold=...)``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from faceledger.config import Settings
-from faceledger.gallery.search import rank_subjects
+from faceledger.errors import InvalidArgument
+from faceledger.gallery.search import OperatingPoint, operating_point, rank_subjects
 from faceledger.gallery.workspace import open_workspace
+from faceledger.models import ModelRegistry
 from faceledger.store import NewTemplate
 from faceledger.types import Template
 
@@ -29,6 +33,15 @@ class GallerySearch:
     def __init__(self, settings: Settings, model_id: str) -> None:
         self.settings = settings
         self.model_id = model_id
+        self.templates: int | None = None
+        """Gallery templates of the last call (None before the first)."""
+
+    def declared(self, fpir: float) -> OperatingPoint:
+        """The threshold ``search`` declares for ``fpir`` over the last gallery searched."""
+        if self.templates is None:
+            raise InvalidArgument("no gallery searched yet")
+        card = ModelRegistry(self.settings.model_dir).get(self.model_id)
+        return operating_point(card, self.settings.normalisation, fpir, self.templates)[0]
 
     def __call__(
         self,
@@ -62,6 +75,7 @@ class GallerySearch:
                         )
                     )
                 ws.store.add_templates(news)
+                self.templates = len(news)
                 names = {v: s for s, v in ids.items()}
                 out: list[list[tuple[str, float]]] = []
                 for vec in probe_vectors:

@@ -170,3 +170,146 @@ class CalibrationTable:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"malformed calibration table: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class TailModel:
+    """Generalised Pareto tail of impostor scores above ``threshold`` (peaks over threshold).
+
+    A fraction ``exceedance`` of impostor pairs scored above ``threshold``; beyond it the
+    exceedance probability of a score ``t`` is
+    ``exceedance · (1 + shape·(t − threshold)/scale)^(−1/shape)`` (exponential when shape is 0).
+    It extends a measured curve to the rates a large gallery needs (FPIR 0.01 over 5,000
+    templates is a per-comparison rate of 2e-6), which no affordable set of pairs measures.
+    """
+
+    threshold: float
+    exceedance: float
+    shape: float
+    scale: float
+    exceedances: int
+
+    def fmr_at(self, score: float) -> float:
+        y = max(0.0, score - self.threshold)
+        if abs(self.shape) < 1e-9:
+            return self.exceedance * math.exp(-y / self.scale)
+        base = 1.0 + self.shape * y / self.scale
+        if base <= 0.0:
+            return 0.0
+        return float(self.exceedance * base ** (-1.0 / self.shape))
+
+    def threshold_for(self, target_fmr: float) -> float:
+        if not 0.0 < target_fmr <= self.exceedance:
+            raise CalibrationError(
+                f"tail model covers rates in (0, {self.exceedance:g}], got {target_fmr}"
+            )
+        r = target_fmr / self.exceedance
+        if abs(self.shape) < 1e-9:
+            y = -self.scale * math.log(r)
+        else:
+            y = self.scale / self.shape * (r ** (-self.shape) - 1.0)
+        return self.threshold + y
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": "generalised_pareto",
+            "threshold": round(self.threshold, 7),
+            "exceedance": float(f"{self.exceedance:.6g}"),
+            "shape": round(self.shape, 6),
+            "scale": round(self.scale, 7),
+            "exceedances": self.exceedances,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TailModel:
+        t = cls(
+            float(data["threshold"]),
+            float(data["exceedance"]),
+            float(data["shape"]),
+            float(data["scale"]),
+            int(data["exceedances"]),
+        )
+        if not (0.0 < t.exceedance < 1.0 and t.scale > 0.0 and t.exceedances > 0):
+            raise CalibrationError("tail model needs 0 < exceedance < 1, scale > 0")
+        return t
+
+
+MIN_TAIL_FMR = 1e-10
+"""Lowest per-comparison rate the tail model is asked for (FPIR 1e-3 over 10 million)."""
+
+
+@dataclass(frozen=True)
+class OpenSetCalibration:
+    """Per-comparison false-match rate of *normalised* 1:N scores (see ``match.normalise``).
+
+    The normalisation's parameters are part of the calibration: a search must use the same
+    cohort size and top-k, or these rates do not apply. Rates down to the measured curve's
+    resolution come from the curve; below it, from the fitted tail (``extrapolated``).
+    """
+
+    normalisation: str
+    cohort_size: int
+    top_k: int
+    curve: FMRCurve
+    tail: TailModel
+    source: str = ""
+    procedure: str = ""
+
+    @property
+    def measured_min_fmr(self) -> float:
+        return 1.0 / self.curve.impostor_pairs
+
+    def extrapolated(self, fmr: float) -> bool:
+        """Whether fewer than 10 measured impostor pairs reach this rate's threshold, so that
+        the rate rests on the tail model rather than on counted pairs."""
+        return fmr < 10 * self.measured_min_fmr
+
+    def threshold_for(self, target_fmr: float) -> float:
+        if not 0.0 < target_fmr <= 1.0:
+            raise CalibrationError(f"target FMR must be in (0, 1], got {target_fmr}")
+        if target_fmr < MIN_TAIL_FMR:
+            raise CalibrationError(
+                f"per-comparison FMR {target_fmr:.2g} is below {MIN_TAIL_FMR:g}, further than "
+                "the open-set calibration's tail model is trusted; raise the target FPIR"
+            )
+        if target_fmr < self.tail.exceedance:
+            return self.tail.threshold_for(target_fmr)
+        return self.curve.threshold_for(target_fmr)
+
+    def fmr_at(self, score: float) -> FMREstimate:
+        n = self.curve.impostor_pairs
+        if score > self.tail.threshold:
+            v = self.tail.fmr_at(score)
+            if v < MIN_TAIL_FMR:
+                return FMREstimate(MIN_TAIL_FMR, upper_bound=True, impostor_pairs=n)
+            return FMREstimate(v, upper_bound=False, impostor_pairs=n)
+        return self.curve.fmr_at(score)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "normalisation": self.normalisation,
+            "cohort_size": self.cohort_size,
+            "top_k": self.top_k,
+            "source": self.source,
+            "procedure": self.procedure,
+            "curve": self.curve.to_json(),
+            "tail": self.tail.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OpenSetCalibration:
+        try:
+            cal = cls(
+                normalisation=str(data["normalisation"]),
+                cohort_size=int(data["cohort_size"]),
+                top_k=int(data["top_k"]),
+                curve=FMRCurve.from_json(data["curve"]),
+                tail=TailModel.from_json(data["tail"]),
+                source=str(data.get("source", "")),
+                procedure=str(data.get("procedure", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CalibrationError(f"malformed open-set calibration: {exc}") from exc
+        if cal.top_k < 2 or cal.cohort_size <= cal.top_k:
+            raise CalibrationError("open-set calibration needs 2 <= top_k < cohort_size")
+        return cal

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from faceledger.errors import ModelError, ModelFileError
-from faceledger.models.calibration import CalibrationTable
+from faceledger.models.calibration import CalibrationTable, OpenSetCalibration
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,8 @@ class ModelCard:
     input_std: float = 1.0
     calibration: CalibrationTable | None = None
     card_dir: Path | None = None
+    openset: OpenSetCalibration | None = None
+    """Calibration of normalised 1:N scores (``match.normalise``); None: raw scores only."""
 
     def file(self, role: str) -> ModelFile:
         for f in self.files:
@@ -115,6 +117,9 @@ class ModelCard:
 
     def with_calibration(self, table: CalibrationTable) -> ModelCard:
         return replace(self, calibration=table)
+
+    def with_openset(self, openset: OpenSetCalibration | None) -> ModelCard:
+        return replace(self, openset=openset)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +138,7 @@ class ModelCard:
             },
             "files": [{k: v for k, v in vars(f).items() if v is not None} for f in self.files],
             "calibration": self.calibration.to_json() if self.calibration else None,
+            **({"openset": self.openset.to_json()} if self.openset else {}),
         }
 
     @classmethod
@@ -140,6 +146,7 @@ class ModelCard:
         try:
             inp = data["input"]
             cal = data.get("calibration")
+            openset = data.get("openset")
             return cls(
                 id=str(data["id"]),
                 version=str(data["version"]),
@@ -156,6 +163,7 @@ class ModelCard:
                 input_std=float(inp.get("std", 1.0)),
                 calibration=CalibrationTable.from_json(cal) if cal else None,
                 card_dir=card_dir,
+                openset=OpenSetCalibration.from_json(openset) if openset else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"malformed model card: {exc}") from exc

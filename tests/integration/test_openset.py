@@ -1,0 +1,147 @@
+"""Normalised open-set search on real templates: one path for ``search`` and ``eval identify``.
+
+The gallery (London neutral images + ORL s1–s35, three images each: 207 templates, above the
+shipped calibration's cohort of 200) is stored from the session's real templates, so only the
+probe images are embedded here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceledger import Settings
+from faceledger.gallery import Workspace, local_operator, open_workspace, search
+from faceledger.gallery.evaluation import GallerySearch
+from faceledger.gallery.search import comparison_fmr_for, operating_point
+from faceledger.match.normalise import Cohort, normalise, select_evenly
+from faceledger.models import ModelRegistry
+from faceledger.store import NewTemplate
+from faceledger.types import Template
+from tests.conftest import TemplateSet
+
+MODEL = "dlib-resnet-v1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Enrolled:
+    vectors: np.ndarray
+    subjects: list[str]
+
+
+def _gallery(london: TemplateSet, orl: TemplateSet) -> Enrolled:
+    rows: list[tuple[np.ndarray, str]] = []
+    for path, subj, vec in zip(london.paths, london.subjects, london.vectors, strict=True):
+        if path.endswith("_neutral.jpg"):
+            rows.append((vec, f"london:{subj}"))
+    for path, subj, vec in zip(orl.paths, orl.subjects, orl.vectors, strict=True):
+        if int(subj[1:]) <= 35 and Path(path).stem in {"1", "2", "3"}:
+            rows.append((vec, f"orl:{subj}"))
+    return Enrolled(np.stack([v for v, _ in rows]), [s for _, s in rows])
+
+
+def _workspace(tmp: Path, enrolled: Enrolled, **kw: object) -> Workspace:
+    ws = open_workspace(dataclasses.replace(Settings(data_dir=tmp), **kw))
+    g = ws.store.create_gallery("g", model_id=MODEL, created_by="t", legal_basis="consent")
+    ids: dict[str, int] = {}
+    news = []
+    for i, (vec, subj) in enumerate(zip(enrolled.vectors, enrolled.subjects, strict=True)):
+        if subj not in ids:
+            ids[subj] = ws.store.add_subject(g.id, subj, enrolled_by="t").id
+        news.append(NewTemplate(ids[subj], f"{i:064x}", Template(MODEL, vec.astype(np.float32))))
+    ws.store.add_templates(news)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def enrolled(london_templates: TemplateSet, orl_templates: TemplateSet) -> Enrolled:
+    e = _gallery(london_templates, orl_templates)
+    assert len(e.subjects) >= 200
+    return e
+
+
+def test_search_normalises_and_eval_identify_scores_the_same(
+    tmp_path: Path, data_dir: Path, enrolled: Enrolled
+) -> None:
+    card = ModelRegistry().get(MODEL)
+    assert card.openset is not None and card.openset.cohort_size <= len(enrolled.subjects)
+    ws = _workspace(tmp_path / "ws", enrolled)
+    me = local_operator(ws, "tester")
+    probe = data_dir / "london/images/005_smiling.jpg"
+    res = search(ws, me, probe, ["g"], purpose="test", case_ref="OS-1", fpir=0.1)
+    (face,) = res.faces
+    assert face.normalisation == "asnorm"
+    # the declared threshold is the open-set calibration's for FPIR 0.1 over 207 templates
+    n = len(enrolled.subjects)
+    assert face.comparison_fmr == pytest.approx(comparison_fmr_for(0.1, n))
+    assert face.threshold == pytest.approx(card.openset.threshold_for(face.comparison_fmr))
+    top = face.candidates[0]
+    assert top.external_id == "london:005" and top.score >= face.threshold
+    # honest per-candidate figures: raw similarity, per-comparison FMR, FPIR at this size
+    vec = face.face.template.vector  # type: ignore[union-attr]
+    row = enrolled.subjects.index("london:005")
+    assert top.similarity == pytest.approx(float(enrolled.vectors[row] @ vec), abs=1e-5)
+    assert top.fmr.value == pytest.approx(card.openset.fmr_at(top.score).value)
+    assert top.fpir == pytest.approx(1 - (1 - top.fmr.value) ** n, rel=1e-6)
+    # the same normalisation by hand: cohort = 200 templates evenly by id (= insertion order)
+    rows = select_evenly(np.arange(n), card.openset.cohort_size)
+    codes = {s: i for i, s in enumerate(dict.fromkeys(enrolled.subjects))}
+    subj = np.array([codes[s] for s in enrolled.subjects])
+    cohort = Cohort(enrolled.vectors[rows], subj[rows])
+    z, _ = normalise(vec, enrolled.vectors[row : row + 1], subj[row : row + 1], cohort, 50)
+    assert top.score == pytest.approx(float(z[0]), abs=1e-5)
+    # eval identify's search function ranks this probe identically (one code path)
+    ranked = GallerySearch(Settings(), MODEL)(enrolled.vectors, enrolled.subjects, vec[None], 5)
+    assert ranked[0][0] == (top.external_id, pytest.approx(top.score, abs=1e-6))
+    # and the audit entry records how the threshold was derived
+    (entry,) = [e for e in ws.audit.entries(operation="search")]
+    assert entry.record.details["normalisation"] == "asnorm"
+    assert entry.record.threshold == pytest.approx(face.threshold, abs=1e-6)
+    ws.close()
+
+
+def test_nonmated_probe_gets_no_candidate_and_raw_mode_is_cosine(
+    tmp_path: Path, data_dir: Path, enrolled: Enrolled
+) -> None:
+    ws = _workspace(tmp_path / "ws", enrolled)
+    me = local_operator(ws, "tester")
+    outcomes = [
+        search(ws, me, data_dir / f"orl/s{s}/5.pgm", ["g"], purpose="t", case_ref="OS-2")
+        .faces[0]
+        .outcome
+        for s in (36, 38, 40)
+    ]
+    assert outcomes.count("no_candidate") >= 2
+    ws.close()
+    raw = _workspace(tmp_path / "raw", enrolled, normalisation="none")
+    res = search(
+        raw,
+        local_operator(raw, "t"),
+        data_dir / "orl/s3/9.pgm",
+        ["g"],
+        purpose="t",
+        case_ref="OS-3",
+        fpir=0.1,
+    )
+    (face,) = res.faces
+    assert face.normalisation == "none"
+    card = ModelRegistry().get(MODEL)
+    op, cal = operating_point(card, "none", 0.1, len(enrolled.subjects))
+    assert cal is None and face.threshold == pytest.approx(op.threshold)
+    assert all(c.score == pytest.approx(c.similarity) for c in face.candidates)
+    assert face.candidates and face.candidates[0].external_id == "orl:s3"
+    raw.close()
+
+
+def test_small_gallery_falls_back_to_cosine_scores(enrolled: Enrolled) -> None:
+    small = Enrolled(enrolled.vectors[:50], enrolled.subjects[:50])
+    search_fn = GallerySearch(Settings(), MODEL)
+    ranked = search_fn(small.vectors, small.subjects, small.vectors[:1], 3)
+    assert ranked[0][0][0] == small.subjects[0]
+    assert ranked[0][0][1] == pytest.approx(1.0, abs=1e-5)  # cosine of a template with itself
+    card = ModelRegistry().get(MODEL)
+    op, cal = operating_point(card, "asnorm", 0.01, 50)
+    assert cal is None and op.normalisation == "none"
