@@ -243,7 +243,8 @@ def _print_search(res: SearchResult) -> None:
             )
             continue
         table = Table(show_header=True)
-        for col in ("rank", "gallery", "subject", "name", "similarity", "est. FMR"):
+        score = "similarity" if face.normalisation == "none" else f"{face.normalisation} score"
+        for col in ("rank", "gallery", "subject", "name", score, "cosine", "est. FMR"):
             table.add_column(col)
         for c in face.candidates:
             table.add_row(
@@ -252,6 +253,7 @@ def _print_search(res: SearchResult) -> None:
                 c.external_id,
                 c.display_name or "",
                 f"{c.score:.4f}",
+                "-" if c.similarity is None else f"{c.similarity:.4f}",
                 fmr_text(c.fmr),
             )
         console.print(table)
@@ -276,7 +278,9 @@ def _search_json(res: SearchResult) -> dict[str, object]:
             {
                 "face": face_json(f.face),
                 "outcome": f.outcome,
+                "normalisation": f.normalisation,
                 "threshold": f.threshold,
+                "threshold_extrapolated": f.extrapolated,
                 "comparison_fmr": f.comparison_fmr,
                 "candidates": [
                     {
@@ -285,6 +289,8 @@ def _search_json(res: SearchResult) -> dict[str, object]:
                         "subject": c.external_id,
                         "display_name": c.display_name,
                         "score": round(c.score, 6),
+                        "similarity": None if c.similarity is None else round(c.similarity, 6),
+                        "fpir": c.fpir,
                         "estimated_fmr": fmr_json(c.fmr),
                         "template_id": c.template_id,
                     }
