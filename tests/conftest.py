@@ -1,4 +1,5 @@
-"""Shared fixtures: the data folder beside the repo, one Engine, real templates computed once."""
+"""Shared fixtures: the data folder beside the repo, one Engine, real templates computed once,
+throw-away SQLite and PostgreSQL databases."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+import sqlalchemy as sa
 
 from faceledger import Engine, Settings
 from faceledger.batch import embed_paths
+from faceledger.store.database import open_database
 from tests.postgres import PostgresCluster, PostgresUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,3 +91,20 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         pytest.fail(f"these tests need a PostgreSQL server (scripts/test.sh installs one): {exc}")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A fresh, empty database on a real SQLite file and on the session's PostgreSQL server,
+    for behaviour where the dialect matters (locks, triggers, types).
+
+    Named apart from ``engine`` (the face Engine). Narrow a test to SQLite with
+    ``pytest.mark.parametrize("db_engine", ["sqlite"], indirect=True)``.
+    """
+    if request.param == "sqlite":
+        eng = open_database(str(tmp_path / "faceledger.db"))
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+        eng = open_database(cluster.create_database())
+    yield eng
+    eng.dispose()

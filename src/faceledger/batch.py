@@ -16,15 +16,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceledger.align import align_face
 from faceledger.cache import TemplateCache
 from faceledger.config import Settings
-from faceledger.detect import select_face
 from faceledger.embed._dlib_ort import worker_embedder
-from faceledger.errors import FaceLedgerError, QualityRejected
-from faceledger.pipeline import Engine
-from faceledger.quality import assess_quality
-from faceledger.types import AlignedFace, Detection, FaceResult, Pixels, QualityReport
+from faceledger.errors import FaceLedgerError
+from faceledger.pipeline import Engine, PreparedFace
+from faceledger.types import Detection, FaceResult, Pixels
 
 CHUNK = 8
 """Images per worker task: their faces go through the embedder in one batch."""
@@ -81,15 +78,14 @@ def _detect(engine: Engine, pixels: Pixels, enrolment: bool) -> list[Detection]:
 @dataclass(frozen=True)
 class _Ready:
     index: int
-    face: AlignedFace
-    quality: QualityReport
+    prepared: PreparedFace
     sha256: str
     faces: int
 
 
 def _prepare(engine: Engine, index: int, path: str, enrolment: bool) -> _Ready | EmbedOutcome:
-    """Decode, detect, select, gate and align one image (what Engine.embed does before
-    the embedder), or the failure as an outcome."""
+    """Decode and detect one image, then :meth:`Engine.prepare` it (select, gate, align: what
+    Engine.embed does before the embedder), or the failure as an outcome."""
     sha: str | None = None
     faces = 0
     try:
@@ -97,17 +93,7 @@ def _prepare(engine: Engine, index: int, path: str, enrolment: bool) -> _Ready |
         sha = img.sha256
         detections = _detect(engine, img.pixels, enrolment)
         faces = len(detections)
-        settings = engine.settings
-        chosen = select_face(detections, settings.face_selection, img.width, img.height)
-        quality = assess_quality(img.pixels, chosen, settings.gates)
-        if enrolment and not quality.passes:
-            raise QualityRejected(
-                f"face quality {quality.score:.0f}/100 fails the enrolment gates: "
-                + ", ".join(quality.flags),
-                reasons=quality.flags,
-            )
-        face = align_face(img.pixels, chosen, engine.card.align)
-        return _Ready(index, face, quality, sha, faces)
+        return _Ready(index, engine.prepare(img, detections, enrolment=enrolment), sha, faces)
     except FaceLedgerError as exc:
         return EmbedOutcome(path, None, exc.code, exc.message, sha, faces)
 
@@ -129,7 +115,7 @@ def embed_many(
             ready.append(prepared)
     if ready:
         try:
-            templates = engine.embedder.embed([r.face for r in ready])
+            templates = engine.embedder.embed([r.prepared.face for r in ready])
         except FaceLedgerError as exc:
             for r in ready:
                 outcomes[r.index] = EmbedOutcome(
@@ -137,9 +123,8 @@ def embed_many(
                 )
         else:
             for r, t in zip(ready, templates, strict=True):
-                result = FaceResult(r.face.detection, r.quality, t)
                 outcomes[r.index] = EmbedOutcome(
-                    paths[r.index], result, sha256=r.sha256, faces=r.faces
+                    paths[r.index], r.prepared.result(t), sha256=r.sha256, faces=r.faces
                 )
     return [o for o in outcomes if o is not None]
 

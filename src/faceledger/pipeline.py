@@ -19,7 +19,15 @@ from faceledger.io import ImageLimits, decode_image, load_image
 from faceledger.match import decide
 from faceledger.models import ModelCard, ModelRegistry
 from faceledger.quality import assess_quality
-from faceledger.types import Decision, DecodedImage, Detection, FaceResult
+from faceledger.types import (
+    AlignedFace,
+    Decision,
+    DecodedImage,
+    Detection,
+    FaceResult,
+    QualityReport,
+    Template,
+)
 
 ImageInput = DecodedImage | bytes | str | Path
 
@@ -29,6 +37,28 @@ class VerifyResult:
     decision: Decision
     a: FaceResult
     b: FaceResult
+
+
+@dataclass(frozen=True)
+class PreparedFace:
+    """One selected face made ready for the embedder: its aligned chip and quality report.
+
+    Kept apart from the template so a caller (the bulk path) can hold many of these and run
+    the embedder once over all their chips, while sharing exactly the steps of
+    :meth:`Engine.embed`.
+    """
+
+    face: AlignedFace
+    quality: QualityReport
+
+    @property
+    def detection(self) -> Detection:
+        """The chosen detection (the one the chip was aligned from)."""
+        return self.face.detection
+
+    def result(self, template: Template) -> FaceResult:
+        """This face's :class:`FaceResult` once ``template`` has been computed from its chip."""
+        return FaceResult(self.detection, self.quality, template)
 
 
 class Engine:
@@ -129,6 +159,25 @@ class Engine:
         enrolment: bool = False,
     ) -> FaceResult:
         """Select one of ``detections``, apply the enrolment gates, embed it."""
+        prepared = self.prepare(img, detections, selection=selection, enrolment=enrolment)
+        (template,) = self.embedder.embed([prepared.face])
+        return prepared.result(template)
+
+    def prepare(
+        self,
+        img: DecodedImage,
+        detections: Sequence[Detection],
+        *,
+        selection: FaceSelection | None = None,
+        enrolment: bool = False,
+    ) -> PreparedFace:
+        """Select one of ``detections``, assess it, apply the enrolment gates and align it.
+
+        Everything :meth:`embed_detected` does before the embedder, in one place so the
+        single-image and bulk paths cannot drift apart. Raises ``NoFace``/``AmbiguousFace``
+        from selection and :class:`QualityRejected` for an enrolment face failing the gates;
+        probes are never refused, only flagged in their quality report.
+        """
         chosen = select_face(
             detections, selection or self.settings.face_selection, img.width, img.height
         )
@@ -139,8 +188,7 @@ class Engine:
                 + ", ".join(quality.flags),
                 reasons=quality.flags,
             )
-        (result,) = self.embed_detections(img, [chosen])
-        return result
+        return PreparedFace(align_face(img.pixels, chosen, self.card.align), quality)
 
     def verify(
         self,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -12,24 +9,11 @@ from argon2 import PasswordHasher
 from faceledger.access import AccessControl, GrantLevel, Operation, Role, authorize
 from faceledger.audit import AuditLog, AuditOp
 from faceledger.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
-from faceledger.store.database import open_database
-from tests.postgres import PostgresCluster
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        eng = open_database(str(tmp_path / "faceledger.db"))
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-        eng = open_database(cluster.create_database())
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
-def audit(engine: sa.Engine) -> AuditLog:
-    return AuditLog(engine)
+def audit(db_engine: sa.Engine) -> AuditLog:
+    return AuditLog(db_engine)
 
 
 @pytest.fixture
@@ -82,7 +66,7 @@ def test_given_user_management_when_done_by_whom_then_admin_only_and_audited(
 
 
 def test_given_an_api_key_when_used_then_only_the_exact_live_key_authenticates(
-    access: AccessControl, engine: sa.Engine, audit: AuditLog
+    access: AccessControl, db_engine: sa.Engine, audit: AuditLog
 ) -> None:
     root = access.create_user("root", [Role.ADMIN], by=None)
     access.create_user("sam", [Role.SEARCHER], by=root)
@@ -90,7 +74,7 @@ def test_given_an_api_key_when_used_then_only_the_exact_live_key_authenticates(
     assert key.token.startswith("flk_" + key.key_id + "_")
     assert access.authenticate(key.token).id == "sam"
 
-    with engine.connect() as conn:
+    with db_engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT secret_hash FROM access_api_keys")).scalar_one()
     secret = key.token.split("_", 2)[2]
     assert stored.startswith("$argon2id$") and secret not in stored
@@ -123,7 +107,7 @@ def test_given_an_api_key_when_used_then_only_the_exact_live_key_authenticates(
 
 
 def test_given_passwords_when_set_and_checked_then_hashed_and_verified(
-    access: AccessControl, engine: sa.Engine
+    access: AccessControl, db_engine: sa.Engine
 ) -> None:
     root = access.create_user("root", [Role.ADMIN], by=None)
     sam = access.create_user("sam", [Role.SEARCHER], by=root)
@@ -141,7 +125,7 @@ def test_given_passwords_when_set_and_checked_then_hashed_and_verified(
     ):
         with pytest.raises(PermissionDenied):
             access.check_password(user, password)
-    with engine.connect() as conn:
+    with db_engine.connect() as conn:
         stored = conn.execute(
             sa.text("SELECT password_hash FROM access_users WHERE id = 'sam'")
         ).scalar_one()

@@ -25,7 +25,6 @@ from faceledger.audit.schema import GUARD_DROPS
 from faceledger.audit.signing import public_key_hex, sign_entry, sign_head
 from faceledger.errors import ChainBroken
 from faceledger.store.database import open_database
-from tests.postgres import PostgresCluster
 
 COLUMNS = ("seq", "ts", "actor", "operation", "body", "prev_hash", "hash", "signature")
 N = 5
@@ -40,18 +39,6 @@ class StepClock:
     def __call__(self) -> datetime:
         self.now += timedelta(seconds=1)
         return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """Both databases, for behaviour where the dialect matters (locks, triggers, types)."""
-    if request.param == "sqlite":
-        eng = open_database(str(tmp_path / "faceledger.db"))
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-        eng = open_database(cluster.create_database())
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
@@ -146,14 +133,14 @@ def assert_bad_at(log: AuditLog, position: int, **kwargs: Any) -> str:
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_given_an_untouched_log_when_verified_then_ok(engine: sa.Engine, signed: bool) -> None:
+def test_given_an_untouched_log_when_verified_then_ok(db_engine: sa.Engine, signed: bool) -> None:
     key = generate_signing_key() if signed else None
-    log = build_log(engine, key)
+    log = build_log(db_engine, key)
     report = log.verify()
     assert report.ok and report.entries == N and report.first_bad_position is None
     assert report.signed_entries == (N if signed else 0)
     assert report.head is not None and report.head.seq == N
-    stored = rows(engine)
+    stored = rows(db_engine)
     assert [r["seq"] for r in stored] == list(range(1, N + 1))
     for before, row in zip([None, *stored], stored, strict=False):
         assert row["prev_hash"] == (before["hash"] if before else "0" * 64)
@@ -162,35 +149,35 @@ def test_given_an_untouched_log_when_verified_then_ok(engine: sa.Engine, signed:
 
 
 def test_given_the_database_when_rows_are_updated_or_deleted_then_it_refuses(
-    engine: sa.Engine,
+    db_engine: sa.Engine,
 ) -> None:
-    build_log(engine)
+    build_log(db_engine)
     statements = [
         "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 2",
         "DELETE FROM audit_entries WHERE seq = 5",
     ]
-    if engine.dialect.name == "postgresql":
+    if db_engine.dialect.name == "postgresql":
         statements.append("TRUNCATE audit_entries")
     for statement in statements:
-        with pytest.raises(sa_exc.DBAPIError), engine.begin() as conn:
+        with pytest.raises(sa_exc.DBAPIError), db_engine.begin() as conn:
             conn.execute(sa.text(statement))
-    assert len(rows(engine)) == N
-    assert AuditLog(engine).verify().ok
+    assert len(rows(db_engine)) == N
+    assert AuditLog(db_engine).verify().ok
 
 
 # -- one edited byte --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("engine", "signed"),
+    ("db_engine", "signed"),
     [("sqlite", False), ("sqlite", True), ("postgresql", True)],
-    indirect=["engine"],
+    indirect=["db_engine"],
 )
 def test_given_one_character_of_any_column_edited_when_verified_then_that_entry_is_reported(
-    engine: sa.Engine, signed: bool
+    db_engine: sa.Engine, signed: bool
 ) -> None:
-    log = build_log(engine, generate_signing_key() if signed else None)
-    original = rows(engine)
+    log = build_log(db_engine, generate_signing_key() if signed else None)
+    original = rows(db_engine)
     edits = 0
     for row in original:
         seq = row["seq"]
@@ -208,20 +195,20 @@ def test_given_one_character_of_any_column_edited_when_verified_then_that_entry_
             for variant in variants:
                 if column == "seq":
                     tamper(
-                        engine,
+                        db_engine,
                         "UPDATE audit_entries SET seq = :v WHERE seq = :s",
                         {"v": variant, "s": seq},
                     )
                     assert_bad_at(log, seq)
                     tamper(
-                        engine,
+                        db_engine,
                         "UPDATE audit_entries SET seq = :s WHERE seq = :v",
                         {"v": variant, "s": seq},
                     )
                 else:
-                    set_column(engine, seq, column, variant)
+                    set_column(db_engine, seq, column, variant)
                     assert_bad_at(log, seq)
-                    set_column(engine, seq, column, value)
+                    set_column(db_engine, seq, column, value)
                 edits += 1
     assert edits > 100
     assert log.verify().ok, "restoring the original bytes restores a valid chain"
@@ -248,13 +235,13 @@ def test_given_a_body_edited_and_rehashed_when_verified_then_the_next_link_break
 
 
 def test_given_any_single_entry_dropped_when_verified_then_its_position_is_reported(
-    engine: sa.Engine,
+    db_engine: sa.Engine,
 ) -> None:
-    log = build_log(engine)
-    for row in rows(engine):
-        tamper(engine, "DELETE FROM audit_entries WHERE seq = :s", {"s": row["seq"]})
+    log = build_log(db_engine)
+    for row in rows(db_engine):
+        tamper(db_engine, "DELETE FROM audit_entries WHERE seq = :s", {"s": row["seq"]})
         assert_bad_at(log, row["seq"])
-        insert_row(engine, row)
+        insert_row(db_engine, row)
     assert log.verify().ok
 
 
@@ -344,15 +331,15 @@ def test_given_contents_of_two_rows_swapped_when_verified_then_the_first_is_repo
 
 
 @pytest.mark.parametrize(
-    ("engine", "dropped"),
+    ("db_engine", "dropped"),
     [*(("sqlite", d) for d in range(1, N + 1)), ("postgresql", 2)],
-    indirect=["engine"],
+    indirect=["db_engine"],
 )
 def test_given_the_tail_truncated_when_verified_then_the_first_missing_entry_is_reported(
-    engine: sa.Engine, dropped: int
+    db_engine: sa.Engine, dropped: int
 ) -> None:
-    log = build_log(engine)
-    tamper(engine, "DELETE FROM audit_entries WHERE seq > :k", {"k": N - dropped})
+    log = build_log(db_engine)
+    tamper(db_engine, "DELETE FROM audit_entries WHERE seq > :k", {"k": N - dropped})
     reason = assert_bad_at(log, N - dropped + 1)
     assert "truncated" in reason
 
@@ -381,18 +368,18 @@ def test_given_truncation_with_a_rewritten_head_when_an_anchor_was_kept_then_det
 
 
 def test_given_a_signed_log_truncated_and_head_rewritten_when_verified_then_detected(
-    engine: sa.Engine,
+    db_engine: sa.Engine,
 ) -> None:
     key = generate_signing_key()
-    log = build_log(engine, key)
-    tamper(engine, "DELETE FROM audit_entries WHERE seq > 3")
-    _rewrite_head(engine, 3)  # unsigned
+    log = build_log(db_engine, key)
+    tamper(db_engine, "DELETE FROM audit_entries WHERE seq > 3")
+    _rewrite_head(db_engine, 3)  # unsigned
     assert_bad_at(log, 4)
-    _rewrite_head(engine, 3, signature="00" * 64, signer=public_key_hex(key.public_key()))
+    _rewrite_head(db_engine, 3, signature="00" * 64, signer=public_key_hex(key.public_key()))
     assert_bad_at(log, 4)
     mallory = generate_signing_key()
-    forged = sign_head(mallory, 3, rows(engine)[2]["hash"])
-    _rewrite_head(engine, 3, signature=forged, signer=public_key_hex(mallory.public_key()))
+    forged = sign_head(mallory, 3, rows(db_engine)[2]["hash"])
+    _rewrite_head(db_engine, 3, signature=forged, signer=public_key_hex(mallory.public_key()))
     assert_bad_at(log, 4)
 
 
@@ -415,15 +402,15 @@ def test_given_a_signed_log_rolled_back_to_an_old_head_when_anchor_kept_then_det
 
 
 def test_given_the_head_row_deleted_when_verified_or_appended_then_refused(
-    engine: sa.Engine,
+    db_engine: sa.Engine,
 ) -> None:
-    log = build_log(engine)
-    tamper(engine, "DELETE FROM audit_head")
+    log = build_log(db_engine)
+    tamper(db_engine, "DELETE FROM audit_head")
     assert_bad_at(log, N + 1)
     with pytest.raises(ChainBroken) as info:
         log.append(AuditRecord(operation="search", actor="x"))
     assert info.value.position == N + 1
-    assert len(rows(engine)) == N
+    assert len(rows(db_engine)) == N
 
 
 @pytest.mark.parametrize(
@@ -521,9 +508,9 @@ def _check_concurrent_chain(log: AuditLog, workers: int, count: int) -> None:
 
 
 def test_given_threads_appending_at_once_when_verified_then_one_unforked_chain(
-    engine: sa.Engine,
+    db_engine: sa.Engine,
 ) -> None:
-    log = AuditLog(engine)
+    log = AuditLog(db_engine)
     workers, count = 6, 12
     barrier = threading.Barrier(workers)
     errors: list[BaseException] = []
@@ -546,11 +533,11 @@ def test_given_threads_appending_at_once_when_verified_then_one_unforked_chain(
 
 
 def test_given_processes_appending_at_once_when_verified_then_one_unforked_chain(
-    engine: sa.Engine,
+    db_engine: sa.Engine,
 ) -> None:
-    url = engine.url.render_as_string(hide_password=False)
-    AuditLog(engine)  # tables exist before the race
-    engine.dispose()  # no pooled connection is inherited by the children
+    url = db_engine.url.render_as_string(hide_password=False)
+    AuditLog(db_engine)  # tables exist before the race
+    db_engine.dispose()  # no pooled connection is inherited by the children
     workers, count = 3, 10
     # fork: the children only run SQL on their own engines, and start in milliseconds
     ctx = multiprocessing.get_context("fork")
@@ -560,7 +547,7 @@ def test_given_processes_appending_at_once_when_verified_then_one_unforked_chain
     for p in procs:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0] * workers
-    _check_concurrent_chain(AuditLog(engine), workers, count)
+    _check_concurrent_chain(AuditLog(db_engine), workers, count)
 
 
 def test_given_a_plain_sqlalchemy_sqlite_engine_when_threads_append_then_chain_holds(
@@ -586,9 +573,11 @@ def test_given_a_plain_sqlalchemy_sqlite_engine_when_threads_append_then_chain_h
     _check_concurrent_chain(log, workers, count)
 
 
-def test_given_appends_running_when_verifying_then_never_a_false_alarm(engine: sa.Engine) -> None:
+def test_given_appends_running_when_verifying_then_never_a_false_alarm(
+    db_engine: sa.Engine,
+) -> None:
     """Verification reads the head, then the entries: entries committed meanwhile are fine."""
-    log = AuditLog(engine)
+    log = AuditLog(db_engine)
     stop = threading.Event()
     appended: list[int] = []
 

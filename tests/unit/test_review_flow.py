@@ -4,10 +4,8 @@ trail of every decision, on a real SQLite file and a real PostgreSQL server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,8 +15,6 @@ from faceledger.access import AccessControl, GrantLevel, Role, User
 from faceledger.audit import AuditLog, AuditOp, AuditRecord, Lead
 from faceledger.errors import InvalidArgument, NotFound, PermissionDenied, PurposeRequired
 from faceledger.review import LeadStatus, ReviewDecision, Reviews, Verdict, lead_status
-from faceledger.store.database import open_database
-from tests.postgres import PostgresCluster
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -32,18 +28,7 @@ class StepClock:
         return self.now
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        eng = open_database(str(tmp_path / "faceledger.db"))
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-        eng = open_database(cluster.create_database())
-    yield eng
-    eng.dispose()
-
-
-SQLITE_ONLY = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("db_engine", ["sqlite"], indirect=True)
 """Tests of review rules rather than of SQL: one database is enough."""
 
 
@@ -55,8 +40,8 @@ class Desk:
 
 
 @pytest.fixture
-def desk(engine: sa.Engine) -> Desk:
-    audit = AuditLog(engine, clock=StepClock())
+def desk(db_engine: sa.Engine) -> Desk:
+    audit = AuditLog(db_engine, clock=StepClock())
     access = AccessControl(
         audit, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     )

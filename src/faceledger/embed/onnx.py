@@ -18,7 +18,17 @@ from faceledger.types import AlignedFace
 
 
 class OnnxEmbedder(Embedder):
-    def __init__(self, card: ModelCard, *, flip_average: bool = False) -> None:
+    """An ONNX embedder on onnxruntime's CPU provider.
+
+    ``threads=None`` keeps onnxruntime's own thread pools (sized to the machine). A number
+    pins the session to that many intra-op threads with no inter-op parallelism and
+    sequential execution: one process per core then keeps the runtime's spinning pools from
+    fighting over the same cores.
+    """
+
+    def __init__(
+        self, card: ModelCard, *, flip_average: bool = False, threads: int | None = None
+    ) -> None:
         super().__init__(card, flip_average=flip_average)
         try:
             import onnxruntime as ort
@@ -28,6 +38,10 @@ class OnnxEmbedder(Embedder):
             ) from exc
         path = card.file("embedder").verified_path(card.card_dir)
         opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
             self._session = ort.InferenceSession(
                 str(path), sess_options=opts, providers=["CPUExecutionProvider"]
