@@ -70,11 +70,17 @@ class Settings:
     """1:N scores: ``asnorm`` normalises each score against a cohort sampled from the searched
     galleries (when they hold at least the model card's open-set cohort size), with the FPIR
     threshold from the card's open-set calibration; ``none`` ranks by cosine similarity."""
+    fpir_calibration: Literal["auto", "card"] = "auto"
+    """Where a search's FPIR threshold comes from: ``auto`` counts it on the searched
+    galleries' own members (leave-one-subject-out searches, ``gallery.selfcal``) when they are
+    enough to count the target rate, else the model card; ``card`` always uses the card."""
     # accountability
     two_person_rule: bool = True
     verify_requires_purpose: bool = False
     keep_probe_images: bool = False
-    """Store probe image bytes in the audit log (off: only their sha256)."""
+    """Keep each search's probe image (in the image store, encrypted with the template key if
+    set, purged by retention) for its reviewers; the audit log holds only its sha256. The
+    service decides for its own searches (``faceledger serve --keep-probes``)."""
     audit_signing_key: Path | None = None
     """PEM file of an Ed25519 key signing every audit entry."""
     template_key: Path | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,8 +12,16 @@ import pytest
 from faceledger import Settings
 from faceledger.access import Role
 from faceledger.access.policy import GrantLevel
-from faceledger.errors import EncryptionKeyError, PermissionDenied
-from faceledger.gallery import apply_retention, enrol_image, local_operator, open_workspace, search
+from faceledger.errors import EncryptionKeyError, NotFound, PermissionDenied
+from faceledger.gallery import (
+    apply_retention,
+    delete_gallery,
+    enrol_image,
+    local_operator,
+    open_workspace,
+    search,
+)
+from faceledger.gallery.images import ImageStore
 from faceledger.review import LeadStatus
 from faceledger.store import generate_key
 from faceledger.store.database import sqlite_path
@@ -89,6 +98,89 @@ def test_retention_purges_expired_subjects_with_receipts(tmp_path: Path, data_di
     purge = list(ws.audit.entries(operation="retention_purge"))
     assert purge[-1].record.details["count"] == 1
     assert purge[-1].timestamp == clock.now
+    ws.close()
+
+
+def test_retention_deletes_kept_probes_by_the_shortest_period_of_their_galleries(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    clock = Clock()
+    ws = open_workspace(Settings(data_dir=tmp_path), clock=clock)
+    for name, days in (("short", 30), ("long", 365), ("open", None), ("gone", 10)):
+        ws.store.create_gallery(
+            name,
+            model_id="dlib-resnet-v1",
+            created_by="t",
+            legal_basis="statute",
+            retention_days=days,
+        )
+    me = local_operator(ws, "t")
+    images = ImageStore(ws.db)
+    probe = data_dir / "london/images/010_smiling.jpg"
+    data = probe.read_bytes()
+
+    def searched(galleries: list[str]) -> str:
+        res = search(ws, me, probe, galleries, purpose="t", case_ref="c")
+        images.put_probe(res.search_id, res.probe_sha256, data, "image/jpeg", [])
+        return res.search_id
+
+    t0 = clock.now
+    both = searched(["short", "long"])  # the shorter period applies: 30 days
+    long_only = searched(["long"])
+    unlimited = searched(["open"])  # no period set: kept
+    orphan = searched(["gone"])
+    clock.now = t0 + timedelta(days=20)
+    later = searched(["short"])  # its 30 days run from its own search
+    delete_gallery(ws, me, "gone", reason="mandate ended")
+
+    def kept() -> set[str]:
+        held = set()
+        for sid in (both, long_only, unlimited, orphan, later):
+            try:
+                images.get_probe(sid)
+                held.add(sid)
+            except NotFound:
+                pass
+        return held
+
+    clock.now = t0 + timedelta(days=25)  # nothing expired; the deleted gallery's probe goes
+    apply_retention(ws, me)
+    assert kept() == {both, long_only, unlimited, later}
+    entry = list(ws.audit.entries(operation="retention_purge"))[-1]
+    assert entry.timestamp == clock.now
+    assert entry.record.details["probe_images"] == [
+        {
+            "search_id": orphan,
+            "probe_sha256": hashlib.sha256(data).hexdigest(),
+            "reason": "every gallery searched has been deleted",
+        }
+    ]
+    assert entry.record.galleries == ("gone",)
+
+    clock.now = t0 + timedelta(days=31)
+    apply_retention(ws, me, gallery="open")  # only probes of searches that named "open"
+    assert kept() == {both, long_only, unlimited, later}
+    apply_retention(ws, me)
+    assert kept() == {long_only, unlimited, later}
+    entry = list(ws.audit.entries(operation="retention_purge"))[-1]
+    assert entry.record.details["probe_images"] == [
+        {
+            "search_id": both,
+            "probe_sha256": hashlib.sha256(data).hexdigest(),
+            "reason": "retention period of 30 days expired",
+        }
+    ]
+    assert entry.record.details["count"] == 1
+
+    clock.now = t0 + timedelta(days=51)
+    apply_retention(ws, me)
+    assert kept() == {long_only, unlimited}
+    clock.now = t0 + timedelta(days=366)
+    apply_retention(ws, me)
+    assert kept() == {unlimited}
+    # the review record and the audit entry of each search stay: only the image goes
+    assert ws.reviews.search(both).search_id == both
+    assert ws.audit.verify().ok
     ws.close()
 
 

@@ -138,6 +138,7 @@ def search_upload(
         k=k,
         fpir=fpir,
         all_faces=all_faces,
+        keep_probe=False,  # kept below, with the faces the review UI draws
     )
     kept = False
     if svc.options.keep_probes:

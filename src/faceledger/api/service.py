@@ -9,10 +9,7 @@ from pathlib import Path
 from faceledger.api.concurrency import LockedIndexManager, SerialEngine
 from faceledger.api.keys import KeyCache
 from faceledger.config import Settings
-from faceledger.errors import InvalidArgument
 from faceledger.gallery import Workspace, open_workspace
-from faceledger.gallery.images import ImageStore
-from faceledger.store import TemplateCipher
 
 
 @dataclass(frozen=True)
@@ -35,16 +32,6 @@ class ServiceOptions:
     web_ui: bool = True
 
 
-def template_cipher(settings: Settings) -> TemplateCipher | None:
-    if settings.template_key is None:
-        return None
-    try:
-        text = settings.template_key.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"cannot read template key {settings.template_key}: {exc}") from exc
-    return TemplateCipher.from_text(text)
-
-
 class Service:
     """Everything a request handler needs, built once per app."""
 
@@ -55,7 +42,7 @@ class Service:
         self.keys = KeyCache(
             ws.access, ttl_s=options.key_cache_ttl_s, max_entries=options.key_cache_entries
         )
-        self.images = ImageStore(ws.db, cipher=template_cipher(ws.settings))
+        self.images = ws.images
         self.started = time.time()
 
     @classmethod

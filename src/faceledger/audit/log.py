@@ -59,13 +59,11 @@ class AuditLog:
         *,
         clock: Clock = utc_now,
         signing_key: Ed25519PrivateKey | None = None,
-        keep_probe_images: bool = False,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._key = signing_key
         self._signer = None if signing_key is None else public_key_hex(signing_key.public_key())
-        self._keep_probe = keep_probe_images
         create_tables(engine, schema.metadata)
         self._ensure_head()
 
@@ -153,7 +151,6 @@ class AuditLog:
             prev_hash=prev,
             timestamp=moment,
             signer=self._signer,
-            keep_probe=self._keep_probe,
         )
         text = canonical_json(body)
         digest = chain_hash(prev, text)
@@ -180,7 +177,7 @@ class AuditLog:
                 signer=self._signer,
             )
         )
-        stored = record if self._keep_probe else dataclasses.replace(record, probe_image=None)
+        stored = dataclasses.replace(record, probe_image=None)
         return AuditEntry(
             seq=seq,
             timestamp=parse_timestamp(str(body["ts"])),

@@ -101,7 +101,7 @@ class AuditRecord:
     Body keys: ``v`` (format version), ``seq``, ``prev`` (hash of the previous entry), ``ts``
     (UTC, microseconds, ``Z``), ``actor``, ``op``, ``purpose``, ``case_ref``, ``galleries``,
     ``model_id``, ``threshold``, ``target_fmr``, ``target_fpir``, ``probe_sha256``,
-    ``probe_image`` (base64, only when the log is configured to keep probe images),
+    ``probe_image`` (null; logs of earlier builds could hold base64 probe bytes),
     ``candidates`` (list of :meth:`Lead.to_json`), ``details`` (free JSON object), ``signer``
     (hex Ed25519 public key, or null when unsigned).
     """
@@ -155,12 +155,11 @@ class AuditRecord:
             raise InvalidArgument("audit details must be a JSON object")
 
     def body(
-        self, *, seq: int, prev_hash: str, timestamp: datetime, signer: str | None, keep_probe: bool
+        self, *, seq: int, prev_hash: str, timestamp: datetime, signer: str | None
     ) -> dict[str, Json]:
-        """The JSON object that is canonicalised and hashed for this record."""
-        image = None
-        if keep_probe and self.probe_image is not None:
-            image = base64.b64encode(self.probe_image).decode("ascii")
+        """The JSON object that is canonicalised and hashed for this record. Probe bytes are
+        never written (only their hash): nothing in a hash chain can be deleted, and a probe
+        image must be (retention, erasure); kept probes live in ``gallery.images``."""
         return {
             "v": BODY_VERSION,
             "seq": seq,
@@ -176,7 +175,7 @@ class AuditRecord:
             "target_fmr": self.target_fmr,
             "target_fpir": self.target_fpir,
             "probe_sha256": self.probe_sha256,
-            "probe_image": image,
+            "probe_image": None,
             "candidates": [c.to_json(i + 1) for i, c in enumerate(self.candidates)],
             "details": dict(self.details),
             "signer": signer,

@@ -4,8 +4,9 @@ A reviewer must look at faces, not scores, so the service keeps the bytes of eac
 image beside its template. The rows hang off the template by a foreign key with ``ON DELETE
 CASCADE``: whatever erases a template (subject or gallery deletion, retention, CLI or API)
 erases its image in the same transaction, with no code path to forget. Probe images of
-searches are kept by search id so a second reviewer sees what the first saw. With a template
-key configured the bytes are AES-GCM encrypted like the templates.
+searches are kept by search id so a second reviewer sees what the first saw, until retention
+(``faceledger.gallery.subjects.apply_retention``) deletes them. With a template key configured
+the bytes are AES-GCM encrypted like the templates.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from PIL import Image, UnidentifiedImageError
 
+from faceledger.audit.records import parse_timestamp
 from faceledger.audit.sqlutil import create_tables
 from faceledger.errors import BadImage, EncryptionKeyError, IntegrityError, NotFound
+from faceledger.review.schema import searches
 from faceledger.store import (
     TemplateCipher,
     is_sqlite,
@@ -84,6 +87,56 @@ class StoredImage:
     created_at: str
     faces: tuple[dict[str, Any], ...] = ()
     """For a probe: the box and quality report of each face searched."""
+
+
+@dataclass(frozen=True)
+class KeptProbe:
+    """A kept probe image as retention sees it: whose search, when, over which galleries."""
+
+    search_id: str
+    sha256: str
+    searched_at: datetime | None
+    """When the search was recorded (the audit clock); None when no search is on record."""
+    galleries: tuple[str, ...]
+    """The galleries the search named (empty when no search is on record)."""
+
+
+def kept_probes(conn: sa.Connection) -> list[KeptProbe]:
+    """Every kept probe image with its search's time and galleries, oldest search first.
+
+    Ages come from the search record, not from the image row, so that they follow the same
+    (injectable) clock as the audit log. The image bytes are not read. A database the
+    service never ran on has no probe table, hence no probes.
+    """
+    if not sa.inspect(conn).has_table(probe_images.name):
+        return []
+    p, s = probe_images, searches
+    rows = conn.execute(
+        sa.select(p.c.search_id, p.c.sha256, s.c.created_at, s.c.galleries)
+        .select_from(p.outerjoin(s, s.c.search_id == p.c.search_id))
+        .order_by(s.c.created_at, p.c.search_id)
+    )
+    return [
+        KeptProbe(
+            search_id=str(r.search_id),
+            sha256=str(r.sha256),
+            searched_at=None if r.created_at is None else parse_timestamp(str(r.created_at)),
+            galleries=() if r.galleries is None else tuple(str(g) for g in json.loads(r.galleries)),
+        )
+        for r in rows
+    ]
+
+
+def delete_probes(conn: sa.Connection, search_ids: Sequence[str]) -> int:
+    """Delete the kept probe images of ``search_ids`` on ``conn`` (the caller's transaction,
+    so that the deletion and its audit entry commit together); returns how many went."""
+    removed = 0
+    ids = sorted(set(search_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        done = conn.execute(probe_images.delete().where(probe_images.c.search_id.in_(chunk)))
+        removed += int(done.rowcount or 0)
+    return removed
 
 
 def media_type_of(data: bytes) -> str:

@@ -2,20 +2,25 @@
 
 Deleting a subject removes its templates from the store and the index in one step and writes
 an erasure receipt (what was removed, the image hashes, when, by whom) to the audit log;
-``verify_erased`` later proves from that receipt that nothing of it remains.
+``verify_erased`` later proves from that receipt that nothing of it remains. Retention
+(``apply_retention``) erases expired subjects the same way and deletes expired kept probe
+images.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from faceledger.access import Operation, User, authorize
 from faceledger.audit import AuditOp, AuditRecord
 from faceledger.errors import InvalidArgument, NotFound
+from faceledger.gallery.images import KeptProbe, delete_probes, kept_probes
 from faceledger.gallery.workspace import Workspace
 from faceledger.store import Removed
 
@@ -163,13 +168,34 @@ def apply_retention(
     ws: Workspace, actor: User, *, now: datetime | None = None, gallery: str | None = None
 ) -> list[ErasureReceipt]:
     """Erase every subject held longer than its gallery's retention period (one receipt
-    each) and log the purge."""
-    gid = ws.store.get_gallery_by_name(gallery).id if gallery else None
+    each), delete the kept probe images that have expired, and log the purge.
+
+    A probe image (kept so reviewers see what was searched) is personal data of whoever it
+    shows, enrolled or not. It may be kept no longer than the **shortest** retention period
+    among the galleries its search named that still exist, counted from the search: it was
+    processed under each gallery's mandate, and keeping it past the shortest would hold it
+    beyond one of them. Open review does not extend the period (review has to happen within
+    it). A probe whose search named only galleries since deleted, or that has no search on
+    record, has no purpose left and goes at once. A probe kept for galleries none of which
+    sets a retention period is kept: there is no period to apply. With ``gallery`` given, only
+    probes of searches that named it are considered. The deletions and the ``retention_purge``
+    entry listing them (search id and image hash of each, and why) commit in one transaction.
+    The audit log holds only each probe's sha256, never its bytes, so nothing outlives this.
+    """
+    only = ws.store.get_gallery_by_name(gallery) if gallery else None
     authorize(actor, Operation.RETENTION_APPLY, gallery)
     at = now or ws.clock()
+    receipts = _erase_expired_subjects(ws, actor, at, None if only is None else only.id)
+    _purge_probes(ws, actor, at, receipts, None if only is None else only.name)
+    return receipts
+
+
+def _erase_expired_subjects(
+    ws: Workspace, actor: User, at: datetime, gallery_id: int | None
+) -> list[ErasureReceipt]:
     receipts: list[ErasureReceipt] = []
     names = {g.id: g.name for g in ws.store.list_galleries()}
-    for subject in ws.store.list_expired_subjects(now=at, gallery_id=gid):
+    for subject in ws.store.list_expired_subjects(now=at, gallery_id=gallery_id):
         g = ws.store.get_gallery(subject.gallery_id)
         removed = ws.store.delete_subject(subject.id)
         ws.indexes.remove(g.id, removed.template_ids)
@@ -184,16 +210,66 @@ def apply_retention(
                 f"retention period of {g.retention_days} days expired",
             )
         )
-    ws.audit.append(
-        AuditRecord(
-            operation=AuditOp.RETENTION_PURGE,
-            actor=actor.id,
-            galleries=tuple(sorted({r.gallery for r in receipts})),
-            details={
-                "count": len(receipts),
-                "as_of": at.isoformat(),
-                "receipts": [r.audit_seq for r in receipts],
-            },
-        )
-    )
     return receipts
+
+
+def _purge_probes(
+    ws: Workspace, actor: User, at: datetime, receipts: list[ErasureReceipt], gallery: str | None
+) -> None:
+    """Delete the expired kept probes and write the purge's audit entry (the subjects'
+    receipts and the probes deleted), both in one transaction."""
+    periods = {g.name: g.retention_days for g in ws.store.list_galleries()}
+    with ws.audit.writing() as conn:
+        expired = _expired_probes(conn, periods, at, gallery)
+        delete_probes(conn, [probe.search_id for probe, _ in expired])
+        touched = {r.gallery for r in receipts} | {g for p, _ in expired for g in p.galleries}
+        ws.audit.append(
+            AuditRecord(
+                operation=AuditOp.RETENTION_PURGE,
+                actor=actor.id,
+                galleries=tuple(sorted(touched)),
+                details={
+                    "count": len(receipts) + len(expired),
+                    "as_of": at.isoformat(),
+                    "receipts": [r.audit_seq for r in receipts],
+                    "probe_images": [
+                        {"search_id": p.search_id, "probe_sha256": p.sha256, "reason": why}
+                        for p, why in expired
+                    ],
+                },
+            ),
+            connection=conn,
+        )
+
+
+def _expired_probes(
+    conn: sa.Connection, periods: Mapping[str, int | None], at: datetime, gallery: str | None
+) -> list[tuple[KeptProbe, str]]:
+    """Kept probes due for deletion at ``at``, each with why (of searches that named
+    ``gallery``, when one is given)."""
+    found = []
+    for probe in kept_probes(conn):
+        if gallery is not None and gallery not in probe.galleries:
+            continue
+        why = probe_expiry(probe, periods, at)
+        if why is not None:
+            found.append((probe, why))
+    return found
+
+
+def probe_expiry(probe: KeptProbe, periods: Mapping[str, int | None], at: datetime) -> str | None:
+    """Why a kept probe image must be deleted at ``at``, or None while it may be kept (the
+    rule is :func:`apply_retention`'s). ``periods``: retention days of every existing gallery
+    by name (None: no period)."""
+    if probe.searched_at is None:
+        return "no search on record"
+    existing = [g for g in probe.galleries if g in periods]
+    if not existing:
+        return "every gallery searched has been deleted"
+    days = [d for g in existing if (d := periods[g]) is not None]
+    if not days:
+        return None
+    shortest = min(days)
+    if probe.searched_at < at - timedelta(days=shortest):
+        return f"retention period of {shortest} days expired"
+    return None

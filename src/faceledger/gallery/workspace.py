@@ -13,6 +13,7 @@ from faceledger.access.policy import GrantLevel
 from faceledger.audit import AuditLog, load_signing_key, utc_now
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
+from faceledger.gallery.images import ImageStore
 from faceledger.gallery.indexes import IndexManager
 from faceledger.pipeline import Engine
 from faceledger.review import Reviews
@@ -28,6 +29,8 @@ class Workspace:
     access: AccessControl
     reviews: Reviews
     indexes: IndexManager
+    images: ImageStore
+    """Kept enrolled and probe images (encrypted with the template key when one is set)."""
     clock: Callable[[], datetime] = field(default=utc_now)
     _engine: Engine | None = None
 
@@ -74,12 +77,13 @@ def open_workspace(
             signing = load_signing_key(settings.audit_signing_key.read_bytes())
         except OSError as exc:
             raise InvalidArgument(f"cannot read audit signing key: {exc}") from exc
-    store = SqlStore(db, cipher=_read_key_file(settings), clock=clock)
+    cipher = _read_key_file(settings)
+    store = SqlStore(db, cipher=cipher, clock=clock)
     if check_encryption:
         store.check_encryption()
-    audit = AuditLog(
-        db, clock=clock, signing_key=signing, keep_probe_images=settings.keep_probe_images
-    )
+    # probe images never enter the hash chain (they could not be deleted from it); a kept
+    # probe goes to the image store, where retention and erasure reach it
+    audit = AuditLog(db, clock=clock, signing_key=signing)
     ws = Workspace(
         settings=settings,
         db=db,
@@ -88,6 +92,7 @@ def open_workspace(
         access=AccessControl(audit),
         reviews=Reviews(audit, two_person_rule=settings.two_person_rule),
         indexes=IndexManager(store, settings.data_dir / "indexes"),
+        images=ImageStore(db, cipher=cipher),
         clock=clock,
         _engine=engine,
     )
