@@ -121,6 +121,9 @@ def test_review_flow_in_a_browser(
     lead = page.locator("#lead-1")
     expect(lead).to_contain_text("subject 001")
     expect(lead.locator(".fmr")).to_contain_text("1 in")
+    # the score is named: a small gallery is scored by cosine, with the threshold beside it
+    expect(lead.locator(".metric")).to_contain_text("Cosine similarity")
+    expect(lead.locator(".metric")).to_contain_text("threshold")
     expect(lead.locator(".status")).to_have_attribute("data-status", "pending")
     expect(lead).to_contain_text("someone else reviews it")
     # a search grant shows no faces

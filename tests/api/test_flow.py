@@ -1,11 +1,13 @@
-"""The service end to end over HTTP on real images: enrol (one and many), search with purpose,
-two-person review, audit, kept images, erasure, pagination, 1:1 verification and detection."""
+"""The service end to end over HTTP on real images: enrol (one and many), search with purpose
+(and what its scores are), two-person review, audit, kept images, erasure, pagination, 1:1
+verification and detection, subject ids holding "/"."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -14,7 +16,10 @@ import sqlalchemy as sa
 from faceledger.api.concurrency import SerialEngine
 from faceledger.audit import verify_jsonl
 from faceledger.gallery.images import ImageStore, enrolled_images
+from faceledger.store import NewTemplate
+from faceledger.types import Template
 from tests.api.live import GALLERY, Deployment, Live, deploy, serve
+from tests.conftest import TemplateSet
 
 API = "/api/v1"
 
@@ -96,6 +101,18 @@ def test_given_enrolled_gallery_when_searched_and_reviewed_twice_then_lead_is_co
         assert top["score"] >= face["threshold"]
         assert result["probe_kept"] is True
         search_id = result["search_id"]
+        # what the score is: 5 templates, under the calibration's cohort of 200, so the score is
+        # the cosine itself and the threshold comes from the 1:1 table, not a fitted tail
+        n = result["templates_searched"]
+        assert n == 5
+        assert face["normalisation"] == "none" and face["threshold_extrapolated"] is False
+        fpir = result["target_fpir"]
+        assert face["comparison_fmr"] == pytest.approx(1 - (1 - fpir) ** (1 / n), rel=1e-9)
+        for cand in face["candidates"]:
+            assert -1.0 <= cand["similarity"] <= 1.0
+            assert cand["similarity"] == pytest.approx(cand["score"], abs=2e-6)
+            assert cand["fpir"] == pytest.approx(1 - (1 - cand["fmr"]["value"]) ** n, rel=1e-6)
+            assert cand["fmr"]["value"] <= cand["fpir"] < 1
 
         # the same search without a purpose is refused with a stable code
         r = _search(c, dep, london["001_smiling"], purpose=None)
@@ -113,6 +130,10 @@ def test_given_enrolled_gallery_when_searched_and_reviewed_twice_then_lead_is_co
         assert r.status_code == 200
         rec = r.json()
         assert rec["purpose"] == "missing person" and rec["two_person_rule"] is True
+        # the record says what its leads' scores are, from the search's audit entry
+        assert rec["normalisation"] == "none"
+        assert rec["threshold"] == pytest.approx(face["threshold"], abs=1e-6)
+        assert [x["score"] for x in rec["leads"]] == [x["score"] for x in face["candidates"]]
         assert rec["probe_faces"][0]["quality"]["score"] > 0
         probe = c.get(f"{API}/searches/{search_id}/probe", headers=dep.headers("reviewer"))
         assert probe.status_code == 200 and probe.content == london["001_smiling"]
@@ -385,3 +406,116 @@ def test_given_gallery_listing_then_users_see_only_galleries_they_hold_grants_on
             headers=dep.headers("auditor"),
         ).json()["items"]
         assert [e["galleries"] for e in created] == [[GALLERY], ["second"]]
+
+
+@pytest.mark.slow
+def test_given_gallery_of_cohort_size_when_searched_then_scores_say_they_are_normalised(
+    deployment: Deployment, london_templates: TemplateSet, london: dict[str, bytes]
+) -> None:
+    """Every London image but the probe (203 templates, above the calibration's cohort of
+    200) is stored from the session's real templates: the search normalises, and the answer
+    keeps the normalised score apart from the cosine behind it."""
+    dep = deployment
+    g = dep.ws.store.get_gallery_by_name(GALLERY)
+    ids: dict[str, int] = {}
+    news = []
+    for path, subj, vec in zip(
+        london_templates.paths, london_templates.subjects, london_templates.vectors, strict=True
+    ):
+        if Path(path).stem == "001_smiling":
+            continue
+        if subj not in ids:
+            ids[subj] = dep.ws.store.add_subject(g.id, subj, enrolled_by="enroller").id
+        sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        news.append(NewTemplate(ids[subj], sha, Template("dlib-resnet-v1", vec)))
+    dep.ws.store.add_templates(news)
+    assert len(news) >= 200
+    with serve(dep) as live, live.client() as c:
+        r = _search(c, dep, london["001_smiling"])
+        assert r.status_code == 200, r.text
+        result = r.json()
+        (face,) = result["faces"]
+        n = result["templates_searched"]
+        assert n == len(news)
+        assert face["normalisation"] == "asnorm"
+        fpir = result["target_fpir"]
+        assert face["comparison_fmr"] == pytest.approx(1 - (1 - fpir) ** (1 / n), rel=1e-9)
+        top = face["candidates"][0]
+        assert top["subject"] == "001"
+        # the tail model is used exactly when the rate is below ten measured impostor pairs
+        measured = 10 / top["fmr"]["impostor_pairs"]
+        assert face["threshold_extrapolated"] is (face["comparison_fmr"] < measured)
+        # a normalised score is not a cosine: a mate stands several spreads above the cohort
+        assert -1.0 <= top["similarity"] <= 1.0
+        assert top["score"] > 1.0 and abs(top["score"] - top["similarity"]) > 0.1
+        for cand in face["candidates"]:
+            assert -1.0 <= cand["similarity"] <= 1.0
+            assert cand["score"] >= face["threshold"]
+            assert cand["fpir"] == pytest.approx(1 - (1 - cand["fmr"]["value"]) ** n, rel=1e-6)
+
+        rec = c.get(f"{API}/searches/{result['search_id']}", headers=dep.headers("reviewer"))
+        assert rec.json()["normalisation"] == "asnorm"
+        assert rec.json()["leads"][0]["score"] == top["score"]
+        entry = c.get(
+            f"{API}/audit/entries/{result['audit_seq']}", headers=dep.headers("auditor")
+        ).json()
+        assert entry["details"]["normalisation"] == "asnorm"
+
+
+def test_given_subject_ids_with_slashes_then_every_subject_route_reaches_them(
+    live: Live, deployment: Deployment, london: dict[str, bytes]
+) -> None:
+    dep = deployment
+    base = f"{API}/galleries/{GALLERY}/subjects"
+    sid, encoded = "case/7/a", quote("case/7/a", safe="")
+    with live.client() as c:
+        # enrol as the web UI addresses it (%2F) ...
+        r = c.post(
+            f"{base}/{encoded}/images",
+            files={"image": _jpeg("a", london["006_neutral"])},
+            headers=dep.headers("enroller"),
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["subject"] == sid
+        # ... and with the slashes as they are; an id ending in a route's own word too
+        r = c.post(
+            f"{base}/x/images/images",
+            files={"image": _jpeg("b", london["007_neutral"])},
+            headers=dep.headers("enroller"),
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["subject"] == "x/images"
+
+        for path in (f"{base}/{sid}", f"{base}/{encoded}"):
+            detail = c.get(path, headers=dep.headers("reviewer"))
+            assert detail.status_code == 200, detail.text
+            assert detail.json()["external_id"] == sid and len(detail.json()["templates"]) == 1
+        other = c.get(f"{base}/x/images", headers=dep.headers("reviewer")).json()
+        assert other["external_id"] == "x/images"
+        assert c.get(f"{base}/case/7", headers=dep.headers("reviewer")).status_code == 404
+        listed = c.get(base, headers=dep.headers("reviewer")).json()["items"]
+        assert sorted(x["external_id"] for x in listed) == [sid, "x/images"]
+        export = c.get(f"{base}/{sid}/export", headers=dep.headers("reviewer"))
+        assert export.status_code == 200 and export.json()["subject"]["external_id"] == sid
+
+        r = c.post(
+            f"{base}/{sid}/verify",
+            files={"image": _jpeg("p", london["006_smiling"])},
+            headers=dep.headers("searcher"),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["subject"] == sid and r.json()["decision"]["outcome"] == "match"
+        r = _search(c, dep, london["006_smiling"])
+        assert r.json()["faces"][0]["candidates"][0]["subject"] == sid
+
+        r = c.delete(
+            f"{base}/{encoded}", params={"reason": "asked"}, headers=dep.headers("enroller")
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["subject"] == sid
+        assert c.get(f"{base}/{sid}", headers=dep.headers("reviewer")).status_code == 404
+        assert c.get(f"{base}/x/images", headers=dep.headers("reviewer")).status_code == 200
+        check = c.get(
+            f"{API}/erasures/{r.json()['receipt_seq']}", headers=dep.headers("auditor")
+        ).json()
+        assert check["ok"] is True

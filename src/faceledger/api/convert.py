@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from faceledger.access import User
 from faceledger.api import schemas as s
 from faceledger.audit import AuditEntry, VerifyReport
+from faceledger.errors import IntegrityError
 from faceledger.gallery.search import Candidate, FaceCandidates, SearchResult
 from faceledger.review import LeadState, SearchRecord
 from faceledger.store import Counts, Gallery, StoredTemplate, Subject, TemplateInfo
@@ -113,6 +115,25 @@ def decision(d: Decision) -> s.DecisionOut:
     )
 
 
+def _finite(x: float | None, digits: int | None = None) -> float | None:
+    """``x`` rounded, or None when it is missing or not a number (JSON has no NaN)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return x if digits is None else round(x, digits)
+
+
+_NORMALISATIONS: dict[str, s.Normalisation] = {"asnorm": "asnorm", "none": "none"}
+
+
+def normalisation(value: str) -> s.Normalisation:
+    """The API's name for a search's score normalisation; an unknown one is refused rather
+    than passed off as a known scale."""
+    found = _NORMALISATIONS.get(value)
+    if found is None:
+        raise IntegrityError(f"unknown score normalisation {value!r}")
+    return found
+
+
 def candidate(c: Candidate) -> s.CandidateOut:
     return s.CandidateOut(
         rank=c.rank,
@@ -120,7 +141,9 @@ def candidate(c: Candidate) -> s.CandidateOut:
         subject=c.external_id,
         display_name=c.display_name,
         score=round(c.score, 6),
+        similarity=_finite(c.similarity, 6),
         fmr=fmr(c.fmr),
+        fpir=_finite(c.fpir),
         template_id=c.template_id,
     )
 
@@ -129,8 +152,11 @@ def face_candidates(fc: FaceCandidates) -> s.FaceCandidatesOut:
     return s.FaceCandidatesOut(
         face=face(fc.face),
         outcome="candidates" if fc.candidates else "no_candidate",
+        normalisation=normalisation(fc.normalisation),
         threshold=round(fc.threshold, 6),
+        threshold_extrapolated=fc.extrapolated,
         comparison_fmr=fc.comparison_fmr,
+        threshold_source=fc.threshold_source,
         candidates=[candidate(c) for c in fc.candidates],
     )
 
@@ -176,14 +202,23 @@ def lead(state: LeadState, two_person_rule: bool) -> s.LeadOut:
     )
 
 
+def recorded_normalisation(entry: AuditEntry) -> s.Normalisation | None:
+    """The score normalisation a search's audit entry records, or None if it records none
+    (or one this service does not know: better unsaid than mislabelled)."""
+    value = entry.record.details.get("normalisation")
+    return _NORMALISATIONS.get(value) if isinstance(value, str) else None
+
+
 def search_record(
     rec: SearchRecord,
     *,
+    entry: AuditEntry | None,
     visible_galleries: set[str] | None,
     two_person_rule: bool,
     probe_faces: tuple[dict[str, Any], ...] | None,
 ) -> s.SearchRecordOut:
-    """``visible_galleries`` None shows every lead; otherwise only leads from those."""
+    """``visible_galleries`` None shows every lead; otherwise only leads from those.
+    ``entry`` is the search's audit entry, which says what its scores are."""
     shown = [
         st for st in rec.leads if visible_galleries is None or st.lead.gallery in visible_galleries
     ]
@@ -196,6 +231,8 @@ def search_record(
         galleries=list(rec.galleries),
         model_id=rec.model_id,
         audit_seq=rec.audit_seq,
+        normalisation=None if entry is None else recorded_normalisation(entry),
+        threshold=None if entry is None else entry.record.threshold,
         two_person_rule=two_person_rule,
         probe_faces=None
         if probe_faces is None

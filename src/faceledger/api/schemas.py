@@ -345,21 +345,66 @@ class SubjectVerifyOut(Model):
 # -- search and review ---------------------------------------------------------------------
 
 
+Normalisation = Literal["asnorm", "none"]
+"""How a search scored: ``asnorm`` (adaptive symmetric normalisation of the cosine against a
+cohort of the searched galleries' own templates) or ``none`` (the cosine similarity itself)."""
+
+
 class CandidateOut(Model):
     rank: int
     gallery: str
     subject: str
     display_name: str | None
-    score: float
+    score: float = Field(
+        description="The score the threshold applies to and candidates are ranked by. When the "
+        "face's `normalisation` is `asnorm` it is an AS-normalised score: not a cosine, not "
+        "bounded by ±1, comparable only with this search's `threshold`; when it is `none` it "
+        "is the cosine similarity (equal to `similarity`)."
+    )
+    similarity: float | None = Field(
+        description="The raw cosine similarity behind `score`, in [-1, 1], whatever the "
+        "normalisation: of the probe face and the matched template (`template_id`), or of the "
+        "subject's mean template when the service fuses a subject's templates. Null if not "
+        "measured."
+    )
     fmr: FmrOut
+    fpir: float | None = Field(
+        description="Estimated chance that a search of this many templates "
+        "(`templates_searched`) for someone not enrolled returns a candidate scoring at least "
+        "`score`: counted on the gallery's own members when the face's `threshold_source` is "
+        "`gallery`, else 1 - (1 - fmr)^templates. Null if not estimated."
+    )
     template_id: int
 
 
 class FaceCandidatesOut(Model):
     face: FaceOut
     outcome: Literal["candidates", "no_candidate"]
-    threshold: float
-    comparison_fmr: float
+    normalisation: Normalisation = Field(
+        description="`asnorm`: `score` and `threshold` are AS-normalised scores (galleries "
+        "searched together hold at least the calibration's cohort size of templates); "
+        "`none`: they are cosine similarities."
+    )
+    threshold: float = Field(
+        description="Least `score` a candidate needs, on the same scale as `score` (see "
+        "`normalisation`), set so that the search meets its `target_fpir`."
+    )
+    threshold_extrapolated: bool = Field(
+        description="True: the threshold's per-comparison FMR is below what the calibration's "
+        "impostor pairs measured, so it comes from the calibration's fitted tail model rather "
+        "than from counted pairs."
+    )
+    comparison_fmr: float = Field(
+        description="Per-comparison false-match rate the threshold is set at: the rate at "
+        "which `templates_searched` independent comparisons give the target FPIR, "
+        "1 - (1 - target_fpir)^(1/templates)."
+    )
+    threshold_source: Literal["gallery", "model card"] = Field(
+        description="`gallery`: the threshold was counted on the searched galleries' own "
+        "members (each searched against the rest, its own subject left out: the share whose "
+        "best score reaches the threshold is the target FPIR); `model card`: it comes from the "
+        "model card's calibration (galleries with too few subjects to count the target rate)."
+    )
     candidates: list[CandidateOut]
 
 
@@ -417,7 +462,11 @@ class LeadOut(Model):
     gallery: str
     subject: str
     template_id: int | None
-    score: float
+    score: float = Field(
+        description="The candidate's score as the search ranked it: AS-normalised (not a "
+        "cosine) when the search's `normalisation` is `asnorm`, the cosine similarity when "
+        "it is `none`."
+    )
     fmr: float | None
     fmr_upper_bound: bool
     status: LeadStatus
@@ -436,6 +485,14 @@ class SearchRecordOut(Model):
     galleries: list[str]
     model_id: str | None
     audit_seq: int
+    normalisation: Normalisation | None = Field(
+        description="What the leads' `score` is: `asnorm` (AS-normalised, not a cosine) or "
+        "`none` (cosine similarity), as recorded in the search's audit entry; null when the "
+        "entry does not say."
+    )
+    threshold: float | None = Field(
+        description="The threshold the search applied, on the scale of the leads' `score`."
+    )
     two_person_rule: bool
     probe_faces: list[FaceOut] | None
     leads: list[LeadOut]

@@ -14,7 +14,12 @@ from faceledger.gallery.images import StoredImage, browser_bytes
 GalleryName = Annotated[str, Path(min_length=1, max_length=200, description="Gallery name.")]
 SubjectId = Annotated[
     str,
-    Path(min_length=1, max_length=200, pattern=NAME, description="The subject's external id."),
+    Path(
+        min_length=1,
+        max_length=200,
+        pattern=NAME,
+        description="The subject's external id; it may contain `/` (as is or as `%2F`).",
+    ),
 ]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most items in one page.")]
 Cursor = Annotated[

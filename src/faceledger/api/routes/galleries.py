@@ -89,10 +89,33 @@ def list_subjects(
     )
 
 
-@router.get("/galleries/{gallery}/subjects/{subject}", summary="A subject and its templates")
+# Subject ids may hold "/", so ``{subject:path}`` takes the rest of the path, and a route whose
+# path goes on after the id must come before the bare ``/subjects/{subject:path}`` one. Only
+# GET is ambiguous: GET .../subjects/x/export is the export of "x", never the detail of a
+# subject "x/export" (POST .../images and .../verify have no bare POST to clash with, and
+# DELETE has no suffixed route).
+
+
+@router.get(
+    "/galleries/{gallery}/subjects/{subject:path}/export",
+    summary="Everything held on a subject (subject access request)",
+)
+def export(
+    gallery: GalleryName, subject: SubjectId, svc: ServiceDep, user: UserDep
+) -> dict[str, Any]:
+    authorize(user, Operation.VIEW_IMAGES, gallery)
+    data = export_subject(svc.ws, user, gallery, subject)
+    ids = [int(t["id"]) for t in data.get("templates", []) if isinstance(t, dict)]
+    data["enrolled_images_kept"] = sorted(svc.images.held(ids))
+    return data
+
+
+@router.get("/galleries/{gallery}/subjects/{subject:path}", summary="A subject and its templates")
 def get_subject(
     gallery: GalleryName, subject: SubjectId, svc: ServiceDep, user: UserDep
 ) -> s.SubjectDetail:
+    """The id may contain "/" (sent as is or as %2F); one whose last part is "export" is
+    read through ``.../export`` instead, which that path always means."""
     authorize(user, Operation.LIST_SUBJECTS, gallery)
     g = svc.ws.store.get_gallery_by_name(gallery)
     found = svc.ws.store.find_subject(g.id, subject)
@@ -107,7 +130,7 @@ def get_subject(
 
 
 @router.delete(
-    "/galleries/{gallery}/subjects/{subject}",
+    "/galleries/{gallery}/subjects/{subject:path}",
     summary="Erase a subject: templates, kept images, index entries (DeleteFaces)",
 )
 def erase_subject(
@@ -123,20 +146,6 @@ def erase_subject(
         image_sha256s=list(receipt.image_sha256s),
         enrolled_images_removed=images,
     )
-
-
-@router.get(
-    "/galleries/{gallery}/subjects/{subject}/export",
-    summary="Everything held on a subject (subject access request)",
-)
-def export(
-    gallery: GalleryName, subject: SubjectId, svc: ServiceDep, user: UserDep
-) -> dict[str, Any]:
-    authorize(user, Operation.VIEW_IMAGES, gallery)
-    data = export_subject(svc.ws, user, gallery, subject)
-    ids = [int(t["id"]) for t in data.get("templates", []) if isinstance(t, dict)]
-    data["enrolled_images_kept"] = sorted(svc.images.held(ids))
-    return data
 
 
 @router.get(
@@ -192,7 +201,7 @@ def _enrolled(gallery: str, e: actions.Enrolled) -> s.EnrolOut:
 
 
 @router.post(
-    "/galleries/{gallery}/subjects/{subject}/images",
+    "/galleries/{gallery}/subjects/{subject:path}/images",
     status_code=201,
     summary="Enrol one image of a subject (IndexFaces)",
 )
@@ -320,7 +329,7 @@ async def enrol_many(
 
 
 @router.post(
-    "/galleries/{gallery}/subjects/{subject}/verify",
+    "/galleries/{gallery}/subjects/{subject:path}/verify",
     summary="Is the face in this image the enrolled subject? (1:1)",
 )
 async def verify_against_subject(

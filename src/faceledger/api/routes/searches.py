@@ -21,6 +21,8 @@ from faceledger.api.routes.common import (
     offset_cursor,
 )
 from faceledger.api.service import Service
+from faceledger.audit import AuditEntry
+from faceledger.errors import NotFound
 from faceledger.review import SearchRecord
 
 router = APIRouter(tags=["search and review"])
@@ -68,8 +70,18 @@ async def post_search(
 
 
 def _record_out(svc: Service, record: SearchRecord, visible: set[str] | None) -> s.SearchRecordOut:
+    """The record with what its scores are (normalisation, threshold), read from the search's
+    audit entry: the review tables keep only the scores."""
+    entry: AuditEntry | None
+    try:
+        entry = svc.ws.audit.get(record.audit_seq)
+    except NotFound:
+        entry = None
+    if entry is not None and entry.record.details.get("search_id") != record.search_id:
+        entry = None  # not this search's entry: say nothing rather than something wrong
     return convert.search_record(
         record,
+        entry=entry,
         visible_galleries=visible,
         two_person_rule=svc.ws.reviews.two_person_rule,
         probe_faces=svc.images.probe_faces(record.search_id),

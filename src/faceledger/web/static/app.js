@@ -377,11 +377,19 @@ async function searchDetailView(seq, id) {
   rec.leads.forEach((lead, i) => fillLeadImages(lead, cards[i].querySelector(".lead-images")));
 }
 
+// what a lead's score is: an AS-normalised score must not pass for a cosine similarity
+function scoreName(normalisation) {
+  if (normalisation === "asnorm") return "AS-normalised score (not a cosine)";
+  if (normalisation === "none") return "Cosine similarity";
+  return "Score";
+}
+
 function leadCard(rec, lead) {
   const images = h("div", { class: "compare lead-images", dataset: { rank: lead.rank } });
   const card = h("section", { class: "lead", id: `lead-${lead.rank}`, dataset: { rank: lead.rank } },
     h("h2", {}, `Lead ${lead.rank}: subject ${lead.subject} `, h("span", { class: "muted", text: `(gallery ${lead.gallery})` })),
-    h("p", { class: "metric" }, "Score ", h("b", { text: lead.score.toFixed(4) }),
+    h("p", { class: "metric" }, `${scoreName(rec.normalisation)} `, h("b", { text: lead.score.toFixed(4) }),
+      rec.threshold == null ? null : ` (threshold ${rec.threshold.toFixed(4)})`,
       " · estimated false-match rate ", h("b", { class: "fmr", text: fmrText(lead.fmr, lead.fmr_upper_bound) }),
       " · status ", statusBadge(lead.status, lead)),
     images,
@@ -401,6 +409,8 @@ async function fillLeadImages(lead, holder) {
   let templates = [];
   try {
     const subject = await api(`/galleries/${encodeURIComponent(lead.gallery)}/subjects/${encodeURIComponent(lead.subject)}`);
+    // GET .../subjects/x/export is the export of "x": never show another subject's faces
+    if (subject.external_id !== lead.subject) throw new Error("subject not addressable by its id");
     templates = subject.templates;
   } catch (err) {
     holder.replaceChildren(h("div", { class: "noimage", text: err.status === 403
