@@ -25,6 +25,8 @@ from typer.testing import CliRunner
 
 from faceledger.cli.eval_cmd import eval_app
 from faceledger.config import Settings
+from faceledger.gallery.search import operating_point
+from faceledger.models import ModelRegistry
 
 LONDON_IDS = {f"{i:03d}" for i in range(1, 7)}
 
@@ -145,6 +147,28 @@ def test_eval_identify_cli(identify_run: Run) -> None:
     assert j["rank1"] is not None and j["rank1"] >= 0.75
     assert set(j["groups"]) == {"odd", "even"}
     assert list(j["fnir_at_fpir"]) == ["0.1", "0.01", "0.003"]
+
+
+def test_eval_identify_measures_the_thresholds_search_declares(
+    identify_run: Run, cli_settings: Settings
+) -> None:
+    """The declared thresholds are ``search``'s own rule for this gallery's size, measured."""
+    j = identify_run.json
+    card = ModelRegistry(cli_settings.model_dir).get(j["model_id"])
+    points = j["declared_operating_points"]
+    assert list(points) == ["0.1", "0.01"]
+    for key, point in points.items():
+        op, _ = operating_point(card, cli_settings.normalisation, float(key), 8)
+        assert point["threshold"] == pytest.approx(op.threshold)
+        assert point["normalisation"] == op.normalisation == "none"  # 8 templates: raw cosine
+        m = point["measured"]
+        fp = m["false_positives"]
+        assert 0 <= fp <= 3 and m["fpir"] == pytest.approx(fp / 3)
+        assert point["measured_over_declared"] == pytest.approx(fp / 3 / float(key))
+    # a stricter declared FPIR never has a lower threshold
+    assert points["0.01"]["threshold"] >= points["0.1"]["threshold"]
+    assert "declares" in identify_run.output and "(default)" in identify_run.output
+    assert "Declared thresholds, measured" in identify_run.report.read_text()
 
 
 def test_eval_impostors_cli(impostors_run: Run) -> None:

@@ -17,6 +17,7 @@ from faceledger import Settings
 from faceledger.gallery import Workspace, local_operator, open_workspace, search
 from faceledger.gallery.evaluation import GallerySearch
 from faceledger.gallery.search import comparison_fmr_for, operating_point
+from faceledger.match.gallery_calibration import GalleryCalibration
 from faceledger.match.normalise import Cohort, normalise, select_evenly
 from faceledger.models import ModelRegistry
 from faceledger.store import NewTemplate
@@ -94,8 +95,13 @@ def test_search_normalises_and_eval_identify_scores_the_same(
     z, _ = normalise(vec, enrolled.vectors[row : row + 1], subj[row : row + 1], cohort, 50)
     assert top.score == pytest.approx(float(z[0]), abs=1e-5)
     # eval identify's search function ranks this probe identically (one code path)
-    ranked = GallerySearch(Settings(), MODEL)(enrolled.vectors, enrolled.subjects, vec[None], 5)
+    search_fn = GallerySearch(Settings(), MODEL)
+    ranked = search_fn(enrolled.vectors, enrolled.subjects, vec[None], 5)
     assert ranked[0][0] == (top.external_id, pytest.approx(top.score, abs=1e-6))
+    # and declares the threshold `search` applied, which eval identify measures
+    declared = search_fn.declare(0.1)
+    assert declared.threshold == pytest.approx(face.threshold, abs=1e-9)
+    assert declared.normalisation == "asnorm"
     # and the audit entry records how the threshold was derived
     (entry,) = [e for e in ws.audit.entries(operation="search")]
     assert entry.record.details["normalisation"] == "asnorm"
@@ -145,3 +151,41 @@ def test_small_gallery_falls_back_to_cosine_scores(enrolled: Enrolled) -> None:
     card = ModelRegistry().get(MODEL)
     op, cal = operating_point(card, "asnorm", 0.01, 50)
     assert cal is None and op.normalisation == "none"
+
+
+def test_threshold_is_counted_on_the_gallery_when_it_can_be(
+    tmp_path: Path, data_dir: Path, enrolled: Enrolled
+) -> None:
+    """Raw cosine scores (so no member is held back for the cohort): every subject's first
+    template searched against everyone else gives the threshold `search` applies."""
+    ws = _workspace(tmp_path / "ws", enrolled, normalisation="none")
+    me = local_operator(ws, "tester")
+    probe = data_dir / "london/images/005_smiling.jpg"
+    res = search(ws, me, probe, ["g"], purpose="test", case_ref="OS-4", fpir=0.3)
+    (face,) = res.faces
+    assert face.threshold_source == "gallery" and face.normalisation == "none"
+    # the same count by hand: best cosine of each subject's first template to other subjects
+    subjects = np.array(enrolled.subjects)
+    first = {s: i for i, s in reversed(list(enumerate(enrolled.subjects)))}
+    tops = []
+    for s, i in first.items():
+        others = enrolled.vectors[subjects != s]
+        tops.append(float((others @ enrolled.vectors[i]).max()))
+    own = GalleryCalibration(np.array(tops), len(subjects), "none")
+    assert face.threshold == pytest.approx(own.threshold_for(0.3, len(subjects)), abs=1e-6)
+    for c in face.candidates:
+        counted = sum(t >= c.score - 1e-9 for t in tops) / len(tops)
+        assert c.fpir == pytest.approx(max(counted, 1 / len(tops)), abs=1e-6)
+    (entry,) = [e for e in ws.audit.entries(operation="search")]
+    assert entry.record.details["threshold_source"] == "gallery"
+    # FPIR 0.01 needs more than 137 searches to count: the model card decides
+    res = search(ws, me, probe, ["g"], purpose="test", case_ref="OS-5", fpir=0.01)
+    assert res.faces[0].threshold_source == "model card"
+    ws.close()
+    card_only = _workspace(
+        tmp_path / "ws2", enrolled, normalisation="none", fpir_calibration="card"
+    )
+    res = search(card_only, local_operator(card_only, "t"), probe, ["g"], purpose="t",
+                 case_ref="OS-6", fpir=0.3)  # fmt: skip
+    assert res.faces[0].threshold_source == "model card"
+    card_only.close()

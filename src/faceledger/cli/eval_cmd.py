@@ -254,6 +254,8 @@ def identify(
         p = read_image_list(probes)
         n_images = len({e.image for e in (*g.entries, *p.entries)})
         store = _cache(settings, cache)
+        # the ranking `faceledger search` uses, and the thresholds it declares (one code path)
+        search = GallerySearch(settings, settings.model_id)
         with progress_bar("embedding", n_images) as advance:
             ev = run_identify(
                 g,
@@ -261,11 +263,11 @@ def identify(
                 settings,
                 on_done=lambda _o: advance(),
                 cache=store,
-                # the ranking `faceledger search` uses (one code path)
-                search=GallerySearch(settings, settings.model_id),
+                search=search,
                 rank=rank,
                 target_fpir=fpir,
                 threshold=threshold,
+                declare=search.declare,
             )
         data = ev.to_json()
         out = _emit(data, json_out)
@@ -299,6 +301,8 @@ def identify(
             else:
                 ops.add_row(key, "not measurable", op["reason"], "")
         out.print(ops)
+        if data["declared_operating_points"]:
+            out.print(_declared_table(data, settings.default_fpir))
         if data["groups"]:
             gt = Table(title="per probe group")
             for col in ("group", "mated", "non-mated", "rank-1", "FNIR", "FPIR"):
@@ -315,6 +319,36 @@ def identify(
             out.print(gt)
 
     guarded(run)
+
+
+def _declared_table(data: dict[str, Any], default_fpir: float) -> Table:
+    """The thresholds `faceledger search` declares for this gallery, and what they measure."""
+    table = Table(
+        title=f"thresholds `faceledger search` declares for {data['gallery_templates']:,} "
+        "templates, measured here"
+    )
+    cols = ("declared FPIR", "threshold", "from", "scores", "measured FPIR (95% CI)", "ratio")
+    for col in (*cols, "FNIR"):
+        table.add_column(col, justify="right")
+    for point in data["declared_operating_points"].values():
+        m = point["measured"]
+        ci = m["fpir_ci"]
+        declared = f"{point['declared_fpir']:g}"
+        if point["declared_fpir"] == default_fpir:
+            declared += " (default)"
+        threshold = f"{point['threshold']:.4f}" + (" *" if point["extrapolated"] else "")
+        table.add_row(
+            declared,
+            threshold,
+            point["source"],
+            point["normalisation"],
+            f"{_rate(m['fpir'])} ({ci[0]:.4f}-{ci[1]:.4f})" if ci else _rate(m["fpir"]),
+            _rate(point["measured_over_declared"]),
+            _rate(m["fnir"], pct=True),
+        )
+    if any(p["extrapolated"] for p in data["declared_operating_points"].values()):
+        table.caption = "* from the calibration's fitted tail, beyond its measured scores"
+    return table
 
 
 @eval_app.command("impostors")

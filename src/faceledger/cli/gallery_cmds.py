@@ -235,7 +235,7 @@ def _print_search(res: SearchResult) -> None:
         flags = f" flags: {', '.join(q.flags)}" if q.flags else ""
         console.print(
             f"face {i}: quality {q.score:.0f}/100{flags}; threshold {face.threshold:.4f} "
-            f"(per-comparison FMR {face.comparison_fmr:.1e})"
+            f"(per-comparison FMR {face.comparison_fmr:.1e}; from the {face.threshold_source})"
         )
         if not face.candidates:
             console.print(
@@ -282,6 +282,7 @@ def _search_json(res: SearchResult) -> dict[str, object]:
                 "threshold": f.threshold,
                 "threshold_extrapolated": f.extrapolated,
                 "comparison_fmr": f.comparison_fmr,
+                "threshold_source": f.threshold_source,
                 "candidates": [
                     {
                         "rank": c.rank,

@@ -88,6 +88,51 @@ def exact_search(
 
 
 @dataclass(frozen=True)
+class DeclaredThreshold:
+    """The threshold a search path declares for a target FPIR (what it applies in production)."""
+
+    target_fpir: float
+    threshold: float
+    normalisation: str
+    extrapolated: bool
+    """True when the threshold comes from the fitted tail beyond the calibration's own data."""
+    source: str = "model card"
+    """``model card`` (its calibration) or ``gallery`` (counted on the gallery's own members)."""
+
+
+DeclareFn = Callable[[float], DeclaredThreshold]
+"""Declared threshold for a target FPIR over the gallery the search function last searched."""
+
+DECLARED_TARGETS = (0.1, 0.01)
+
+
+@dataclass(frozen=True)
+class DeclaredPoint:
+    """A declared threshold and the FPIR/FNIR measured at it: the calibration error."""
+
+    declared: DeclaredThreshold
+    measured: IdentOperatingPoint
+
+    @property
+    def ratio(self) -> float | None:
+        """Measured over declared FPIR (1 is a perfect calibration; None: no non-mated)."""
+        fpir = self.measured.fpir
+        return None if fpir is None else fpir / self.declared.target_fpir
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.declared
+        return {
+            "declared_fpir": d.target_fpir,
+            "threshold": number(d.threshold),
+            "normalisation": d.normalisation,
+            "extrapolated": d.extrapolated,
+            "source": d.source,
+            "measured": ident_point_json(self.measured),
+            "measured_over_declared": number(self.ratio),
+        }
+
+
+@dataclass(frozen=True)
 class GroupIdent:
     mated: int
     nonmated: int
@@ -114,6 +159,8 @@ class IdentifyEvaluation:
     threshold_rule: str | None
     at_threshold: IdentOperatingPoint | None
     groups: dict[str, GroupIdent]
+    declared: dict[float, DeclaredPoint]
+    """Thresholds the search path declares, measured (empty when no ``declare`` was given)."""
 
     @property
     def mated(self) -> int:
@@ -158,6 +205,9 @@ class IdentifyEvaluation:
                 else None
             ),
             "at_threshold": ident_point_json(self.at_threshold) if self.at_threshold else None,
+            "declared_operating_points": {
+                rate_key(t): p.to_json() for t, p in self.declared.items()
+            },
             "groups": {
                 name: {
                     "mated": g.mated,
@@ -204,8 +254,14 @@ def evaluate_identify(
     targets: Sequence[float] = FPIR_TARGETS,
     target_fpir: float = 0.01,
     threshold: float | None = None,
+    declare: DeclareFn | None = None,
+    declared_targets: Sequence[float] = DECLARED_TARGETS,
 ) -> IdentifyEvaluation:
-    """Search every probe, then CMC, FNIR at FPIR and per-group figures (probe groups)."""
+    """Search every probe, then CMC, FNIR at FPIR and per-group figures (probe groups).
+
+    With ``declare`` (called after the search, so it knows the gallery's size), the FPIR and
+    FNIR at each threshold the search path declares for ``declared_targets`` are measured too.
+    """
     if rank < 1 or max_rank < 1:
         raise InvalidArgument("rank and max rank must be >= 1")
     g_paths = [e.image for e in gallery.entries]
@@ -247,6 +303,13 @@ def evaluate_identify(
                 at_threshold=rates_at_threshold(members, t, rank) if t is not None else None,
             )
 
+    declared: dict[float, DeclaredPoint] = {}
+    if declare is not None and p_keep:
+        for target in declared_targets:
+            d = declare(target)
+            at = rates_at_threshold(searches, d.threshold, rank, target)
+            declared[target] = DeclaredPoint(d, at)
+
     return IdentifyEvaluation(
         gallery=gallery,
         probes=probes,
@@ -265,6 +328,7 @@ def evaluate_identify(
         threshold_rule=rule,
         at_threshold=at_t,
         groups=groups,
+        declared=declared,
     )
 
 
@@ -280,6 +344,7 @@ def run_identify(
     rank: int = 1,
     target_fpir: float = 0.01,
     threshold: float | None = None,
+    declare: DeclareFn | None = None,
 ) -> IdentifyEvaluation:
     """Embed gallery and probe images (each distinct image once) and evaluate."""
     paths = [e.image for e in gallery.entries] + [e.image for e in probes.entries]
@@ -292,4 +357,5 @@ def run_identify(
         rank=rank,
         target_fpir=target_fpir,
         threshold=threshold,
+        declare=declare,
     )

@@ -374,6 +374,20 @@ def identify_html(ev: IdentifyEvaluation, info: RunInfo) -> str:
             )
         elif isinstance(op, NotMeasurable):
             rows.append([rate_key(target), "not measurable", op.reason, "", "", "", ""])
+    declared_rows: list[list[object]] = [
+        [
+            f"{t:g}",
+            _fmt(p.declared.threshold, 5) + (" (tail)" if p.declared.extrapolated else ""),
+            p.declared.source,
+            p.declared.normalisation,
+            f"{p.measured.false_positives:,}/{p.measured.nonmated:,}",
+            _fmt(p.measured.fpir, 4),
+            _ci(p.measured.fpir_ci),
+            _fmt(p.ratio, 2),
+            _pct(p.measured.fnir),
+        ]
+        for t, p in ev.declared.items()
+    ]
     cmc = ev.cmc or []
     cmc_rows = [[r, _pct(v)] for r, v in enumerate(cmc, 1) if r in (1, 2, 3, 5, 10, 20)]
     sections = [
@@ -384,6 +398,30 @@ def identify_html(ev: IdentifyEvaluation, info: RunInfo) -> str:
             ["target FPIR", "threshold", "false positives", "FPIR", "95% CI", "FNIR", "95% CI"],
             rows,
         ),
+    ]
+    if declared_rows:
+        sections += [
+            "<h2>Declared thresholds, measured</h2>",
+            "<p>The thresholds <code>faceledger search</code> declares for these FPIRs over a "
+            "gallery of this size (counted on the gallery's own members when it holds enough "
+            "of them, else from the model card's calibration), and the FPIR measured at them "
+            "on these probes (ratio: measured over declared).</p>",
+            _table(
+                [
+                    "declared FPIR",
+                    "threshold",
+                    "from",
+                    "scores",
+                    "false positives",
+                    "measured FPIR",
+                    "95% CI",
+                    "ratio",
+                    "FNIR",
+                ],
+                declared_rows,
+            ),
+        ]
+    sections += [
         "<h2>CMC</h2>",
         _table(["rank", "identification rate"], cmc_rows),
         "<div class='figs'>"

@@ -4,8 +4,8 @@
 evaluation gallery's templates into a throw-away workspace and ranks every probe with
 :func:`faceledger.gallery.search.rank_subjects`, the ranking ``search`` itself uses (same
 index kind, same per-subject aggregation and score normalisation from the settings), and
-:meth:`GallerySearch.declared` gives the threshold ``search`` would declare for a target FPIR
-over the gallery last searched, to measure its FPIR with ``evaluate_identify(threshold=...)``.
+:meth:`GallerySearch.declare` gives the threshold ``search`` would declare for a target FPIR
+over the gallery last searched, so ``evaluate_identify(declare=...)`` measures its FPIR.
 """
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ import numpy.typing as npt
 
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
-from faceledger.gallery.search import OperatingPoint, operating_point, rank_subjects
+from faceledger.evaluate.identify import DeclaredThreshold
+from faceledger.gallery.search import OperatingPoint, declared_point, rank_subjects
+from faceledger.gallery.selfcal import gallery_calibration
 from faceledger.gallery.workspace import open_workspace
+from faceledger.match.gallery_calibration import GalleryCalibration
 from faceledger.models import ModelRegistry
 from faceledger.store import NewTemplate
 from faceledger.types import Template
+
+LOOSEST_FPIR = 0.1
 
 
 class GallerySearch:
@@ -35,13 +40,22 @@ class GallerySearch:
         self.model_id = model_id
         self.templates: int | None = None
         """Gallery templates of the last call (None before the first)."""
+        self.own_calibration: GalleryCalibration | None = None
+        """The last gallery's leave-one-subject-out searches (None: too small to count)."""
 
     def declared(self, fpir: float) -> OperatingPoint:
-        """The threshold ``search`` declares for ``fpir`` over the last gallery searched."""
+        """The threshold ``search`` declares for ``fpir`` over the last gallery searched
+        (counted on that gallery's own members when it can be, as ``search`` does)."""
         if self.templates is None:
             raise InvalidArgument("no gallery searched yet")
         card = ModelRegistry(self.settings.model_dir).get(self.model_id)
-        return operating_point(card, self.settings.normalisation, fpir, self.templates)[0]
+        mode = self.settings.normalisation
+        return declared_point(card, mode, fpir, self.templates, self.own_calibration)[0]
+
+    def declare(self, fpir: float) -> DeclaredThreshold:
+        """:meth:`declared` in the form ``evaluate_identify(declare=...)`` takes."""
+        op = self.declared(fpir)
+        return DeclaredThreshold(fpir, op.threshold, op.normalisation, op.extrapolated, op.source)
 
     def __call__(
         self,
@@ -76,6 +90,9 @@ class GallerySearch:
                     )
                 ws.store.add_templates(news)
                 self.templates = len(news)
+                # measured for the loosest target a search is usually given; smaller FPIRs
+                # that it cannot count fall back to the model card, as in `search`
+                self.own_calibration = gallery_calibration(ws, [g], LOOSEST_FPIR)
                 names = {v: s for s, v in ids.items()}
                 out: list[list[tuple[str, float]]] = []
                 for vec in probe_vectors:

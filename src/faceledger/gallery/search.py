@@ -14,37 +14,54 @@ FPIR threshold and per-candidate rates come from that calibration; smaller galle
 
 from __future__ import annotations
 
-import hashlib
-import weakref
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 
 from faceledger.access import Operation, User, authorize
 from faceledger.access.purpose import require_purpose
 from faceledger.audit import AuditOp, AuditRecord, Lead
 from faceledger.errors import CalibrationError, InvalidArgument, NoFace
-from faceledger.gallery.workspace import Workspace
-from faceledger.index import VectorIndex
-from faceledger.match import require_calibration
-from faceledger.match.normalise import (
-    Cohort,
-    as_norm,
-    candidate_stats,
-    probe_stats,
-    select_evenly,
+from faceledger.gallery.images import media_type_of
+from faceledger.gallery.ranking import (
+    SHORTLIST_FACTOR,
+    RankedSubject,
+    Ranking,
+    normalisation_for,
+    rank,
+    rank_subjects,
 )
+from faceledger.gallery.selfcal import gallery_calibration
+from faceledger.gallery.workspace import Workspace
+from faceledger.match import require_calibration
+from faceledger.match.gallery_calibration import GalleryCalibration
 from faceledger.models import CalibrationTable
 from faceledger.models.calibration import OpenSetCalibration
 from faceledger.models.card import ModelCard
 from faceledger.pipeline import ImageInput
-from faceledger.store import Gallery
-from faceledger.types import FaceResult, FMREstimate, Template
+from faceledger.types import FaceResult, FMREstimate
 
-SHORTLIST_FACTOR = 8
-"""Templates fetched per wanted candidate, so subjects with many templates still fill k."""
+ThresholdSource = Literal["gallery", "model card"]
+
+__all__ = [
+    "SHORTLIST_FACTOR",
+    "Candidate",
+    "FaceCandidates",
+    "OperatingPoint",
+    "RankedSubject",
+    "Ranking",
+    "SearchResult",
+    "comparison_fmr_for",
+    "declared_point",
+    "normalisation_for",
+    "operating_point",
+    "rank",
+    "rank_subjects",
+    "search",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,10 @@ class FaceCandidates:
     extrapolated: bool = False
     """The threshold's per-comparison FMR is below what the calibration's pairs measured; it
     comes from the calibration's fitted tail model."""
+
+    threshold_source: ThresholdSource = "model card"
+    """``gallery`` when the threshold was counted on the searched galleries' own members
+    (``gallery.selfcal``), else ``model card``."""
 
     @property
     def outcome(self) -> str:
@@ -130,15 +151,6 @@ def openset_threshold(
     return cal.threshold_for(fmr), fmr
 
 
-def normalisation_for(card: ModelCard, mode: str, templates: int) -> OpenSetCalibration | None:
-    """The open-set calibration a search of ``templates`` templates normalises with, or None
-    (normalisation off, no calibration on the card, or fewer templates than its cohort)."""
-    cal = card.openset
-    if mode == "none" or cal is None or templates < cal.cohort_size:
-        return None
-    return cal
-
-
 @dataclass(frozen=True)
 class OperatingPoint:
     """The threshold a search applies for a target FPIR, and how it was derived."""
@@ -149,6 +161,9 @@ class OperatingPoint:
     templates: int
     normalisation: str
     extrapolated: bool
+    source: ThresholdSource = "model card"
+    """Where the threshold comes from: ``model card`` (its calibration) or ``gallery`` (the
+    gallery's own leave-one-subject-out searches, ``faceledger.gallery.selfcal``)."""
 
 
 def operating_point(
@@ -164,170 +179,24 @@ def operating_point(
     return OperatingPoint(t, fmr, fpir, templates, cal.normalisation, cal.extrapolated(fmr)), cal
 
 
-@dataclass(frozen=True)
-class RankedSubject:
-    gallery: Gallery
-    subject_id: int
-    template_id: int
-    score: float
-    similarity: float = float("nan")
-    """Raw cosine similarity to ``template_id`` (``score`` is normalised when the ranking was)."""
-
-
-@dataclass(frozen=True)
-class Ranking:
-    subjects: list[RankedSubject]
-    normalisation: OpenSetCalibration | None
-    templates: int
-
-
-def rank_subjects(
-    ws: Workspace, galleries: Sequence[Gallery], template: Template, k: int
-) -> list[RankedSubject]:
-    """The best ``k`` subjects over ``galleries`` for one template, best first (see
-    :func:`rank`)."""
-    return rank(ws, galleries, template, k).subjects
-
-
-def rank(ws: Workspace, galleries: Sequence[Gallery], template: Template, k: int) -> Ranking:
-    """The best ``k`` subjects over ``galleries`` for one template, best first.
-
-    A subject's score is its best template's score (``aggregation = max``) or the score of its
-    L2-normalised mean template (``fused``); scores are AS-normalised when
-    :func:`normalisation_for` says so, re-ranking the raw shortlist. Ties break by template id.
-    """
-    indexes = [(g, ws.indexes.get(g, template.dimension)) for g in galleries]
-    total = sum(len(idx) for _, idx in indexes)
-    cal = normalisation_for(ws.engine.card, ws.settings.normalisation, total)
-    hits: dict[int, tuple[Gallery, float]] = {}
-    for g, idx in indexes:
-        if len(idx) == 0:
-            continue
-        found = idx.search(template.vector[None, :], min(len(idx), k * SHORTLIST_FACTOR)).row(0)
-        for tid, score in found:
-            hits[tid] = (g, score)
-    best: dict[tuple[int, int], RankedSubject] = {}
-    if cal is None:
-        infos = ws.store.get_templates(list(hits))
-        for tid, (g, score) in hits.items():
-            info = infos.get(tid)
-            if info is None:
-                continue
-            key = (g.id, info.info.subject_id)
-            if key not in best or score > best[key].score:
-                best[key] = RankedSubject(g, info.info.subject_id, tid, score, score)
-        ranked = list(best.values())
-        if ws.settings.aggregation == "fused":
-            ranked = [_fused(ws, r, template) for r in ranked]
-    else:
-        state = _cohort(ws, indexes, cal)
-        missing = [t for t in hits if t not in state.templates]
-        if missing:
-            stored = ws.store.get_templates(missing)
-            fresh = [t for t in missing if t in stored]
-            if fresh:
-                subs = np.array([stored[t].info.subject_id for t in fresh], dtype=np.int64)
-                vecs = np.stack([stored[t].vector for t in fresh])
-                gm, gs = candidate_stats(vecs, subs, state.cohort, cal.top_k)
-                for i, t in enumerate(fresh):
-                    state.templates[t] = (int(subs[i]), float(gm[i]), float(gs[i]))
-        tids = [t for t in hits if t in state.templates]
-        if tids:
-            known = np.array([state.templates[t] for t in tids], dtype=np.float64)
-            subjects = known[:, 0].astype(np.int64)
-            raw = np.array([hits[t][1] for t in tids], dtype=np.float64)
-            pm, ps = probe_stats(template.vector, subjects, state.cohort, cal.top_k)
-            z = as_norm(raw, pm, ps, known[:, 1], known[:, 2])
-            for i, tid in enumerate(tids):
-                g = hits[tid][0]
-                key = (g.id, int(subjects[i]))
-                if key not in best or z[i] > best[key].score:
-                    best[key] = RankedSubject(g, int(subjects[i]), tid, float(z[i]), float(raw[i]))
-        ranked = list(best.values())
-        if ws.settings.aggregation == "fused":
-            ranked = _fused_normalised(ws, ranked, template, state, cal.top_k)
-    ranked.sort(key=lambda r: (-r.score, r.template_id))
-    return Ranking(ranked[:k], cal, total)
-
-
-def _mean_template(ws: Workspace, subject_id: int) -> npt.NDArray[np.float64]:
-    ids = [t.id for t in ws.store.list_templates(subject_id)]
-    vecs = np.stack([t.vector for t in ws.store.get_templates(ids).values()])
-    mean = vecs.astype(np.float64).mean(axis=0)
-    return np.asarray(mean / (np.linalg.norm(mean) or 1.0), dtype=np.float64)
-
-
-def _fused(ws: Workspace, r: RankedSubject, probe: Template) -> RankedSubject:
-    mean = _mean_template(ws, r.subject_id)
-    raw = float(mean @ probe.vector)
-    return RankedSubject(r.gallery, r.subject_id, r.template_id, raw, raw)
-
-
-def _fused_normalised(
-    ws: Workspace, ranked: list[RankedSubject], probe: Template, state: _CohortState, top_k: int
-) -> list[RankedSubject]:
-    """Shortlisted subjects re-scored by their mean template, AS-normalised (each subject's
-    mean template and its cohort statistics are kept with the cohort state)."""
-    for r in ranked:
-        if r.subject_id not in state.fused:
-            mean = _mean_template(ws, r.subject_id)
-            gm, gs = candidate_stats(mean[None, :], [r.subject_id], state.cohort, top_k)
-            state.fused[r.subject_id] = (mean, float(gm[0]), float(gs[0]))
-    if not ranked:
-        return ranked
-    subjects = np.array([r.subject_id for r in ranked], dtype=np.int64)
-    means = np.stack([state.fused[r.subject_id][0] for r in ranked])
-    raw = means @ probe.vector.astype(np.float64)
-    pm, ps = probe_stats(probe.vector, subjects, state.cohort, top_k)
-    gm = np.array([state.fused[r.subject_id][1] for r in ranked])
-    gs = np.array([state.fused[r.subject_id][2] for r in ranked])
-    z = as_norm(raw, pm, ps, gm, gs)
-    return [
-        RankedSubject(r.gallery, r.subject_id, r.template_id, float(z[i]), float(raw[i]))
-        for i, r in enumerate(ranked)
-    ]
-
-
-@dataclass
-class _CohortState:
-    """A search cohort and, per gallery template met so far, (subject, top-k mean, spread)."""
-
-    cohort: Cohort
-    templates: dict[int, tuple[int, float, float]]
-    fused: dict[int, tuple[npt.NDArray[np.float64], float, float]] = field(default_factory=dict)
-    """Per subject: its mean template and that template's cohort statistics."""
-
-
-_COHORTS: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], tuple[bytes, _CohortState]]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Per index manager: galleries searched together → (cohort key, its state)."""
-
-
-def _cohort(
-    ws: Workspace, indexes: Sequence[tuple[Gallery, VectorIndex]], cal: OpenSetCalibration
-) -> _CohortState:
-    """``cal.cohort_size`` templates of the searched galleries chosen evenly by id. The state
-    (with the gallery-side statistics computed so far) is kept until the galleries' template
-    ids change in any way: an enrolment or erasure starts a new one."""
-    all_ids = [idx.ids() for _, idx in indexes]
-    ids = np.concatenate(all_ids) if all_ids else np.zeros(0, dtype=np.int64)
-    chosen = select_evenly(ids, cal.cohort_size)
-    digest = hashlib.sha256(np.sort(ids).tobytes()).digest()
-    key = tuple(sorted(g.id for g, _ in indexes))
-    cache = _COHORTS.setdefault(ws.indexes, {})
-    cached = cache.get(key)
-    if cached is not None and cached[0] == digest:
-        return cached[1]
-    found = ws.store.get_templates([int(i) for i in chosen])
-    kept = [int(i) for i in chosen if int(i) in found]
-    cohort = Cohort(
-        np.stack([found[i].vector for i in kept]).astype(np.float32),
-        np.array([found[i].info.subject_id for i in kept], dtype=np.int64),
-    )
-    state = _CohortState(cohort, {}, {})
-    cache[key] = (digest, state)
-    return state
+def declared_point(
+    card: ModelCard,
+    mode: str,
+    fpir: float,
+    templates: int,
+    gallery_cal: GalleryCalibration | None,
+) -> tuple[OperatingPoint, OpenSetCalibration | None]:
+    """:func:`operating_point`, with the threshold counted on the gallery itself when its
+    leave-one-subject-out searches can count ``fpir`` (see ``match.gallery_calibration``)."""
+    point, cal = operating_point(card, mode, fpir, templates)
+    if (
+        gallery_cal is None
+        or gallery_cal.normalisation != point.normalisation
+        or not gallery_cal.supports(fpir, templates)
+    ):
+        return point, cal
+    t = gallery_cal.threshold_for(fpir, templates)
+    return dataclasses.replace(point, threshold=t, extrapolated=False, source="gallery"), cal
 
 
 def search(
@@ -341,7 +210,13 @@ def search(
     k: int | None = None,
     fpir: float | None = None,
     all_faces: bool = False,
+    keep_probe: bool | None = None,
 ) -> SearchResult:
+    """Search ``image``'s face(s) in ``galleries`` for ``purpose`` (audited).
+
+    ``keep_probe`` (default ``Settings.keep_probe_images``) keeps the probe image in the image
+    store for its reviewers, where retention and erasure reach it.
+    """
     purpose, case_ref = require_purpose(purpose, case_ref)
     if not galleries:
         raise InvalidArgument("name at least one gallery to search")
@@ -365,7 +240,9 @@ def search(
     if not faces:
         raise NoFace("no face found in the probe image")
     total = sum(len(ws.indexes.get(g, card.dimension)) for g in gals)
-    point, cal = operating_point(card, ws.settings.normalisation, fpir, total)
+    own = gallery_calibration(ws, gals, fpir)
+    point, cal = declared_point(card, ws.settings.normalisation, fpir, total, own)
+    by_gallery = point.source == "gallery"
     threshold = point.threshold
     results: list[FaceCandidates] = []
     leads: list[Lead] = []
@@ -387,7 +264,7 @@ def search(
                     fmr=est,
                     template_id=r.template_id,
                     similarity=r.similarity,
-                    fpir=float(-np.expm1(total * np.log1p(-min(est.value, 1.0 - 1e-12)))),
+                    fpir=candidate_fpir(est, r.score, total, own if by_gallery else None),
                 )
             )
         results.append(
@@ -398,6 +275,7 @@ def search(
                 point.comparison_fmr,
                 point.normalisation,
                 point.extrapolated,
+                point.source,
             )
         )
         leads.extend(
@@ -423,7 +301,6 @@ def search(
             threshold=round(threshold, 6),
             target_fpir=fpir,
             probe_sha256=img.sha256,
-            probe_image=img_bytes(image) if ws.settings.keep_probe_images else None,
             candidates=tuple(leads),
             details={
                 "faces": len(results),
@@ -433,9 +310,14 @@ def search(
                 "normalisation": point.normalisation,
                 "comparison_fmr": point.comparison_fmr,
                 "threshold_extrapolated": point.extrapolated,
+                "threshold_source": point.source,
             },
         ),
     )
+    if keep_probe if keep_probe is not None else ws.settings.keep_probe_images:
+        data = img_bytes(image)
+        if data is not None:
+            ws.images.put_probe(record.search_id, img.sha256, data, media_type_of(data), [])
     return SearchResult(
         search_id=record.search_id,
         audit_seq=record.audit_seq,
@@ -446,6 +328,16 @@ def search(
         templates_searched=total,
         faces=tuple(results),
     )
+
+
+def candidate_fpir(
+    est: FMREstimate, score: float, templates: int, own: GalleryCalibration | None
+) -> float:
+    """A candidate's FPIR: counted on the gallery when its threshold was, else from the
+    per-comparison FMR over ``templates`` independent comparisons."""
+    if own is not None:
+        return own.fpir_at(score, templates)[0]
+    return float(-np.expm1(templates * np.log1p(-min(est.value, 1.0 - 1e-12))))
 
 
 def img_bytes(image: ImageInput) -> bytes | None:

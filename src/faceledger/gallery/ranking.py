@@ -1,0 +1,230 @@
+"""Ranking a template against galleries: the shortlist, AS-normalisation, per-subject scores.
+
+:func:`rank` is the one ranking behind ``search``, ``eval identify`` (``gallery.evaluation``)
+and the gallery's own FPIR count (``gallery.selfcal``). A search cohort (a fixed-size, evenly
+spread sample of the searched galleries' templates) and the gallery-side statistics met so far
+are kept per index manager until the galleries' templates change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from faceledger.gallery.workspace import Workspace
+from faceledger.index import VectorIndex
+from faceledger.match.normalise import (
+    Cohort,
+    as_norm,
+    candidate_stats,
+    probe_stats,
+    select_evenly,
+)
+from faceledger.models.calibration import OpenSetCalibration
+from faceledger.models.card import ModelCard
+from faceledger.store import Gallery
+from faceledger.types import Template
+
+SHORTLIST_FACTOR = 8
+"""Templates fetched per wanted candidate, so subjects with many templates still fill k."""
+
+
+def normalisation_for(card: ModelCard, mode: str, templates: int) -> OpenSetCalibration | None:
+    """The open-set calibration a search of ``templates`` templates normalises with, or None
+    (normalisation off, no calibration on the card, or fewer templates than its cohort)."""
+    cal = card.openset
+    if mode == "none" or cal is None or templates < cal.cohort_size:
+        return None
+    return cal
+
+
+@dataclass(frozen=True)
+class RankedSubject:
+    gallery: Gallery
+    subject_id: int
+    template_id: int
+    score: float
+    similarity: float = float("nan")
+    """Raw cosine similarity to ``template_id`` (``score`` is normalised when the ranking was)."""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    subjects: list[RankedSubject]
+    normalisation: OpenSetCalibration | None
+    templates: int
+
+
+def rank_subjects(
+    ws: Workspace, galleries: Sequence[Gallery], template: Template, k: int
+) -> list[RankedSubject]:
+    """The best ``k`` subjects over ``galleries`` for one template, best first (see
+    :func:`rank`)."""
+    return rank(ws, galleries, template, k).subjects
+
+
+def rank(
+    ws: Workspace,
+    galleries: Sequence[Gallery],
+    template: Template,
+    k: int,
+    *,
+    exclude: tuple[int, int] | None = None,
+) -> Ranking:
+    """The best ``k`` subjects over ``galleries`` for one template, best first.
+
+    A subject's score is its best template's score (``aggregation = max``) or the score of its
+    L2-normalised mean template (``fused``); scores are AS-normalised when
+    :func:`normalisation_for` says so, re-ranking the raw shortlist. Ties break by template id.
+    ``exclude=(subject_id, templates)`` leaves one subject (holding that many templates) out:
+    a member's search of the rest of its gallery (``gallery.selfcal``).
+    """
+    indexes = [(g, ws.indexes.get(g, template.dimension)) for g in galleries]
+    total = sum(len(idx) for _, idx in indexes)
+    cal = normalisation_for(ws.engine.card, ws.settings.normalisation, total)
+    left_out, extra = exclude if exclude is not None else (None, 0)
+    hits: dict[int, tuple[Gallery, float]] = {}
+    for g, idx in indexes:
+        if len(idx) == 0:
+            continue
+        want = min(len(idx), k * SHORTLIST_FACTOR + extra)
+        for tid, score in idx.search(template.vector[None, :], want).row(0):
+            hits[tid] = (g, score)
+    best: dict[tuple[int, int], RankedSubject] = {}
+    if cal is None:
+        infos = ws.store.get_templates(list(hits))
+        for tid, (g, score) in hits.items():
+            info = infos.get(tid)
+            if info is None or info.info.subject_id == left_out:
+                continue
+            key = (g.id, info.info.subject_id)
+            if key not in best or score > best[key].score:
+                best[key] = RankedSubject(g, info.info.subject_id, tid, score, score)
+        ranked = list(best.values())
+        if ws.settings.aggregation == "fused":
+            ranked = [_fused(ws, r, template) for r in ranked]
+    else:
+        state = _cohort(ws, indexes, cal)
+        missing = [t for t in hits if t not in state.templates]
+        if missing:
+            stored = ws.store.get_templates(missing)
+            fresh = [t for t in missing if t in stored]
+            if fresh:
+                subs = np.array([stored[t].info.subject_id for t in fresh], dtype=np.int64)
+                vecs = np.stack([stored[t].vector for t in fresh])
+                gm, gs = candidate_stats(vecs, subs, state.cohort, cal.top_k)
+                for i, t in enumerate(fresh):
+                    state.templates[t] = (int(subs[i]), float(gm[i]), float(gs[i]))
+        tids = [t for t in hits if t in state.templates and state.templates[t][0] != left_out]
+        if tids:
+            known = np.array([state.templates[t] for t in tids], dtype=np.float64)
+            subjects = known[:, 0].astype(np.int64)
+            raw = np.array([hits[t][1] for t in tids], dtype=np.float64)
+            pm, ps = probe_stats(template.vector, subjects, state.cohort, cal.top_k)
+            z = as_norm(raw, pm, ps, known[:, 1], known[:, 2])
+            for i, tid in enumerate(tids):
+                g = hits[tid][0]
+                key = (g.id, int(subjects[i]))
+                if key not in best or z[i] > best[key].score:
+                    best[key] = RankedSubject(g, int(subjects[i]), tid, float(z[i]), float(raw[i]))
+        ranked = list(best.values())
+        if ws.settings.aggregation == "fused":
+            ranked = _fused_normalised(ws, ranked, template, state, cal.top_k)
+    ranked.sort(key=lambda r: (-r.score, r.template_id))
+    return Ranking(ranked[:k], cal, total)
+
+
+def _mean_template(ws: Workspace, subject_id: int) -> npt.NDArray[np.float64]:
+    ids = [t.id for t in ws.store.list_templates(subject_id)]
+    vecs = np.stack([t.vector for t in ws.store.get_templates(ids).values()])
+    mean = vecs.astype(np.float64).mean(axis=0)
+    return np.asarray(mean / (np.linalg.norm(mean) or 1.0), dtype=np.float64)
+
+
+def _fused(ws: Workspace, r: RankedSubject, probe: Template) -> RankedSubject:
+    mean = _mean_template(ws, r.subject_id)
+    raw = float(mean @ probe.vector)
+    return RankedSubject(r.gallery, r.subject_id, r.template_id, raw, raw)
+
+
+def _fused_normalised(
+    ws: Workspace, ranked: list[RankedSubject], probe: Template, state: _CohortState, top_k: int
+) -> list[RankedSubject]:
+    """Shortlisted subjects re-scored by their mean template, AS-normalised (each subject's
+    mean template and its cohort statistics are kept with the cohort state)."""
+    for r in ranked:
+        if r.subject_id not in state.fused:
+            mean = _mean_template(ws, r.subject_id)
+            gm, gs = candidate_stats(mean[None, :], [r.subject_id], state.cohort, top_k)
+            state.fused[r.subject_id] = (mean, float(gm[0]), float(gs[0]))
+    if not ranked:
+        return ranked
+    subjects = np.array([r.subject_id for r in ranked], dtype=np.int64)
+    means = np.stack([state.fused[r.subject_id][0] for r in ranked])
+    raw = means @ probe.vector.astype(np.float64)
+    pm, ps = probe_stats(probe.vector, subjects, state.cohort, top_k)
+    gm = np.array([state.fused[r.subject_id][1] for r in ranked])
+    gs = np.array([state.fused[r.subject_id][2] for r in ranked])
+    z = as_norm(raw, pm, ps, gm, gs)
+    return [
+        RankedSubject(r.gallery, r.subject_id, r.template_id, float(z[i]), float(raw[i]))
+        for i, r in enumerate(ranked)
+    ]
+
+
+@dataclass
+class _CohortState:
+    """A search cohort and, per gallery template met so far, (subject, top-k mean, spread)."""
+
+    cohort: Cohort
+    templates: dict[int, tuple[int, float, float]]
+    fused: dict[int, tuple[npt.NDArray[np.float64], float, float]] = field(default_factory=dict)
+    """Per subject: its mean template and that template's cohort statistics."""
+
+
+_COHORTS: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], tuple[bytes, _CohortState]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per index manager: galleries searched together → (cohort key, its state)."""
+
+
+def _cohort(
+    ws: Workspace, indexes: Sequence[tuple[Gallery, VectorIndex]], cal: OpenSetCalibration
+) -> _CohortState:
+    """``cal.cohort_size`` templates of the searched galleries chosen evenly by id. The state
+    (with the gallery-side statistics computed so far) is kept until the galleries' template
+    ids change in any way: an enrolment or erasure starts a new one."""
+    all_ids = [idx.ids() for _, idx in indexes]
+    ids = np.concatenate(all_ids) if all_ids else np.zeros(0, dtype=np.int64)
+    chosen = select_evenly(ids, cal.cohort_size)
+    digest = hashlib.sha256(np.sort(ids).tobytes()).digest()
+    key = tuple(sorted(g.id for g, _ in indexes))
+    cache = _COHORTS.setdefault(ws.indexes, {})
+    cached = cache.get(key)
+    if cached is not None and cached[0] == digest:
+        return cached[1]
+    found = ws.store.get_templates([int(i) for i in chosen])
+    kept = [int(i) for i in chosen if int(i) in found]
+    cohort = Cohort(
+        np.stack([found[i].vector for i in kept]).astype(np.float32),
+        np.array([found[i].info.subject_id for i in kept], dtype=np.int64),
+    )
+    state = _CohortState(cohort, {}, {})
+    cache[key] = (digest, state)
+    return state
+
+
+def cohort_subjects(ws: Workspace, galleries: Sequence[Gallery]) -> set[int]:
+    """Subjects with a template in the search cohort of ``galleries`` (empty when a search
+    of them is not normalised)."""
+    indexes = [(g, ws.indexes.get(g, ws.engine.card.dimension)) for g in galleries]
+    total = sum(len(idx) for _, idx in indexes)
+    cal = normalisation_for(ws.engine.card, ws.settings.normalisation, total)
+    if cal is None:
+        return set()
+    return {int(s) for s in _cohort(ws, indexes, cal).cohort.subjects}

@@ -1,0 +1,112 @@
+"""Leave-one-subject-out searches of a gallery: its own FPIR, counted (see
+``match.gallery_calibration``).
+
+A sample of members (one template per subject, evenly spread over template ids) is each
+ranked with :func:`faceledger.gallery.ranking.rank` — the ranking ``search`` uses — with its
+own subject left out. Their best scores form a :class:`GalleryCalibration`.
+
+Subjects with a template in the normalisation cohort are not sampled: their face would sit in
+the cohort statistics of their nearest impostors (the very pairs that decide the count) and
+pull those scores down. Leaving them in measured declared FPIR 0.1 as 0.122 and 0.05 as 0.070
+(``benchmarks/openset.py --selfcal``); leaving them out, 0.103.
+
+The result is kept per index manager and set of galleries, and reused while the galleries'
+template count stays within :data:`REUSE_DRIFT` of the count it was measured at (the rule
+rescales a measured FPIR to the current size); beyond that it is measured again. Only sorted
+scores are kept: nothing in it identifies a person.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceledger.gallery.ranking import cohort_subjects, normalisation_for, rank
+from faceledger.gallery.workspace import Workspace
+from faceledger.index import VectorIndex
+from faceledger.match.gallery_calibration import (
+    MAX_SAMPLES,
+    MIN_EVENTS,
+    GalleryCalibration,
+    rescaled_fpir,
+)
+from faceledger.match.normalise import select_evenly
+from faceledger.store import Gallery
+from faceledger.types import Template
+
+REUSE_DRIFT = 0.02
+"""Relative change in template count up to which a measured calibration is reused."""
+
+
+@dataclass(frozen=True)
+class _Cached:
+    templates: int
+    calibration: GalleryCalibration | None
+
+
+_CACHE: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], _Cached]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def gallery_calibration(
+    ws: Workspace, galleries: Sequence[Gallery], fpir: float
+) -> GalleryCalibration | None:
+    """The galleries' own calibration, or None when they hold too few subjects to count
+    ``fpir`` (or ``Settings.fpir_calibration`` is ``card``)."""
+    if ws.settings.fpir_calibration == "card" or not galleries:
+        return None
+    card = ws.engine.card
+    indexes = [(g, ws.indexes.get(g, card.dimension)) for g in galleries]
+    total = sum(len(idx) for _, idx in indexes)
+    subjects = sum(ws.store.counts(g.id).subjects for g in galleries)
+    # cheap refusal first: even a search of every subject could not count this rate
+    if min(subjects, MAX_SAMPLES) * rescaled_fpir(fpir, total, total) < MIN_EVENTS:
+        return None
+    key = tuple(sorted(g.id for g in galleries))
+    cache = _CACHE.setdefault(ws.indexes, {})
+    hit = cache.get(key)
+    if hit is not None and abs(total - hit.templates) <= REUSE_DRIFT * max(hit.templates, 1):
+        return hit.calibration
+    cal = normalisation_for(card, ws.settings.normalisation, total)
+    mode = "none" if cal is None else cal.normalisation
+    measured = _measure(ws, galleries, indexes, total, mode)
+    cache[key] = _Cached(total, measured)
+    return measured
+
+
+def _measure(
+    ws: Workspace,
+    galleries: Sequence[Gallery],
+    indexes: Sequence[tuple[Gallery, VectorIndex]],
+    total: int,
+    mode: str,
+) -> GalleryCalibration | None:
+    ids = np.concatenate([idx.ids() for _, idx in indexes])
+    in_cohort = cohort_subjects(ws, galleries)
+    # oversample template ids evenly, then keep one template per subject outside the cohort
+    picked = select_evenly(ids, min(ids.size, 2 * MAX_SAMPLES))
+    stored = ws.store.get_templates([int(i) for i in picked])
+    members: dict[int, int] = {}
+    for tid in sorted(stored):
+        subject = stored[tid].info.subject_id
+        if subject not in in_cohort:
+            members.setdefault(subject, tid)
+    chosen = list(members.items())
+    if len(chosen) > MAX_SAMPLES:
+        keep = select_evenly(np.arange(len(chosen)), MAX_SAMPLES)
+        chosen = [chosen[int(i)] for i in keep]
+    model = ws.engine.card.id
+    tops: list[float] = []
+    for subject, tid in chosen:
+        own = len(ws.store.list_templates(subject))
+        probe = Template(model, np.asarray(stored[tid].vector, dtype=np.float32))
+        ranked = rank(ws, galleries, probe, 1, exclude=(subject, own)).subjects
+        if ranked:
+            tops.append(ranked[0].score)
+    if len(tops) < MIN_EVENTS:
+        return None
+    return GalleryCalibration(np.asarray(tops, dtype=np.float64), total, mode)
