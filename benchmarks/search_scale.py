@@ -8,7 +8,7 @@ throughput, recall@1/@10 against exact search and rank-1 identification of held-
 probes, with exact numpy search as the reference measured in the same run.
 
     .venv/bin/python benchmarks/search_scale.py --sizes 100k          # ~10 min on 2 busy vCPUs
-    .venv/bin/python benchmarks/search_scale.py --sizes 1M            # ~30 min there (see README)
+    .venv/bin/python benchmarks/search_scale.py --sizes 1M --hnsw-ef 128,256,512  # ~7 min idle
     .venv/bin/python benchmarks/search_scale.py --quick               # 20k, smoke test
 
 Nothing is written into the repository; real templates and the re-rank store are cached in
