@@ -323,30 +323,30 @@ def identify(
 
 def _declared_table(data: dict[str, Any], default_fpir: float) -> Table:
     """The thresholds `faceledger search` declares for this gallery, and what they measure."""
+    points = list(data["declared_operating_points"].values())
+    scores = "/".join(sorted({p["normalisation"] for p in points}))
     table = Table(
         title=f"thresholds `faceledger search` declares for {data['gallery_templates']:,} "
-        "templates, measured here"
+        f"templates ({scores} scores), measured here"
     )
-    cols = ("declared FPIR", "threshold", "from", "scores", "measured FPIR (95% CI)", "ratio")
-    for col in (*cols, "FNIR"):
+    for col in ("declared", "threshold", "from", "measured", "95% CI", "ratio", "FNIR"):
         table.add_column(col, justify="right")
-    for point in data["declared_operating_points"].values():
+    for point in points:
         m = point["measured"]
         ci = m["fpir_ci"]
         declared = f"{point['declared_fpir']:g}"
         if point["declared_fpir"] == default_fpir:
-            declared += " (default)"
-        threshold = f"{point['threshold']:.4f}" + (" *" if point["extrapolated"] else "")
+            declared += " default"
         table.add_row(
             declared,
-            threshold,
+            f"{point['threshold']:.4f}" + (" *" if point["extrapolated"] else ""),
             point["source"],
-            point["normalisation"],
-            f"{_rate(m['fpir'])} ({ci[0]:.4f}-{ci[1]:.4f})" if ci else _rate(m["fpir"]),
+            _rate(m["fpir"]),
+            f"{ci[0]:.2g}-{ci[1]:.2g}" if ci else "—",
             _rate(point["measured_over_declared"]),
             _rate(m["fnir"], pct=True),
         )
-    if any(p["extrapolated"] for p in data["declared_operating_points"].values()):
+    if any(p["extrapolated"] for p in points):
         table.caption = "* from the calibration's fitted tail, beyond its measured scores"
     return table
 
