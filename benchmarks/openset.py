@@ -10,6 +10,8 @@ size: the FPIR it gives on the non-mated probes (n) and on every search with its
 out of the candidate list (n*, more searches, same people), with the FNIR it costs.
 
     .venv/bin/python benchmarks/openset.py [--flip] [--scaling] [--write-calibration]
+    .venv/bin/python benchmarks/openset.py --selfcal        # card vs gallery-counted threshold
+    .venv/bin/python benchmarks/openset.py --synthetic 5000 # the same at 5,000 synthetic people
 
 ``--write-calibration`` rebuilds the model card's open-set calibration from the dev split only
 (``match.openset.calibrate_openset``) and writes it into the built-in card; ``--flip`` adds
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -204,7 +207,7 @@ def selfcal_check(card: ModelCard, base: Settings, protocols: Path, tm: ImageTem
     rng = np.random.default_rng(11)
     draws = [rng.permutation(names) for _ in range(12)]
     for source in ("card", "auto"):
-        settings = dataclasses.replace(base, fpir_calibration=source)  # type: ignore[arg-type]
+        settings = dataclasses.replace(base, fpir_calibration=source)
         fps = dict.fromkeys(targets, 0)
         used = dict.fromkeys(targets, "")
         total = 0
@@ -227,6 +230,36 @@ def selfcal_check(card: ModelCard, base: Settings, protocols: Path, tm: ImageTem
         print(line + f"   n={total}")
 
 
+def synthetic_check(n: int, cache: Path) -> None:
+    """Declared vs measured FPIR at a size no real set here reaches: ``n`` face-like synthetic
+    people enrolled (one template each, ``index.synthetic.FaceLikeModel`` fitted as in
+    ``search_scale.py``) and ``n`` others searched, threshold from the card vs counted."""
+    import search_scale
+
+    fit = argparse.Namespace(fit_sets="orl,london,johns", seed=20240)
+    model = search_scale.fit_model(fit, cache)
+    rng = np.random.default_rng(5)
+    vecs = model.templates(model.identities(2 * n, rng), np.arange(2 * n), rng)
+    paths = [Path(f"/synthetic/{i}") for i in range(2 * n)]
+    tm = ImageTemplates("dlib-resnet-v1", dict(zip(paths, vecs, strict=True)), {})
+    src = Path("synthetic.csv")
+    gal = ImageList(src, tuple(ListEntry(paths[i], f"s{i}") for i in range(n)), False)
+    prb = ImageList(src, tuple(ListEntry(paths[i], f"s{i}") for i in range(n, 2 * n)), False)
+    print(f"\nsynthetic: {n:,} face-like people enrolled, {n:,} others searched")
+    for source in ("card", "auto"):
+        search = GallerySearch(Settings(fpir_calibration=source), "dlib-resnet-v1")
+        ev = evaluate_identify(gal, prb, tm, search=search, declare=search.declare)
+        line = f"  {source:<5}"
+        for f, point in ev.declared.items():
+            m = point.measured
+            line += (
+                f" | declared {f:g} from {point.declared.source}"
+                f"{' (tail)' if point.declared.extrapolated else ''}: measured {m.fpir:.4f} "
+                f"({m.false_positives}/{m.nonmated}), ratio {point.ratio:.2f}"
+            )
+        print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--protocols", type=Path, default=Path("protocols"))
@@ -235,9 +268,23 @@ def main() -> None:
     ap.add_argument(
         "--selfcal", action="store_true", help="only: card vs gallery-counted thresholds"
     )
+    ap.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only: the same at N face-like synthetic people (e.g. 5000)",
+    )
+    ap.add_argument(
+        "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "faceledger-bench"
+    )
     ap.add_argument("--write-calibration", action="store_true")
     ap.add_argument("--calibration-only", action="store_true", help="write it and stop")
     args = ap.parse_args()
+    if args.synthetic:
+        args.cache_dir.mkdir(parents=True, exist_ok=True)
+        synthetic_check(args.synthetic, args.cache_dir)
+        return
     base = Settings()
     card = ModelRegistry().get(base.model_id)
     if args.write_calibration or args.calibration_only:
