@@ -57,6 +57,10 @@ def _workspace(tmp: Path, enrolled: Enrolled, **kw: object) -> Workspace:
     return ws
 
 
+def _reopen(data_dir: Path, **kw: object) -> Workspace:
+    return open_workspace(dataclasses.replace(Settings(data_dir=data_dir), **kw))
+
+
 @pytest.fixture(scope="module")
 def enrolled(london_templates: TemplateSet, orl_templates: TemplateSet) -> Enrolled:
     e = _gallery(london_templates, orl_templates)
@@ -182,6 +186,19 @@ def test_threshold_is_counted_on_the_gallery_when_it_can_be(
     res = search(ws, me, probe, ["g"], purpose="test", case_ref="OS-5", fpir=0.01)
     assert res.faces[0].threshold_source == "model card"
     ws.close()
+    # a later process reads the count back (sorted scores only); a damaged file is redone
+    (saved,) = (tmp_path / "ws" / "selfcal").glob("*.npz")
+    with np.load(saved) as z:
+        assert sorted(z.files) == ["normalisation", "templates", "top_scores"]
+        assert np.allclose(z["top_scores"], sorted(tops, reverse=True), atol=1e-6)
+    for damage in (None, b"not a numpy file"):
+        if damage is not None:
+            saved.write_bytes(damage)
+        again = _reopen(tmp_path / "ws", normalisation="none")
+        res = search(again, local_operator(again, "t"), probe, ["g"], purpose="t",
+                     case_ref="OS-7", fpir=0.3)  # fmt: skip
+        assert res.faces[0].threshold == pytest.approx(face.threshold, abs=1e-9)
+        again.close()
     card_only = _workspace(
         tmp_path / "ws2", enrolled, normalisation="none", fpir_calibration="card"
     )

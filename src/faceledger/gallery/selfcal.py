@@ -10,20 +10,24 @@ the cohort statistics of their nearest impostors (the very pairs that decide the
 pull those scores down. Leaving them in measured declared FPIR 0.1 as 0.122 and 0.05 as 0.070
 (``benchmarks/openset.py --selfcal``); leaving them out, 0.103.
 
-The result is kept per index manager and set of galleries, and reused while the galleries'
-template count stays within :data:`REUSE_DRIFT` of the count it was measured at (the rule
-rescales a measured FPIR to the current size); beyond that it is measured again. Only sorted
-scores are kept: nothing in it identifies a person.
+The result is kept per index manager and set of galleries, and in
+``<data_dir>/selfcal/<model>-<gallery ids>.npz`` for later processes, and reused while the
+galleries' template count stays within :data:`REUSE_DRIFT` of the count it was measured at
+(the rule rescales a measured FPIR to the current size); beyond that it is measured again.
+Only sorted best scores are kept: no template, id or name, nothing that identifies a person.
 """
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from faceledger.errors import InvalidArgument
 from faceledger.gallery.ranking import cohort_subjects, normalisation_for, rank
 from faceledger.gallery.workspace import Workspace
 from faceledger.index import VectorIndex
@@ -66,16 +70,54 @@ def gallery_calibration(
     # cheap refusal first: even a search of every subject could not count this rate
     if min(subjects, MAX_SAMPLES) * rescaled_fpir(fpir, total, total) < MIN_EVENTS:
         return None
-    key = tuple(sorted(g.id for g in galleries))
-    cache = _CACHE.setdefault(ws.indexes, {})
-    hit = cache.get(key)
-    if hit is not None and abs(total - hit.templates) <= REUSE_DRIFT * max(hit.templates, 1):
-        return hit.calibration
     cal = normalisation_for(card, ws.settings.normalisation, total)
     mode = "none" if cal is None else cal.normalisation
+    key = tuple(sorted(g.id for g in galleries))
+    cache = _CACHE.setdefault(ws.indexes, {})
+    file = ws.settings.data_dir / "selfcal" / f"{card.id}-{'-'.join(map(str, key))}.npz"
+    hit = cache.get(key) or _load(file)
+    if hit is not None and _reusable(hit, total, mode):
+        cache[key] = hit
+        return hit.calibration
     measured = _measure(ws, galleries, indexes, total, mode)
     cache[key] = _Cached(total, measured)
+    if measured is not None:
+        _save(file, measured)
     return measured
+
+
+def _reusable(hit: _Cached, total: int, mode: str) -> bool:
+    if hit.calibration is not None and hit.calibration.normalisation != mode:
+        return False
+    return abs(total - hit.templates) <= REUSE_DRIFT * max(hit.templates, 1)
+
+
+def _save(file: Path, cal: GalleryCalibration) -> None:
+    """Keep the count for the next process (a CLI search would otherwise redo it): sorted
+    scores only, written whole or not at all."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        top_scores=cal.top_scores,
+        templates=np.int64(cal.templates),
+        normalisation=np.str_(cal.normalisation),
+    )
+    os.replace(tmp, file)
+
+
+def _load(file: Path) -> _Cached | None:
+    """A count saved by an earlier process, or None (absent or unreadable: measured again)."""
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            cal = GalleryCalibration(
+                np.asarray(z["top_scores"], dtype=np.float64),
+                int(z["templates"]),
+                str(z["normalisation"]),
+            )
+    except (OSError, ValueError, KeyError, InvalidArgument):
+        return None
+    return _Cached(cal.templates, cal)
 
 
 def _measure(
