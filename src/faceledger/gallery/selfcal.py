@@ -2,8 +2,8 @@
 ``match.gallery_calibration``).
 
 A sample of members (one template per subject, evenly spread over template ids) is each
-ranked with :func:`faceledger.gallery.ranking.rank` — the ranking ``search`` uses — with its
-own subject left out. Their best scores form a :class:`GalleryCalibration`.
+ranked with :func:`faceledger.gallery.ranking.rank_many` — the ranking ``search`` uses, in
+batches — with its own subject left out. Their best scores form a :class:`GalleryCalibration`.
 
 Subjects with a template in the normalisation cohort are not sampled: their face would sit in
 the cohort statistics of their nearest impostors (the very pairs that decide the count) and
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from faceledger.errors import InvalidArgument
-from faceledger.gallery.ranking import cohort_subjects, normalisation_for, rank
+from faceledger.gallery.ranking import cohort_subjects, normalisation_for, rank_many
 from faceledger.gallery.workspace import Workspace
 from faceledger.index import VectorIndex
 from faceledger.match.gallery_calibration import (
@@ -40,6 +40,9 @@ from faceledger.match.gallery_calibration import (
 from faceledger.match.normalise import select_evenly
 from faceledger.store import Gallery
 from faceledger.types import Template
+
+BATCH = 256
+"""Members searched per index call."""
 
 REUSE_DRIFT = 0.02
 """Relative change in template count up to which a measured calibration is reused."""
@@ -143,12 +146,13 @@ def _measure(
         chosen = [chosen[int(i)] for i in keep]
     model = ws.engine.card.id
     tops: list[float] = []
-    for subject, tid in chosen:
-        own = len(ws.store.list_templates(subject))
-        probe = Template(model, np.asarray(stored[tid].vector, dtype=np.float32))
-        ranked = rank(ws, galleries, probe, 1, exclude=(subject, own)).subjects
-        if ranked:
-            tops.append(ranked[0].score)
+    for start in range(0, len(chosen), BATCH):
+        batch = chosen[start : start + BATCH]
+        probes = [Template(model, np.asarray(stored[t].vector, np.float32)) for _, t in batch]
+        own = [(s, len(ws.store.list_templates(s))) for s, _ in batch]
+        for ranking in rank_many(ws, galleries, probes, 1, exclude=own):
+            if ranking.subjects:
+                tops.append(ranking.subjects[0].score)
     if len(tops) < MIN_EVENTS:
         return None
     return GalleryCalibration(np.asarray(tops, dtype=np.float64), total, mode)
