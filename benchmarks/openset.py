@@ -313,7 +313,7 @@ def main() -> None:
     for split in ("dev", "test"):
         for multi in (False, True):
             rows = []
-            aggs = ("max", "fused") if multi else ("max",)
+            aggs = ("max", "fused", "quality") if multi else ("max",)
             for prefix, s in variants:
                 for mode in ("none", "asnorm"):
                     for agg in aggs:

@@ -64,8 +64,9 @@ class Settings:
     """Target false-positive identification rate of a search when none is given."""
     top_k: int = 20
     """Longest candidate list a search returns per face."""
-    aggregation: Literal["max", "fused"] = "max"
-    """Per-subject score over its templates: best single template, or the mean template."""
+    aggregation: Literal["max", "fused", "quality"] = "max"
+    """Per-subject score over its templates: best single template, the mean template, or the
+    mean weighted by each template's face quality score."""
     normalisation: Literal["none", "asnorm"] = "asnorm"
     """1:N scores: ``asnorm`` normalises each score against a cohort sampled from the searched
     galleries (when they hold at least the model card's open-set cohort size), with the FPIR

@@ -16,7 +16,7 @@ import pytest
 from faceledger import Settings
 from faceledger.gallery import Workspace, local_operator, open_workspace, search
 from faceledger.gallery.evaluation import GallerySearch
-from faceledger.gallery.search import comparison_fmr_for, operating_point
+from faceledger.gallery.search import comparison_fmr_for, operating_point, rank_subjects
 from faceledger.match.gallery_calibration import GalleryCalibration
 from faceledger.match.normalise import Cohort, normalise, select_evenly
 from faceledger.models import ModelRegistry
@@ -206,3 +206,37 @@ def test_threshold_is_counted_on_the_gallery_when_it_can_be(
                  case_ref="OS-6", fpir=0.3)  # fmt: skip
     assert res.faces[0].threshold_source == "model card"
     card_only.close()
+
+
+def test_quality_aggregation_weighs_each_template_by_its_quality(
+    tmp_path: Path, orl_templates: TemplateSet
+) -> None:
+    """One subject, two real templates of quality 90 and 10: its score is the cosine with the
+    90:10 weighted mean template (``fused`` would use 50:50)."""
+    rows = [
+        (v, s)
+        for p, s, v in zip(
+            orl_templates.paths, orl_templates.subjects, orl_templates.vectors, strict=True
+        )
+        if s == "s1"
+    ]
+    (a, _), (b, _), (probe, _) = rows[:3]
+    scores = {}
+    for mode in ("fused", "quality"):
+        ws = open_workspace(Settings(data_dir=tmp_path / mode, aggregation=mode))
+        g = ws.store.create_gallery("g", model_id=MODEL, created_by="t", legal_basis="consent")
+        sid = ws.store.add_subject(g.id, "s1", enrolled_by="t").id
+        ws.store.add_templates(
+            [
+                NewTemplate(sid, "a" * 64, Template(MODEL, a), quality_score=90.0),
+                NewTemplate(sid, "b" * 64, Template(MODEL, b), quality_score=10.0),
+            ]
+        )
+        (top,) = rank_subjects(ws, [g], Template(MODEL, probe), 1)
+        scores[mode] = top.score
+        ws.close()
+    for mode, (wa, wb) in (("fused", (1, 1)), ("quality", (90, 10))):
+        mean = wa * a.astype(np.float64) + wb * b.astype(np.float64)
+        expected = float(mean @ probe / np.linalg.norm(mean))
+        assert scores[mode] == pytest.approx(expected, abs=1e-6)
+    assert abs(scores["fused"] - scores["quality"]) > 1e-4

@@ -142,7 +142,13 @@ def test_identify_uses_the_injected_search(tmp_path: Path) -> None:
     calls: list[tuple[int, list[str], int, int]] = []
 
     def always_s2(
-        g: Vectors, subjects: Sequence[str], p: Vectors, k: int
+        g: Vectors,
+        subjects: Sequence[str],
+        p: Vectors,
+        k: int,
+        /,
+        *,
+        gallery_quality: Sequence[float | None] | None = None,
     ) -> list[list[tuple[str, float]]]:
         calls.append((g.shape[0], list(subjects), p.shape[0], k))
         return [[("s2", 0.5)] for _ in range(p.shape[0])]

@@ -43,6 +43,7 @@ class SearchFn(Protocol):
     Returns one list per probe row: at most ``k`` candidates ``(subject, score)``, one per
     subject, best (highest similarity) first. Called once per evaluation with all probes, so
     an implementation may build an index or normalisation statistics from the gallery first.
+    ``gallery_quality`` is each gallery template's face quality score (0-100), where known.
     """
 
     def __call__(
@@ -52,6 +53,8 @@ class SearchFn(Protocol):
         probe_vectors: Vectors,
         k: int,
         /,
+        *,
+        gallery_quality: Sequence[float | None] | None = None,
     ) -> list[list[Candidate]]: ...
 
 
@@ -61,9 +64,11 @@ def exact_search(
     probe_vectors: Vectors,
     k: int,
     *,
+    gallery_quality: Sequence[float | None] | None = None,
     chunk: int = 1024,
 ) -> list[list[Candidate]]:
-    """Brute-force cosine search; a subject's score is its best image. Ties: subject id order."""
+    """Brute-force cosine search; a subject's score is its best image (quality is not used).
+    Ties: subject id order."""
     if gallery_vectors.shape[0] != len(gallery_subjects):
         raise InvalidArgument("gallery vectors and subjects differ in length")
     if k < 1:
@@ -270,7 +275,12 @@ def evaluate_identify(
     enrolled = gallery.subjects
     p_paths = [e.image for e in probes.entries]
     p_vecs, p_keep = templates.stack(p_paths)
-    found = search(g_vecs, g_subjects, p_vecs, max(max_rank, rank)) if p_keep else []
+    g_quality = [templates.quality.get(g_paths[k]) for k in g_keep]
+    found = (
+        search(g_vecs, g_subjects, p_vecs, max(max_rank, rank), gallery_quality=g_quality)
+        if p_keep
+        else []
+    )
     if len(found) != len(p_keep):
         raise InvalidArgument(f"search returned {len(found)} lists for {len(p_keep)} probes")
     lists: dict[int, tuple[Candidate, ...]] = {

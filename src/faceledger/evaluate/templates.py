@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,8 @@ class ImageTemplates:
     model_id: str
     vectors: Mapping[Path, Vector]
     errors: Mapping[Path, str]
+    quality: Mapping[Path, float] = field(default_factory=dict)
+    """Face quality score (0-100) of each image's template, where known."""
 
     def get(self, path: Path) -> Vector | None:
         v = self.vectors.get(path)
@@ -58,13 +60,15 @@ class ImageTemplates:
 def from_outcomes(model_id: str, outcomes: Sequence[EmbedOutcome]) -> ImageTemplates:
     vectors: dict[Path, Vector] = {}
     errors: dict[Path, str] = {}
+    quality: dict[Path, float] = {}
     for o in outcomes:
         p = Path(o.path)
         if o.result is not None and o.result.template is not None:
             vectors[p] = o.result.template.vector.astype(np.float32)
+            quality[p] = float(o.result.quality.score)
         else:
             errors[p] = o.error or "no_template"
-    return ImageTemplates(model_id, vectors, errors)
+    return ImageTemplates(model_id, vectors, errors, quality)
 
 
 def embed_images(

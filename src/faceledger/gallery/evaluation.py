@@ -64,6 +64,8 @@ class GallerySearch:
         probe_vectors: npt.NDArray[np.float32],
         k: int,
         /,
+        *,
+        gallery_quality: Sequence[float | None] | None = None,
     ) -> list[list[tuple[str, float]]]:
         with tempfile.TemporaryDirectory(prefix="faceledger-eval-") as tmp:
             settings = dataclasses.replace(
@@ -76,8 +78,9 @@ class GallerySearch:
                 )
                 ids: dict[str, int] = {}
                 news = []
-                for i, (vec, subject) in enumerate(
-                    zip(gallery_vectors, gallery_subjects, strict=True)
+                quality = gallery_quality or [None] * len(gallery_subjects)
+                for i, (vec, subject, q) in enumerate(
+                    zip(gallery_vectors, gallery_subjects, quality, strict=True)
                 ):
                     if subject not in ids:
                         ids[subject] = ws.store.add_subject(g.id, subject, enrolled_by="eval").id
@@ -86,6 +89,7 @@ class GallerySearch:
                             subject_id=ids[subject],
                             image_sha256=f"{i:064x}",
                             template=Template(self.model_id, np.asarray(vec, np.float32)),
+                            quality_score=q,
                         )
                     )
                 ws.store.add_templates(news)

@@ -80,8 +80,9 @@ def rank(
     """The best ``k`` subjects over ``galleries`` for one template, best first.
 
     A subject's score is its best template's score (``aggregation = max``) or the score of its
-    L2-normalised mean template (``fused``); scores are AS-normalised when
-    :func:`normalisation_for` says so, re-ranking the raw shortlist. Ties break by template id.
+    L2-normalised mean template (``fused``; ``quality``: weighted by face quality); scores
+    are AS-normalised when :func:`normalisation_for` says so, re-ranking the raw shortlist.
+    Ties break by template id.
     ``exclude=(subject_id, templates)`` leaves one subject (holding that many templates) out:
     a member's search of the rest of its gallery (``gallery.selfcal``).
     """
@@ -150,7 +151,7 @@ def _ranking(
             if key not in best or score > best[key].score:
                 best[key] = RankedSubject(g, info.info.subject_id, tid, score, score)
         ranked = list(best.values())
-        if ws.settings.aggregation == "fused":
+        if ws.settings.aggregation != "max":
             ranked = [_fused(ws, r, template) for r in ranked]
     else:
         state = _cohort(ws, indexes, cal)
@@ -177,17 +178,33 @@ def _ranking(
                 if key not in best or z[i] > best[key].score:
                     best[key] = RankedSubject(g, int(subjects[i]), tid, float(z[i]), float(raw[i]))
         ranked = list(best.values())
-        if ws.settings.aggregation == "fused":
+        if ws.settings.aggregation != "max":
             ranked = _fused_normalised(ws, ranked, template, state, cal.top_k)
     ranked.sort(key=lambda r: (-r.score, r.template_id))
     return Ranking(ranked[:k], cal, total)
 
 
 def _mean_template(ws: Workspace, subject_id: int) -> npt.NDArray[np.float64]:
-    ids = [t.id for t in ws.store.list_templates(subject_id)]
-    vecs = np.stack([t.vector for t in ws.store.get_templates(ids).values()])
-    mean = vecs.astype(np.float64).mean(axis=0)
+    """The subject's L2-normalised mean template; with ``aggregation = "quality"`` each
+    template weighs its face quality score (templates without one weigh the median of the
+    others, or all equally)."""
+    infos = ws.store.list_templates(subject_id)
+    stored = ws.store.get_templates([t.id for t in infos])
+    vecs = np.stack([stored[t.id].vector for t in infos]).astype(np.float64)
+    weights = np.ones(len(infos))
+    if ws.settings.aggregation == "quality":
+        weights = quality_weights([t.quality_score for t in infos])
+    mean = (weights[:, None] * vecs).sum(axis=0)
     return np.asarray(mean / (np.linalg.norm(mean) or 1.0), dtype=np.float64)
+
+
+def quality_weights(scores: Sequence[float | None]) -> npt.NDArray[np.float64]:
+    """Fusion weights from quality scores (0-100): proportional to the score, floored at 1 so
+    that no template is silenced; unknown scores take the median known one."""
+    known = [float(q) for q in scores if q is not None and np.isfinite(q)]
+    fill = float(np.median(known)) if known else 1.0
+    w = np.array([fill if q is None or not np.isfinite(q) else float(q) for q in scores])
+    return np.asarray(np.maximum(w, 1.0), dtype=np.float64)
 
 
 def _fused(ws: Workspace, r: RankedSubject, probe: Template) -> RankedSubject:
