@@ -150,7 +150,9 @@ def _measure(
         batch = chosen[start : start + BATCH]
         probes = [Template(model, np.asarray(stored[t].vector, np.float32)) for _, t in batch]
         own = [(s, len(ws.store.list_templates(s))) for s, _ in batch]
-        for ranking in rank_many(ws, galleries, probes, 1, exclude=own):
+        # the shortlist a search fetches (k = top_k): a best normalised score can come from
+        # beyond the raw top few, and a shorter shortlist would miss it and undercount
+        for ranking in rank_many(ws, galleries, probes, ws.settings.top_k, exclude=own):
             if ranking.subjects:
                 tops.append(ranking.subjects[0].score)
     if len(tops) < MIN_EVENTS:
