@@ -89,9 +89,9 @@ def test_retention_purges_expired_subjects_with_receipts(tmp_path: Path, data_di
     clock.now += timedelta(days=20)
     enrol_image(ws, me, "g", img / "062_neutral.jpg", "062")
     clock.now += timedelta(days=5)
-    assert apply_retention(ws, me) == []
+    assert apply_retention(ws, me).receipts == []
     clock.now += timedelta(days=6)  # 061 is 31 days old, 062 is 11
-    receipts = apply_retention(ws, me)
+    receipts = apply_retention(ws, me).receipts
     assert [r.subject for r in receipts] == ["061"]
     res = search(ws, me, img / "061_smiling.jpg", ["g"], purpose="t", case_ref="c")
     assert all(c.external_id != "061" for c in res.faces[0].candidates)
@@ -160,7 +160,7 @@ def test_retention_deletes_kept_probes_by_the_shortest_period_of_their_galleries
     clock.now = t0 + timedelta(days=31)
     apply_retention(ws, me, gallery="open")  # only probes of searches that named "open"
     assert kept() == {both, long_only, unlimited, later}
-    apply_retention(ws, me)
+    assert apply_retention(ws, me).probes_deleted == [both]
     assert kept() == {long_only, unlimited, later}
     entry = list(ws.audit.entries(operation="retention_purge"))[-1]
     assert entry.record.details["probe_images"] == [

@@ -101,3 +101,9 @@ def test_verify_with_purpose_is_audited_and_can_be_required(tmp_path: Path) -> N
     assert entry["op"] == "verify" and entry["purpose"] == "border check"
     assert entry["details"]["outcome"] == "match" and entry["case_ref"] == "B-9"
     assert run(*env_dir, "audit", "verify").returncode == 0
+
+
+def test_retention_apply_reports_subjects_and_probes(tmp_path: Path) -> None:
+    r = run("--data-dir", str(tmp_path), "retention", "apply")
+    assert r.returncode == 0, r.stderr
+    assert "0 subject(s) erased, 0 kept probe image(s) deleted" in r.stdout

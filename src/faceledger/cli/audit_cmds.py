@@ -113,17 +113,24 @@ def retention_apply(
     ctx: typer.Context,
     gallery: Annotated[str | None, typer.Option(help="Only this gallery.")] = None,
 ) -> None:
-    """Erase subjects held past their gallery's retention period; logs a receipt for each."""
+    """Erase subjects held past their gallery's retention period (a receipt for each) and
+    delete kept probe images past theirs; the run is logged."""
     settings: Settings = ctx.obj
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            receipts = apply_retention(ws, me, gallery=gallery)
-            if receipts:
+            done = apply_retention(ws, me, gallery=gallery)
+            if done.receipts or done.probes_deleted:  # erased bytes leave the files
                 ws.store.compact()
-            console.print(f"retention: {len(receipts)} subject(s) erased")
-            for r in receipts:
+                ws.images.compact()
+            console.print(
+                f"retention: {len(done.receipts)} subject(s) erased, "
+                f"{len(done.probes_deleted)} kept probe image(s) deleted"
+            )
+            for r in done.receipts:
                 console.print(f"  {r.gallery}/{r.subject}: receipt = audit entry {r.audit_seq}")
+            for search_id in done.probes_deleted:
+                console.print(f"  probe of search {search_id} deleted")
 
     guarded(run)
 

@@ -9,6 +9,7 @@ from faceledger.gallery.indexes import IndexManager
 from faceledger.gallery.search import Candidate, FaceCandidates, SearchResult, search
 from faceledger.gallery.subjects import (
     ErasureReceipt,
+    RetentionRun,
     apply_retention,
     delete_gallery,
     delete_subject,
@@ -23,6 +24,7 @@ __all__ = [
     "ErasureReceipt",
     "FaceCandidates",
     "IndexManager",
+    "RetentionRun",
     "SearchResult",
     "Workspace",
     "apply_retention",

@@ -164,9 +164,19 @@ def export_subject(
     return data
 
 
+@dataclass(frozen=True)
+class RetentionRun:
+    """What one retention run removed."""
+
+    receipts: list[ErasureReceipt]
+    """One erasure receipt per subject held past its gallery's period."""
+    probes_deleted: list[str]
+    """Search ids whose kept probe image was deleted."""
+
+
 def apply_retention(
     ws: Workspace, actor: User, *, now: datetime | None = None, gallery: str | None = None
-) -> list[ErasureReceipt]:
+) -> RetentionRun:
     """Erase every subject held longer than its gallery's retention period (one receipt
     each), delete the kept probe images that have expired, and log the purge.
 
@@ -186,8 +196,8 @@ def apply_retention(
     authorize(actor, Operation.RETENTION_APPLY, gallery)
     at = now or ws.clock()
     receipts = _erase_expired_subjects(ws, actor, at, None if only is None else only.id)
-    _purge_probes(ws, actor, at, receipts, None if only is None else only.name)
-    return receipts
+    probes = _purge_probes(ws, actor, at, receipts, None if only is None else only.name)
+    return RetentionRun(receipts, probes)
 
 
 def _erase_expired_subjects(
@@ -215,9 +225,9 @@ def _erase_expired_subjects(
 
 def _purge_probes(
     ws: Workspace, actor: User, at: datetime, receipts: list[ErasureReceipt], gallery: str | None
-) -> None:
+) -> list[str]:
     """Delete the expired kept probes and write the purge's audit entry (the subjects'
-    receipts and the probes deleted), both in one transaction."""
+    receipts and the probes deleted), both in one transaction; the deleted probes' searches."""
     periods = {g.name: g.retention_days for g in ws.store.list_galleries()}
     with ws.audit.writing() as conn:
         expired = _expired_probes(conn, periods, at, gallery)
@@ -240,6 +250,7 @@ def _purge_probes(
             ),
             connection=conn,
         )
+    return [probe.search_id for probe, _ in expired]
 
 
 def _expired_probes(
