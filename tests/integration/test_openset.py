@@ -199,6 +199,13 @@ def test_threshold_is_counted_on_the_gallery_when_it_can_be(
                      case_ref="OS-7", fpir=0.3)  # fmt: skip
         assert res.faces[0].threshold == pytest.approx(face.threshold, abs=1e-9)
         again.close()
+    # a folder where the count cannot be saved costs a recount later, not the search
+    blocked = _workspace(tmp_path / "ws3", enrolled, normalisation="none")
+    (tmp_path / "ws3" / "selfcal").write_text("in the way")
+    res = search(blocked, local_operator(blocked, "t"), probe, ["g"], purpose="t",
+                 case_ref="OS-8", fpir=0.3)  # fmt: skip
+    assert res.faces[0].threshold == pytest.approx(face.threshold, abs=1e-9)
+    blocked.close()
     card_only = _workspace(
         tmp_path / "ws2", enrolled, normalisation="none", fpir_calibration="card"
     )

@@ -19,6 +19,7 @@ Only sorted best scores are kept: no template, id or name, nothing that identifi
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections.abc import Sequence
@@ -40,6 +41,8 @@ from faceledger.match.gallery_calibration import (
 from faceledger.match.normalise import select_evenly
 from faceledger.store import Gallery
 from faceledger.types import Template
+
+log = logging.getLogger(__name__)
 
 BATCH = 256
 """Members searched per index call."""
@@ -97,16 +100,20 @@ def _reusable(hit: _Cached, total: int, mode: str) -> bool:
 
 def _save(file: Path, cal: GalleryCalibration) -> None:
     """Keep the count for the next process (a CLI search would otherwise redo it): sorted
-    scores only, written whole or not at all."""
-    file.parent.mkdir(parents=True, exist_ok=True)
+    scores only, written whole or not at all. A folder that cannot be written only costs
+    the next process a recount, so it does not fail the search."""
     tmp = file.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        top_scores=cal.top_scores,
-        templates=np.int64(cal.templates),
-        normalisation=np.str_(cal.normalisation),
-    )
-    os.replace(tmp, file)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            tmp,
+            top_scores=cal.top_scores,
+            templates=np.int64(cal.templates),
+            normalisation=np.str_(cal.normalisation),
+        )
+        os.replace(tmp, file)
+    except OSError as exc:
+        log.warning("gallery FPIR count not saved to %s: %s", file, exc)
 
 
 def _load(file: Path) -> _Cached | None:
