@@ -16,7 +16,8 @@ import pytest
 from faceledger import Settings
 from faceledger.gallery import Workspace, local_operator, open_workspace, search
 from faceledger.gallery.evaluation import GallerySearch
-from faceledger.gallery.search import comparison_fmr_for, operating_point, rank_subjects
+from faceledger.gallery.ranking import rank_subjects
+from faceledger.gallery.search import comparison_fmr_for, operating_point
 from faceledger.match.gallery_calibration import GalleryCalibration
 from faceledger.match.normalise import Cohort, normalise, select_evenly
 from faceledger.models import ModelRegistry

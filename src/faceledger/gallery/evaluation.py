@@ -21,7 +21,8 @@ import numpy.typing as npt
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
 from faceledger.evaluate.identify import DeclaredThreshold
-from faceledger.gallery.search import OperatingPoint, declared_point, rank_subjects
+from faceledger.gallery.ranking import rank_subjects
+from faceledger.gallery.search import OperatingPoint, declared_point
 from faceledger.gallery.selfcal import gallery_calibration
 from faceledger.gallery.workspace import open_workspace
 from faceledger.match.gallery_calibration import GalleryCalibration

@@ -280,12 +280,8 @@ def _cohort(
     return state
 
 
-def cohort_subjects(ws: Workspace, galleries: Sequence[Gallery]) -> set[int]:
-    """Subjects with a template in the search cohort of ``galleries`` (empty when a search
-    of them is not normalised)."""
-    indexes = [(g, ws.indexes.get(g, ws.engine.card.dimension)) for g in galleries]
-    total = sum(len(idx) for _, idx in indexes)
-    cal = normalisation_for(ws.engine.card, ws.settings.normalisation, total)
-    if cal is None:
-        return set()
+def cohort_subjects(
+    ws: Workspace, indexes: Sequence[tuple[Gallery, VectorIndex]], cal: OpenSetCalibration
+) -> set[int]:
+    """Subjects with a template in the search cohort of the galleries behind ``indexes``."""
     return {int(s) for s in _cohort(ws, indexes, cal).cohort.subjects}

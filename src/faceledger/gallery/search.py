@@ -26,14 +26,7 @@ from faceledger.access.purpose import require_purpose
 from faceledger.audit import AuditOp, AuditRecord, Lead
 from faceledger.errors import CalibrationError, InvalidArgument, NoFace
 from faceledger.gallery.images import media_type_of
-from faceledger.gallery.ranking import (
-    SHORTLIST_FACTOR,
-    RankedSubject,
-    Ranking,
-    normalisation_for,
-    rank,
-    rank_subjects,
-)
+from faceledger.gallery.ranking import normalisation_for, rank
 from faceledger.gallery.selfcal import gallery_calibration
 from faceledger.gallery.workspace import Workspace
 from faceledger.match import require_calibration
@@ -45,23 +38,6 @@ from faceledger.pipeline import ImageInput
 from faceledger.types import FaceResult, FMREstimate
 
 ThresholdSource = Literal["gallery", "model card"]
-
-__all__ = [
-    "SHORTLIST_FACTOR",
-    "Candidate",
-    "FaceCandidates",
-    "OperatingPoint",
-    "RankedSubject",
-    "Ranking",
-    "SearchResult",
-    "comparison_fmr_for",
-    "declared_point",
-    "normalisation_for",
-    "operating_point",
-    "rank",
-    "rank_subjects",
-    "search",
-]
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from faceledger.match.gallery_calibration import (
     rescaled_fpir,
 )
 from faceledger.match.normalise import select_evenly
+from faceledger.models.calibration import OpenSetCalibration
 from faceledger.store import Gallery
 from faceledger.types import Template
 
@@ -72,9 +73,12 @@ def gallery_calibration(
     card = ws.engine.card
     indexes = [(g, ws.indexes.get(g, card.dimension)) for g in galleries]
     total = sum(len(idx) for _, idx in indexes)
+    # cheap refusals first: even a search of every template, then of every subject, could
+    # not count this rate (the first needs no database query: most galleries stop there)
+    if min(total, MAX_SAMPLES) * rescaled_fpir(fpir, total, total) < MIN_EVENTS:
+        return None
     subjects = sum(ws.store.counts(g.id).subjects for g in galleries)
-    # cheap refusal first: even a search of every subject could not count this rate
-    if min(subjects, MAX_SAMPLES) * rescaled_fpir(fpir, total, total) < MIN_EVENTS:
+    if min(subjects, MAX_SAMPLES) * fpir < MIN_EVENTS:
         return None
     cal = normalisation_for(card, ws.settings.normalisation, total)
     mode = "none" if cal is None else cal.normalisation
@@ -85,7 +89,7 @@ def gallery_calibration(
     if hit is not None and _reusable(hit, total, mode):
         cache[key] = hit
         return hit.calibration
-    measured = _measure(ws, galleries, indexes, total, mode)
+    measured = _measure(ws, galleries, indexes, total, cal)
     cache[key] = _Cached(total, measured)
     if measured is not None:
         _save(file, measured)
@@ -135,10 +139,10 @@ def _measure(
     galleries: Sequence[Gallery],
     indexes: Sequence[tuple[Gallery, VectorIndex]],
     total: int,
-    mode: str,
+    cal: OpenSetCalibration | None,
 ) -> GalleryCalibration | None:
     ids = np.concatenate([idx.ids() for _, idx in indexes])
-    in_cohort = cohort_subjects(ws, galleries)
+    in_cohort = set() if cal is None else cohort_subjects(ws, indexes, cal)
     # oversample template ids evenly, then keep one template per subject outside the cohort
     picked = select_evenly(ids, min(ids.size, 2 * MAX_SAMPLES))
     stored = ws.store.get_templates([int(i) for i in picked])
@@ -164,4 +168,5 @@ def _measure(
                 tops.append(ranking.subjects[0].score)
     if len(tops) < MIN_EVENTS:
         return None
+    mode = "none" if cal is None else cal.normalisation
     return GalleryCalibration(np.asarray(tops, dtype=np.float64), total, mode)
