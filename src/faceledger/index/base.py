@@ -216,6 +216,18 @@ def as_vectors(vectors: npt.ArrayLike, dimension: int, *, what: str) -> VectorAr
     return np.ascontiguousarray(arr)
 
 
+def fetch_checked(source: RerankSource, ids: IdArray, dimension: int) -> VectorArray:
+    """Full templates of ``ids`` from an external re-rank source (the store), as float32;
+    ``IntegrityError`` when it does not return one ``dimension``-d row per id."""
+    vecs = np.asarray(source(ids), dtype=np.float32)
+    if vecs.shape != (ids.size, dimension):
+        raise IntegrityError(
+            f"rerank source returned shape {vecs.shape} for {ids.size} ids; "
+            "the store and the index disagree"
+        )
+    return vecs
+
+
 def rerank(
     queries: VectorArray,
     candidates: IdArray,
@@ -241,12 +253,7 @@ def rerank(
         wanted = candidates[r0:r1][block_valid]
         if wanted.size == 0:
             continue
-        vecs = fetch(wanted)
-        if vecs.shape != (wanted.size, queries.shape[1]):
-            raise IntegrityError(
-                f"rerank source returned shape {vecs.shape} for {wanted.size} ids; "
-                "the store and the index disagree"
-            )
+        vecs = fetch_checked(fetch, wanted, queries.shape[1])
         owner = np.nonzero(block_valid)[0] + r0
         scores[r0:r1][block_valid] = np.einsum("ij,ij->i", vecs.astype(np.float64), q64[owner])
     # Primary key: descending score; secondary: ascending id (padding sorts last).

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from faceledger.errors import IntegrityError, InvalidArgument
 from faceledger.index._persist import require
-from faceledger.index.base import IdArray, RerankSource, VectorArray, as_vectors
+from faceledger.index.base import IdArray, RerankSource, VectorArray, as_vectors, fetch_checked
 from faceledger.index.faiss_index import _SlotFaissIndex
 
 faiss: Any = _faiss  # the stubs shipped with faiss lack most SWIG attributes used here
@@ -133,13 +133,7 @@ class FaissHNSWIndex(_SlotFaissIndex):
     def _fetch(self, ids: IdArray) -> VectorArray:
         if self._source is None:
             return super()._fetch(ids)
-        vecs = np.asarray(self._source(ids), dtype=np.float32)
-        if vecs.shape != (ids.size, self.dimension):
-            raise IntegrityError(
-                f"rerank source returned shape {vecs.shape} for {ids.size} ids; "
-                "the store and the index disagree"
-            )
-        return vecs
+        return fetch_checked(self._source, ids, self.dimension)
 
     # -- removal ------------------------------------------------------------------------------
     def _erase(self, slots: IdArray) -> None:

@@ -26,6 +26,7 @@ from faceledger.index.base import (
     VectorArray,
     VectorIndex,
     as_vectors,
+    fetch_checked,
     rerank,
     shortlist_size,
 )
@@ -209,13 +210,7 @@ class FaissIVFIndex(VectorIndex):
         if self._full is not None:
             return self._full.vectors(ids)
         assert self._source is not None
-        vecs = np.asarray(self._source(ids), dtype=np.float32)
-        if vecs.shape != (ids.size, self.dimension):
-            raise IntegrityError(
-                f"rerank source returned shape {vecs.shape} for {ids.size} ids; "
-                "the store and the index disagree"
-            )
-        return vecs
+        return fetch_checked(self._source, ids, self.dimension)
 
     def search(self, queries: npt.ArrayLike, k: int) -> SearchHits:
         q = self._check_queries(queries, k)
