@@ -5,11 +5,17 @@ ONNX embedder there runs on one thread). Each task is a small chunk of images wh
 embedded in one batch. Bulk enrolment with the ``largest`` selection detects on a small copy
 first (:meth:`Detector.detect_prominent`). Results come back in input order; failures are
 values (error code + message), never raised, so one bad file cannot stop a bulk job.
+
+Workers are started from a fork server, never forked from the caller: dlib's CNN detector
+keeps a thread pool, and a process forked after the caller had used it waits forever on that
+pool's locks in its first CNN call (seen when the ``hog+cnn`` default sent a worker's image to
+the CNN after the parent had run it). The fork server is a fresh process that has run nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -162,7 +168,10 @@ def iter_embed_paths(
                 yield i, out
         return
     with ProcessPoolExecutor(
-        max_workers=n_workers, initializer=_init_worker, initargs=(settings,)
+        max_workers=n_workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_init_worker,
+        initargs=(settings,),
     ) as pool:
         pending: dict[Future[list[EmbedOutcome]], list[int]] = {}
         it = iter(chunks)

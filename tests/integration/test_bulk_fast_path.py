@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +102,38 @@ def test_chunked_bulk_results_come_back_in_input_order(data_dir: Path) -> None:
     assert [o.path for o in outs] == [str(p) for p in paths]
     assert sorted(o.path for o in seen) == sorted(str(p) for p in paths)
     assert sum(o.result is not None for o in outs) >= len(paths) - 1
+
+
+_AFTER_CNN = """
+import sys
+import subprocess
+import sys
+from pathlib import Path
+from faceledger import Engine, Settings
+from faceledger.batch import embed_paths
+
+def main() -> None:
+    orl = Path(sys.argv[1]) / "orl"
+    assert Engine(Settings()).detect(orl / "s1/3.pgm")[0].detection.detector == "cnn"
+    paths = [orl / "s1/3.pgm", orl / "s2/6.pgm", orl / "s1/1.pgm", orl / "s2/1.pgm"]
+    outs = embed_paths(paths, Settings(), workers=2)
+    print(" ".join(o.result.detection.detector if o.result else "-" for o in outs))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_workers_started_after_the_cnn_ran_in_the_caller_do_not_hang(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """dlib's CNN keeps a thread pool; a worker forked from a process that had used it hung in
+    its first CNN call. Workers now come from a fork server (run in a subprocess here, so a
+    regression fails on the timeout instead of hanging the suite)."""
+    script = tmp_path / "after_cnn.py"
+    script.write_text(_AFTER_CNN)
+    r = subprocess.run(
+        [sys.executable, str(script), str(data_dir)], capture_output=True, text=True, timeout=240
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["cnn", "cnn", "hog", "hog"]
