@@ -9,14 +9,16 @@ definitions), and for the threshold ``search`` *declares* for FPIR 0.1 and 0.01 
 size: the FPIR it gives on the non-mated probes (n) and on every search with its mate left
 out of the candidate list (n*, more searches, same people), with the FNIR it costs.
 
-    .venv/bin/python benchmarks/openset.py [--flip] [--scaling] [--write-calibration]
+    .venv/bin/python benchmarks/openset.py [--flip] [--hog] [--scaling] [--write-calibration]
     .venv/bin/python benchmarks/openset.py --selfcal        # card vs gallery-counted threshold
     .venv/bin/python benchmarks/openset.py --synthetic 5000 # the same at 5,000 synthetic people
 
 ``--write-calibration`` rebuilds the model card's open-set calibration from the dev split only
 (``match.openset.calibrate_openset``) and writes it into the built-in card; ``--flip`` adds
-flip-averaged templates (embeds every image again unless cached); ``--scaling`` checks
-declared vs measured FPIR at several gallery sizes drawn from the held-out split.
+flip-averaged templates (embeds every image again unless cached); ``--hog`` adds rows with
+the HOG detector alone (the default ``hog+cnn`` runs the CNN where HOG finds no face);
+``--scaling`` checks declared vs measured FPIR at several gallery sizes drawn from the
+held-out split.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def print_rows(title: str, rows: Sequence[Row]) -> None:
         f"\n{title}: {ev0.gallery_templates} gallery templates of {ev0.enrolled_subjects} people, "
         f"{ev0.mated} mated / {ev0.nonmated} non-mated probes"
     )
-    head = f"{'config':<22}{'rank-1':>7}{'FNIR@.1':>9}{'FNIR@.01':>9}"
+    head = f"{'config':<22}{'no face':>8}{'rank-1':>7}{'FNIR@.1':>9}{'FNIR@.01':>9}"
     for f in DECLARED:
         head += f" | decl {f:<4} FPIR n (95% CI)        n*      FNIR"
     print(head)
@@ -135,7 +137,7 @@ def print_rows(title: str, rows: Sequence[Row]) -> None:
         f1 = ops.get(0.1)
         f2 = ops.get(0.01)
         line = (
-            f"{r.name:<22}{fmt(r.ev.cmc[0] if r.ev.cmc else None):>7}"
+            f"{r.name:<22}{sum(r.ev.probe_failed):>8}{fmt(r.ev.cmc[0] if r.ev.cmc else None):>7}"
             f"{fmt(f1.fnir if isinstance(f1, IdentOperatingPoint) else None):>9}"
             f"{fmt(f2.fnir if isinstance(f2, IdentOperatingPoint) else None):>9}"
         )
@@ -264,6 +266,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--protocols", type=Path, default=Path("protocols"))
     ap.add_argument("--flip", action="store_true")
+    ap.add_argument(
+        "--hog", action="store_true", help="add rows with the HOG detector alone (no CNN fallback)"
+    )
     ap.add_argument("--scaling", action="store_true")
     ap.add_argument(
         "--selfcal", action="store_true", help="only: card vs gallery-counted thresholds"
@@ -309,6 +314,8 @@ def main() -> None:
     variants = [("", base)]
     if args.flip:
         variants.append(("flip ", dataclasses.replace(base, flip_average=True)))
+    if args.hog:
+        variants.append(("hog ", dataclasses.replace(base, detector="hog")))
     templates = {prefix: templates_for(list(lists.values()), s, card) for prefix, s in variants}
     for split in ("dev", "test"):
         for multi in (False, True):

@@ -14,7 +14,7 @@ from typing import Literal, get_args, get_type_hints
 
 from faceledger.errors import InvalidArgument
 
-DetectorName = Literal["hog", "cnn"]
+DetectorName = Literal["hog", "cnn", "hog+cnn"]
 FaceSelection = Literal["largest", "central", "only"]
 
 ENV_PREFIX = "FACELEDGER_"
@@ -40,7 +40,9 @@ class Settings:
     max_image_bytes: int = 40 * 1024 * 1024
     max_image_pixels: int = 80_000_000
     # detection
-    detector: DetectorName = "hog"
+    detector: DetectorName = "hog+cnn"
+    """``hog`` (fast), ``cnn`` (dlib's MMOD: finds more, seconds per image) or ``hog+cnn``: HOG,
+    and the CNN for images where HOG finds no face (benchmarks/README.md, open-set 1:N)."""
     detect_max_side: int = 1600
     """Images whose longer side exceeds this are detected on a downscaled copy."""
     cnn_max_side: int = 640

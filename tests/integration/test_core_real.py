@@ -114,6 +114,26 @@ def test_cnn_detector_agrees_with_hog_on_a_portrait(data_dir: Path) -> None:
     assert hog[0].detection.box.iou(cnn[0].detection.box) > 0.5
 
 
+def test_hog_plus_cnn_consults_the_cnn_only_where_hog_finds_no_face(data_dir: Path) -> None:
+    hog, both = Engine(Settings(detector="hog")), Engine(Settings(detector="hog+cnn"))
+    assert Settings().detector == "hog+cnn"
+    # an ORL scan (turned head, 92x112 px) on which HOG finds no face at any scale
+    missed = data_dir / "orl/s1/3.pgm"
+    assert hog.detect(missed) == []
+    found = both.detect(missed)
+    assert len(found) == 1 and found[0].detection.detector == "cnn"
+    assert found[0].detection.box.width > 40
+    template = both.embed(missed).template
+    same_person = hog.embed(data_dir / "orl/s1/1.pgm").template
+    assert template is not None and same_person is not None
+    assert decide(template, same_person, both.card, 1e-3).outcome is Outcome.MATCH
+    # where HOG finds the face the CNN is not run: same detection, same template
+    portrait = data_dir / "london/images/042_neutral.jpg"
+    hog_only, combined = hog.detect(portrait), both.detect(portrait)
+    assert [d.detection.detector for d in combined] == ["hog"]
+    assert combined[0].detection.box == hog_only[0].detection.box
+
+
 def test_templates_are_unit_length_and_deterministic(engine: Engine, data_dir: Path) -> None:
     path = data_dir / "johns/John_Simm"
     first = next(iter(sorted(path.iterdir())))

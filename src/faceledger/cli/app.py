@@ -33,7 +33,11 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     detector: Annotated[
-        str | None, typer.Option(help="Face detector: hog (fast) or cnn (accurate, slow).")
+        str | None,
+        typer.Option(
+            help="Face detector: hog (fast), cnn (accurate, slow) or hog+cnn "
+            "(the CNN only where HOG finds no face)."
+        ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model card id.")] = None,
     model_dir: Annotated[

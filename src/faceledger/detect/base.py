@@ -35,9 +35,11 @@ class Detector(ABC):
     """Finds every face in an RGB image."""
 
     name: str
+    default_pixel_budget = 6_000_000
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, pixel_budget: int | None = None) -> None:
         self.settings = settings
+        self._pixel_budget = pixel_budget
 
     @property
     @abstractmethod
@@ -47,7 +49,7 @@ class Detector(ABC):
     @property
     def pixel_budget(self) -> int:
         """Most pixels (after upsampling) one detection pass may scan."""
-        return 6_000_000
+        return self._pixel_budget or self.default_pixel_budget
 
     @abstractmethod
     def _find(self, pixels: Pixels, upsample: int) -> list[RawBox]:
@@ -65,13 +67,15 @@ class Detector(ABC):
             u -= 1
         return u
 
-    def detect(self, pixels: Pixels) -> list[Detection]:
+    def detect(self, pixels: Pixels, *, finer: bool = True) -> list[Detection]:
+        """Every face, at the scale ``min_face_px`` asks for; when none is found and ``finer``,
+        again at finer scales (up to ``max_upsample``) while the pixel budget allows."""
         work, scale = shrink_to_max_side(pixels, self.max_side)
         h, w = work.shape[:2]
         upsample = self.upsample_for(h, w)
         raw = self._find(work, upsample)
         # Nothing found: faces may be smaller than expected; try finer scales while cheap.
-        while not raw and upsample < self.settings.max_upsample:
+        while finer and not raw and upsample < self.settings.max_upsample:
             upsample += 1
             if h * w * 4**upsample > self.pixel_budget:
                 break
@@ -119,10 +123,17 @@ class Detector(ABC):
 def make_detector(settings: Settings, name: str | None = None) -> Detector:
     from faceledger.detect.dlib_cnn import CnnDetector
     from faceledger.detect.dlib_hog import HogDetector
+    from faceledger.detect.fallback import FallbackDetector
 
     chosen = name or settings.detector
     if chosen == "hog":
         return HogDetector(settings)
     if chosen == "cnn":
         return CnnDetector(settings)
-    raise InvalidArgument(f"unknown detector {chosen!r}; choose 'hog' or 'cnn'")
+    if chosen == "hog+cnn":
+        return FallbackDetector(
+            settings,
+            HogDetector(settings),
+            CnnDetector(settings, pixel_budget=FallbackDetector.FALLBACK_PIXEL_BUDGET),
+        )
+    raise InvalidArgument(f"unknown detector {chosen!r}; choose 'hog', 'cnn' or 'hog+cnn'")

@@ -25,14 +25,11 @@ def _get() -> dlib.cnn_face_detection_model_v1:
 
 class CnnDetector(Detector):
     name = "cnn"
+    default_pixel_budget = 1_200_000
 
     @property
     def max_side(self) -> int:
         return self.settings.cnn_max_side
-
-    @property
-    def pixel_budget(self) -> int:
-        return 1_200_000
 
     def _find(self, pixels: Pixels, upsample: int) -> list[RawBox]:
         found = _get()(pixels, upsample)
