@@ -248,3 +248,41 @@ def test_quality_aggregation_weighs_each_template_by_its_quality(
         expected = float(mean @ probe / np.linalg.norm(mean))
         assert scores[mode] == pytest.approx(expected, abs=1e-6)
     assert abs(scores["fused"] - scores["quality"]) > 1e-4
+
+
+def test_precount_after_enrolment_is_what_the_next_search_uses(
+    tmp_path: Path, data_dir: Path, enrolled: Enrolled, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`faceledger enroll` counts a grown gallery's FPIR at once; the next search (in another
+    process) reads that count instead of searching every member again."""
+    from faceledger.gallery import selfcal
+
+    # 300 subjects (enough to count FPIR 0.1): the real gallery plus perturbed copies of it
+    rng = np.random.default_rng(3)
+    extra = enrolled.vectors[:163] + rng.normal(0, 0.03, (163, enrolled.vectors.shape[1]))
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    grown = Enrolled(
+        np.vstack([enrolled.vectors, extra]),
+        [*enrolled.subjects, *(f"copy:{i}" for i in range(163))],
+    )
+    ws = _workspace(tmp_path / "ws", grown, normalisation="none")
+    own = selfcal.precount(ws, ws.store.get_gallery_by_name("g"))
+    assert own is not None and own.searches == len(set(grown.subjects))
+    ws.close()
+
+    def no_recount(*_a: object, **_k: object) -> None:
+        raise AssertionError("the search counted the gallery again")
+
+    monkeypatch.setattr(selfcal, "_measure", no_recount)
+    again = _reopen(tmp_path / "ws", normalisation="none")
+    probe = data_dir / "london/images/005_smiling.jpg"
+    res = search(again, local_operator(again, "t"), probe, ["g"], purpose="t", case_ref="OS-9",
+                 fpir=0.1)  # fmt: skip
+    (face,) = res.faces
+    assert face.threshold_source == "gallery"
+    assert face.threshold == pytest.approx(own.threshold_for(0.1, len(grown.subjects)), abs=1e-9)
+    again.close()
+    # a gallery too small to count FPIR 0.1 is not counted at all
+    small = _workspace(tmp_path / "small", enrolled, normalisation="none")
+    assert selfcal.precount(small, small.store.get_gallery_by_name("g")) is None
+    small.close()

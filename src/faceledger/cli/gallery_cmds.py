@@ -24,6 +24,7 @@ from faceledger.gallery import (
 )
 from faceledger.gallery.galleries import create_gallery
 from faceledger.gallery.search import SearchResult
+from faceledger.gallery.selfcal import precount
 from faceledger.store import LegalBasis
 
 gallery_app = typer.Typer(help="Create, list, show and delete galleries.", no_args_is_help=True)
@@ -221,6 +222,15 @@ def enroll(
                 )
             if report:
                 report.write_text(json.dumps(rep.as_json(), indent=1) + "\n")
+            if rep.enrolled:
+                # count the grown gallery's own FPIR now, not in its next search
+                with console.status("counting the gallery's false-positive rate"):
+                    own = precount(ws, ws.store.get_gallery_by_name(gallery))
+                if own is not None:
+                    console.print(
+                        f"  search thresholds counted on the gallery itself: {own.searches:,} "
+                        "members searched with their own subject left out"
+                    )
 
     guarded(run)
 

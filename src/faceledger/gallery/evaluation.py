@@ -23,14 +23,12 @@ from faceledger.errors import InvalidArgument
 from faceledger.evaluate.identify import DeclaredThreshold
 from faceledger.gallery.ranking import rank_subjects
 from faceledger.gallery.search import OperatingPoint, declared_point
-from faceledger.gallery.selfcal import gallery_calibration
+from faceledger.gallery.selfcal import precount
 from faceledger.gallery.workspace import open_workspace
 from faceledger.match.gallery_calibration import GalleryCalibration
 from faceledger.models import ModelRegistry
 from faceledger.store import NewTemplate
 from faceledger.types import Template
-
-LOOSEST_FPIR = 0.1
 
 
 class GallerySearch:
@@ -97,7 +95,7 @@ class GallerySearch:
                 self.templates = len(news)
                 # measured for the loosest target a search is usually given; smaller FPIRs
                 # that it cannot count fall back to the model card, as in `search`
-                self.own_calibration = gallery_calibration(ws, [g], LOOSEST_FPIR)
+                self.own_calibration = precount(ws, g)
                 names = {v: s for s, v in ids.items()}
                 out: list[list[tuple[str, float]]] = []
                 for vec in probe_vectors:

@@ -51,6 +51,9 @@ BATCH = 256
 REUSE_DRIFT = 0.02
 """Relative change in template count up to which a measured calibration is reused."""
 
+LOOSEST_FPIR = 0.1
+"""The highest FPIR a count is made for: a gallery too small to count it is never counted."""
+
 
 @dataclass(frozen=True)
 class _Cached:
@@ -94,6 +97,12 @@ def gallery_calibration(
     if measured is not None:
         _save(file, measured)
     return measured
+
+
+def precount(ws: Workspace, gallery: Gallery) -> GalleryCalibration | None:
+    """Count ``gallery``'s own FPIR now (after a bulk enrolment, say), so that its next search
+    finds the count ready instead of making it; None where the gallery is too small to count."""
+    return gallery_calibration(ws, [gallery], LOOSEST_FPIR)
 
 
 def _reusable(hit: _Cached, total: int, mode: str) -> bool:
