@@ -1,0 +1,165 @@
+"""The issue's reference on our protocols: face_recognition's own 1:N against faceledger's.
+
+Issue 9 states its target against ``face_recognition``'s pipeline (HOG with one upsampling,
+5-point alignment, dlib's ResNet, Euclidean distance, the first face of each image). This runs
+that pipeline itself, in its own environment (``benchmarks/_fr_reference.py``, the reference of
+``throughput.py``; set up as described in benchmarks/README.md, "Throughput"), on the
+single-image open-set protocols, scores each probe against every gallery image by negative
+Euclidean distance, and measures it with the same NIST definitions
+(``faceledger.evaluate.openset``) as faceledger's default search (``GallerySearch``, the
+ranking ``faceledger search`` uses, default settings). Printed per split: rank-1, FNIR at FPIR
+0.1 and 0.01 (thresholds measured on the non-mated probes), the FPIR face_recognition's default
+tolerance 0.6 gives, and faceledger's FNIR over face_recognition's.
+
+    .venv/bin/python benchmarks/openset_baseline.py [--protocols protocols] [--procs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from faceledger import Settings
+from faceledger.evaluate.identify import evaluate_identify
+from faceledger.evaluate.openset import (
+    IdentOperatingPoint,
+    SearchResult,
+    cmc,
+    fnir_at_fpir,
+    rates_at_threshold,
+)
+from faceledger.evaluate.protocols import ImageList, read_image_list
+from faceledger.gallery.evaluation import GallerySearch
+from faceledger.models import ModelRegistry
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from openset import templates_for  # noqa: E402
+
+TARGETS = (0.1, 0.01)
+FR_TOLERANCE = 0.6
+"""face_recognition.compare_faces' default: a distance at or below it is a 'match'."""
+
+
+def fr_encodings(
+    paths: Sequence[Path], fr_python: Path, procs: int, cache: Path
+) -> dict[str, np.ndarray | None]:
+    """face_recognition's first encoding of each image (None: no face), cached by path list."""
+    key = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
+    file = cache / f"fr-openset-{key}.json"
+    if not file.exists():
+        shares = [[str(p) for p in paths[i::procs]] for i in range(procs)]
+        with tempfile.TemporaryDirectory() as tmp:
+            jobs = []
+            for i, share in enumerate(shares):
+                (Path(tmp) / f"in{i}.json").write_text(json.dumps(share))
+                cmd = [str(fr_python), str(HERE / "_fr_reference.py")]
+                cmd += [f"{tmp}/in{i}.json", f"{tmp}/out{i}.json"]
+                jobs.append(subprocess.Popen(cmd))
+            if any(j.wait() != 0 for j in jobs):
+                raise SystemExit("the face_recognition reference failed")
+            merged: dict[str, list[float] | None] = {}
+            for i in range(procs):
+                merged |= json.loads((Path(tmp) / f"out{i}.json").read_text())["encodings"]
+        cache.mkdir(parents=True, exist_ok=True)
+        file.write_text(json.dumps(merged))
+    raw = json.loads(file.read_text())
+    return {p: None if v is None else np.asarray(v) for p, v in raw.items()}
+
+
+def fr_searches(
+    gallery: ImageList, probes: ImageList, enc: dict[str, np.ndarray | None]
+) -> list[SearchResult]:
+    """Each probe against every gallery image with an encoding: score = -distance, best first,
+    one candidate per subject (its closest image); no face: no candidates."""
+    rows = [(e.subject, enc[str(e.image)]) for e in gallery.entries]
+    kept = [(s, v) for s, v in rows if v is not None]
+    names = [s for s, _ in kept]
+    mat = np.stack([v for _, v in kept])
+    enrolled = {e.subject for e in gallery.entries}
+    out = []
+    for e in probes.entries:
+        v = enc[str(e.image)]
+        cands: tuple[tuple[str, float], ...] = ()
+        if v is not None:
+            d = np.linalg.norm(mat - v, axis=1)
+            best: dict[str, float] = {}
+            for name, dist in zip(names, d, strict=True):
+                best[name] = max(best.get(name, -np.inf), -float(dist))
+            cands = tuple(sorted(best.items(), key=lambda c: -c[1])[:20])
+        out.append(SearchResult(e.subject, e.subject in enrolled, cands, e.group))
+    return out
+
+
+def summary(searches: Sequence[SearchResult]) -> tuple[float, dict[float, float | None]]:
+    ops = fnir_at_fpir(searches, TARGETS)
+    fnir = {t: (op.fnir if isinstance(op, IdentOperatingPoint) else None) for t, op in ops.items()}
+    ranks = cmc(searches) or [float("nan")]
+    return ranks[0], fnir
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt(x: float | None) -> str:
+    return "  n/a" if x is None else f"{x:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--protocols", type=Path, default=Path("protocols"))
+    ap.add_argument("--fr-python", type=Path, default=HERE / ".venv-fr/bin/python")
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument(
+        "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "faceledger-bench"
+    )
+    args = ap.parse_args()
+    splits = {
+        s: tuple(
+            read_image_list(args.protocols / f"openset_{s}_{r}.csv") for r in ("gallery", "probes")
+        )
+        for s in ("dev", "test")
+    }
+    paths = sorted({e.image for g, p in splits.values() for e in (*g.entries, *p.entries)})
+    enc = fr_encodings(paths, args.fr_python, args.procs, args.cache_dir)
+    settings = Settings()
+    card = ModelRegistry().get(settings.model_id)
+    tm = templates_for([lst for pair in splits.values() for lst in pair], settings, card)
+    print(
+        f"{'split':<6}{'pipeline':<34}{'no face':>8}{'rank-1':>8}{'FNIR@.1':>9}{'FNIR@.01':>9}"
+        f"{'FPIR at tol 0.6':>17}"
+    )
+    for split, (gallery, probes) in splits.items():
+        fr = fr_searches(gallery, probes, enc)
+        fr_r1, fr_fnir = summary(fr)
+        tol = rates_at_threshold(fr, -FR_TOLERANCE)
+        no_face = sum(1 for e in probes.entries if enc[str(e.image)] is None)
+        print(
+            f"{split:<6}{'face_recognition (HOG, Euclidean)':<34}{no_face:>8}{fmt(fr_r1):>8}"
+            f"{fmt(fr_fnir[0.1]):>9}{fmt(fr_fnir[0.01]):>9}"
+            f"{fmt(tol.fpir):>9} ({tol.false_positives}/{tol.nonmated})"
+        )
+        search = GallerySearch(settings, card.id)
+        ev = evaluate_identify(gallery, probes, tm, search=search, targets=TARGETS)
+        fl = list(ev.searches)
+        fl_r1, fl_fnir = summary(fl)
+        print(
+            f"{'':<6}{'faceledger default':<34}{sum(ev.probe_failed):>8}{fmt(fl_r1):>8}"
+            f"{fmt(fl_fnir[0.1]):>9}{fmt(fl_fnir[0.01]):>9}"
+        )
+        ratio = {t: _ratio(fl_fnir[t], fr_fnir[t]) for t in TARGETS}
+        print(f"{'':<6}{'ratio faceledger / face_recognition':<50}{fmt(ratio[0.1]):>9}"
+              f"{fmt(ratio[0.01]):>9}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
