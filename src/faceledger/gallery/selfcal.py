@@ -80,9 +80,6 @@ def gallery_calibration(
     # not count this rate (the first needs no database query: most galleries stop there)
     if min(total, MAX_SAMPLES) * rescaled_fpir(fpir, total, total) < MIN_EVENTS:
         return None
-    subjects = sum(ws.store.counts(g.id).subjects for g in galleries)
-    if min(subjects, MAX_SAMPLES) * fpir < MIN_EVENTS:
-        return None
     cal = normalisation_for(card, ws.settings.normalisation, total)
     mode = "none" if cal is None else cal.normalisation
     key = tuple(sorted(g.id for g in galleries))
@@ -90,8 +87,13 @@ def gallery_calibration(
     file = ws.settings.data_dir / "selfcal" / f"{card.id}-{'-'.join(map(str, key))}.npz"
     hit = cache.get(key) or _load(file)
     if hit is not None and _reusable(hit, total, mode):
+        # the caller asks the count whether it supports ``fpir`` (GalleryCalibration.supports)
         cache[key] = hit
         return hit.calibration
+    # counting the subjects is a query over the whole gallery: only before a measurement
+    subjects = sum(ws.store.counts(g.id).subjects for g in galleries)
+    if min(subjects, MAX_SAMPLES) * fpir < MIN_EVENTS:
+        return None
     measured = _measure(ws, galleries, indexes, total, cal)
     cache[key] = _Cached(total, measured)
     if measured is not None:
