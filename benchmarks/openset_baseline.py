@@ -9,7 +9,12 @@ Euclidean distance, and measures it with the same NIST definitions
 (``faceledger.evaluate.openset``) as faceledger's default search (``GallerySearch``, the
 ranking ``faceledger search`` uses, default settings). Printed per split: rank-1, FNIR at FPIR
 0.1 and 0.01 (thresholds measured on the non-mated probes), the FPIR face_recognition's default
-tolerance 0.6 gives, and faceledger's FNIR over face_recognition's.
+tolerance 0.6 gives, and faceledger's FNIR over face_recognition's. ``both`` enrols the
+gallery of both splits and searches the probes of both (twice the gallery size);
+``--utkface-rest`` adds ``both+rest``, whose gallery also holds every UTKFace image no
+protocol uses (~1,000 enrolled). "mate-rm" is FNIR at FPIR 0.01 with every mated search also
+counted as a non-mated one with its mate removed from the candidates (NIST's mate-removed
+searches): non-mated probes then come from every population, not only UTKFace.
 
     .venv/bin/python benchmarks/openset_baseline.py [--protocols protocols] [--procs 2]
 """
@@ -36,13 +41,13 @@ from faceledger.evaluate.openset import (
     fnir_at_fpir,
     rates_at_threshold,
 )
-from faceledger.evaluate.protocols import ImageList, read_image_list
+from faceledger.evaluate.protocols import ImageList, ListEntry, read_image_list
 from faceledger.gallery.evaluation import GallerySearch
 from faceledger.models import ModelRegistry
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from openset import templates_for  # noqa: E402
+from openset import augmented_nonmated, templates_for  # noqa: E402
 
 TARGETS = (0.1, 0.01)
 FR_TOLERANCE = 0.6
@@ -114,11 +119,38 @@ def fmt(x: float | None) -> str:
     return "  n/a" if x is None else f"{x:.3f}"
 
 
+def utkface_rest(protocols: Sequence[ImageList], data: Path) -> tuple[ListEntry, ...]:
+    """Every UTKFace image no protocol list uses (children, the left-out near-duplicates), as
+    one-image distractor subjects: the largest gallery of real faces this data allows."""
+    used = {e.image.resolve() for lst in protocols for e in lst.entries}
+    rest = sorted(
+        p for p in (data / "utkface_subset/images").glob("*.jpg") if p.resolve() not in used
+    )
+    return tuple(ListEntry(p, f"utk-rest:{p.name}") for p in rest)
+
+
+def row(name: str, searches: Sequence[SearchResult], no_face: int) -> dict[float, float | None]:
+    """Print one pipeline's figures; return FNIR at each target (plain, then mate-removed)."""
+    r1, fnir = summary(searches)
+    _, fnir_aug = summary([s for s in searches if s.mated] + augmented_nonmated(searches))
+    print(
+        f"{'':<6}{name:<34}{no_face:>8}{fmt(r1):>8}{fmt(fnir[0.1]):>9}{fmt(fnir[0.01]):>9}"
+        f"{fmt(fnir_aug[0.01]):>10}"
+    )
+    return {0.01: fnir[0.01], -0.01: fnir_aug[0.01]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--protocols", type=Path, default=Path("protocols"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--fr-python", type=Path, default=HERE / ".venv-fr/bin/python")
     ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument(
+        "--utkface-rest",
+        action="store_true",
+        help="add split both+rest: both galleries plus every unused UTKFace image (~1,000 people)",
+    )
     ap.add_argument(
         "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "faceledger-bench"
     )
@@ -129,6 +161,16 @@ def main() -> None:
         )
         for s in ("dev", "test")
     }
+    # both splits together: twice the gallery (how the comparison moves with gallery size)
+    dev, test = splits["dev"], splits["test"]
+    both = tuple(
+        ImageList(a.source, a.entries + b.entries, a.has_groups and b.has_groups)
+        for a, b in zip(dev, test, strict=True)
+    )
+    splits["both"] = both
+    if args.utkface_rest:
+        extra = utkface_rest([*dev, *test], args.data)
+        splits["both+rest"] = (ImageList(both[0].source, both[0].entries + extra, False), both[1])
     paths = sorted({e.image for g, p in splits.values() for e in (*g.entries, *p.entries)})
     enc = fr_encodings(paths, args.fr_python, args.procs, args.cache_dir)
     settings = Settings()
@@ -136,29 +178,21 @@ def main() -> None:
     tm = templates_for([lst for pair in splits.values() for lst in pair], settings, card)
     print(
         f"{'split':<6}{'pipeline':<34}{'no face':>8}{'rank-1':>8}{'FNIR@.1':>9}{'FNIR@.01':>9}"
-        f"{'FPIR at tol 0.6':>17}"
+        f"{'mate-rm':>10}{'FPIR at tol 0.6':>17}"
     )
     for split, (gallery, probes) in splits.items():
+        print(f"{split} ({len(gallery.entries)} gallery images)")
         fr = fr_searches(gallery, probes, enc)
-        fr_r1, fr_fnir = summary(fr)
         tol = rates_at_threshold(fr, -FR_TOLERANCE)
         no_face = sum(1 for e in probes.entries if enc[str(e.image)] is None)
-        print(
-            f"{split:<6}{'face_recognition (HOG, Euclidean)':<34}{no_face:>8}{fmt(fr_r1):>8}"
-            f"{fmt(fr_fnir[0.1]):>9}{fmt(fr_fnir[0.01]):>9}"
-            f"{fmt(tol.fpir):>9} ({tol.false_positives}/{tol.nonmated})"
-        )
+        ref = row("face_recognition (HOG, Euclidean)", fr, no_face)
+        print(f"{'':<82}{fmt(tol.fpir)} ({tol.false_positives}/{tol.nonmated})")
         search = GallerySearch(settings, card.id)
         ev = evaluate_identify(gallery, probes, tm, search=search, targets=TARGETS)
-        fl = list(ev.searches)
-        fl_r1, fl_fnir = summary(fl)
-        print(
-            f"{'':<6}{'faceledger default':<34}{sum(ev.probe_failed):>8}{fmt(fl_r1):>8}"
-            f"{fmt(fl_fnir[0.1]):>9}{fmt(fl_fnir[0.01]):>9}"
-        )
-        ratio = {t: _ratio(fl_fnir[t], fr_fnir[t]) for t in TARGETS}
-        print(f"{'':<6}{'ratio faceledger / face_recognition':<50}{fmt(ratio[0.1]):>9}"
-              f"{fmt(ratio[0.01]):>9}")  # fmt: skip
+        ours = row("faceledger default", list(ev.searches), sum(ev.probe_failed))
+        print(f"{'':<6}{'ratio faceledger / face_recognition':<59}"
+              f"{fmt(_ratio(ours[0.01], ref[0.01])):>9}"
+              f"{fmt(_ratio(ours[-0.01], ref[-0.01])):>10}")  # fmt: skip
 
 
 if __name__ == "__main__":
