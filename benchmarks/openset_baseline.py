@@ -47,6 +47,9 @@ from faceledger.models import ModelRegistry
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "scripts"))
+from make_protocols import UTK_SAME_PERSON  # noqa: E402
+
 from openset import augmented_nonmated, templates_for  # noqa: E402
 
 TARGETS = (0.1, 0.01)
@@ -120,11 +123,15 @@ def fmt(x: float | None) -> str:
 
 
 def utkface_rest(protocols: Sequence[ImageList], data: Path) -> tuple[ListEntry, ...]:
-    """Every UTKFace image no protocol list uses (children, the left-out near-duplicates), as
-    one-image distractor subjects: the largest gallery of real faces this data allows."""
+    """Every UTKFace image no protocol list uses, as one-image distractor subjects: the largest
+    gallery of real faces this data allows. That is the children: the adults the protocols
+    leave out are second photos of people already in them (``UTK_SAME_PERSON``), whose
+    enrolment under another name would turn mated searches into "false positives"."""
     used = {e.image.resolve() for lst in protocols for e in lst.entries}
     rest = sorted(
-        p for p in (data / "utkface_subset/images").glob("*.jpg") if p.resolve() not in used
+        p
+        for p in (data / "utkface_subset/images").glob("*.jpg")
+        if p.resolve() not in used and p.name not in UTK_SAME_PERSON
     )
     return tuple(ListEntry(p, f"utk-rest:{p.name}") for p in rest)
 

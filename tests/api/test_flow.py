@@ -101,7 +101,7 @@ def test_given_enrolled_gallery_when_searched_and_reviewed_twice_then_lead_is_co
         assert top["score"] >= face["threshold"]
         assert result["probe_kept"] is True
         search_id = result["search_id"]
-        # what the score is: 5 templates, under the calibration's cohort of 200, so the score is
+        # what the score is: 5 templates, under the 200 the calibration normalises, so the score is
         # the cosine itself and the threshold comes from the 1:1 table, not a fitted tail
         n = result["templates_searched"]
         assert n == 5
@@ -412,9 +412,9 @@ def test_given_gallery_listing_then_users_see_only_galleries_they_hold_grants_on
 def test_given_gallery_of_cohort_size_when_searched_then_scores_say_they_are_normalised(
     deployment: Deployment, london_templates: TemplateSet, london: dict[str, bytes]
 ) -> None:
-    """Every London image but the probe (203 templates, above the calibration's cohort of
-    200) is stored from the session's real templates: the search normalises, and the answer
-    keeps the normalised score apart from the cosine behind it."""
+    """Every London image but the probe (203 templates, above the calibration's smallest
+    normalised gallery of 200) is stored from the session's real templates: the search
+    normalises, and the answer keeps the normalised score apart from the cosine behind it."""
     dep = deployment
     g = dep.ws.store.get_gallery_by_name(GALLERY)
     ids: dict[str, int] = {}

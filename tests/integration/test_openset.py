@@ -1,8 +1,8 @@
 """Normalised open-set search on real templates: one path for ``search`` and ``eval identify``.
 
 The gallery (London neutral images + ORL s1–s35, three images each: 207 templates, above the
-shipped calibration's cohort of 200) is stored from the session's real templates, so only the
-probe images are embedded here.
+shipped calibration's smallest normalised gallery of 200) is stored from the session's real
+templates, so only the probe images are embedded here.
 """
 
 from __future__ import annotations
@@ -92,8 +92,10 @@ def test_search_normalises_and_eval_identify_scores_the_same(
     assert top.similarity == pytest.approx(float(enrolled.vectors[row] @ vec), abs=1e-5)
     assert top.fmr.value == pytest.approx(card.openset.fmr_at(top.score).value)
     assert top.fpir == pytest.approx(1 - (1 - top.fmr.value) ** n, rel=1e-6)
-    # the same normalisation by hand: cohort = 200 templates evenly by id (= insertion order)
-    rows = select_evenly(np.arange(n), card.openset.cohort_size)
+    # the same normalisation by hand: cohort = every template (fewer than cohort_max)
+    assert n < card.openset.cohort_max
+    rows = select_evenly(np.arange(n), card.openset.cohort_max)
+    assert rows.size == n
     codes = {s: i for i, s in enumerate(dict.fromkeys(enrolled.subjects))}
     subj = np.array([codes[s] for s in enrolled.subjects])
     cohort = Cohort(enrolled.vectors[rows], subj[rows])
@@ -161,8 +163,8 @@ def test_small_gallery_falls_back_to_cosine_scores(enrolled: Enrolled) -> None:
 def test_threshold_is_counted_on_the_gallery_when_it_can_be(
     tmp_path: Path, data_dir: Path, enrolled: Enrolled
 ) -> None:
-    """Raw cosine scores (so no member is held back for the cohort): every subject's first
-    template searched against everyone else gives the threshold `search` applies."""
+    """Raw cosine scores: every subject's first template searched against everyone else gives
+    the threshold `search` applies."""
     ws = _workspace(tmp_path / "ws", enrolled, normalisation="none")
     me = local_operator(ws, "tester")
     probe = data_dir / "london/images/005_smiling.jpg"
@@ -190,7 +192,7 @@ def test_threshold_is_counted_on_the_gallery_when_it_can_be(
     # a later process reads the count back (sorted scores only); a damaged file is redone
     (saved,) = (tmp_path / "ws" / "selfcal").glob("*.npz")
     with np.load(saved) as z:
-        assert sorted(z.files) == ["normalisation", "templates", "top_scores"]
+        assert sorted(z.files) == ["normalisation", "templates", "top_scores", "version"]
         assert np.allclose(z["top_scores"], sorted(tops, reverse=True), atol=1e-6)
     for damage in (None, b"not a numpy file"):
         if damage is not None:
@@ -214,6 +216,37 @@ def test_threshold_is_counted_on_the_gallery_when_it_can_be(
                  case_ref="OS-6", fpir=0.3)  # fmt: skip
     assert res.faces[0].threshold_source == "model card"
     card_only.close()
+
+
+def test_normalised_count_leaves_the_member_out_of_every_statistic(
+    tmp_path: Path, enrolled: Enrolled
+) -> None:
+    """The gallery is its own cohort, so a member searched against the rest must also be
+    taken out of the cohort: its count is the search a person never enrolled would get."""
+    from faceledger.gallery import selfcal
+
+    ws = _workspace(tmp_path / "ws", enrolled)
+    g = ws.store.get_gallery_by_name("g")
+    own = selfcal.gallery_calibration(ws, [g], 0.3)
+    assert own is not None and own.normalisation == "asnorm"
+    codes = {s: i for i, s in enumerate(dict.fromkeys(enrolled.subjects))}
+    subj = np.array([codes[s] for s in enrolled.subjects])
+    vecs = enrolled.vectors.astype(np.float64)
+    shortlist = Settings().top_k * 8  # SHORTLIST_FACTOR: the raw neighbours a search ranks
+    tops, leaky = [], []
+    for s in codes.values():
+        member = int(np.flatnonzero(subj == s)[0])  # first template by id
+        others = np.flatnonzero(subj != s)
+        near = others[np.argsort(-(vecs[others] @ vecs[member]), kind="stable")[:shortlist]]
+        for store, rows in ((tops, others), (leaky, np.arange(len(subj)))):
+            cohort = Cohort(enrolled.vectors[rows], subj[rows])
+            z, _ = normalise(vecs[member], vecs[near], subj[near], cohort, 50)
+            store.append(float(z.max()))
+    assert own.searches == len(codes)
+    assert np.allclose(own.top_scores, sorted(tops, reverse=True), atol=1e-6)
+    # left in the cohort, the member drags its nearest impostors' scores down
+    assert np.mean(leaky) < np.mean(tops) - 0.05
+    ws.close()
 
 
 def test_quality_aggregation_weighs_each_template_by_its_quality(

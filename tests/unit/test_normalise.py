@@ -12,7 +12,10 @@ from faceledger.gallery.search import comparison_fmr_for
 from faceledger.match.normalise import (
     Cohort,
     as_norm,
+    candidate_stats,
+    drop_one,
     normalise,
+    probe_stats,
     select_evenly,
     top_k_stats,
 )
@@ -87,6 +90,58 @@ def test_normalise_leaves_the_candidates_subject_out_of_the_probe_side() -> None
     # candidate top-2 over all four = (1.0, 0.96) → mean 0.98, sd 0.02
     assert z[1] == pytest.approx(0.5 * (0.1 / 0.1 + (0.8 - 0.98) / 0.02), abs=1e-4)
     assert z[0] > z[1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_probe_and_candidate_stats_equal_brute_force_with_a_subject_left_out(seed: int) -> None:
+    """Against the definition, entry by entry: random cohorts where one subject holds up to
+    120 templates (more than top_k, so the probe side's short cut cannot serve it)."""
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(60, 400)), int(rng.integers(2, 60))
+    subjects = rng.integers(0, 40, n)
+    subjects[: int(rng.integers(0, 120))] = 7
+    vecs = rng.normal(size=(n, 8)) + np.array([3.0] + [0.0] * 7)  # near one another
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    cohort = Cohort(vecs.astype(np.float32), subjects.astype(np.int64))
+    probe = vecs[0] + 0.1 * rng.normal(size=8)
+    cands = np.arange(0, n, 3)
+    cand_subj = subjects[cands]
+    leave_out = int(rng.choice([7, 3, 99]))
+    pm, ps = probe_stats(probe, cand_subj, cohort, k, leave_out=leave_out)
+    gm, gs, floor, after = candidate_stats(vecs[cands], cand_subj, cohort, k, leave_out=leave_out)
+    c64 = cohort.vectors.astype(np.float64)
+    for i, (c, s) in enumerate(zip(cands, cand_subj, strict=True)):
+        keep = (subjects != s) & (subjects != leave_out)
+        top = np.sort(c64[keep] @ probe)[::-1][:k]
+        assert pm[i] == pytest.approx(top.mean(), abs=1e-9)
+        assert ps[i] == pytest.approx(max(top.std(), 1e-6), abs=1e-9)
+        ranked = np.sort(c64[keep] @ vecs[c])[::-1]
+        top = ranked[:k]
+        assert gm[i] == pytest.approx(top.mean(), abs=1e-6)
+        assert gs[i] == pytest.approx(max(top.std(), 1e-6), abs=1e-6)
+        assert floor[i] == pytest.approx(top.min(), abs=1e-6)
+        assert after[i] == pytest.approx(ranked[k] if ranked.size > k else -np.inf, abs=1e-6)
+
+
+def test_drop_one_equals_recomputing_without_that_entry() -> None:
+    """Taking one of a row's top k out and the next one in, by update, is the recomputation."""
+    rng = np.random.default_rng(4)
+    k = 50
+    subjects = np.arange(400, dtype=np.int64)
+    vecs = rng.normal(size=(400, 16)) + np.array([4.0] + [0.0] * 15)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    cohort = Cohort(vecs.astype(np.float32), subjects)
+    cands = np.arange(0, 400, 7)
+    full = candidate_stats(vecs[cands], subjects[cands], cohort, k)
+    scores = vecs[cands] @ cohort.vectors.astype(np.float64).T
+    scores[np.arange(cands.size), cands] = -np.inf
+    gone = np.argsort(-scores, axis=1)[:, 17]  # the 18th best of each row leaves
+    mean, std = drop_one(full, k, scores[np.arange(cands.size), gone])
+    for i, c in enumerate(cands):
+        exact = candidate_stats(vecs[c : c + 1], subjects[c : c + 1], cohort, k,
+                                leave_out=int(gone[i]))  # fmt: skip
+        assert mean[i] == pytest.approx(exact.mean[0], abs=1e-9)
+        assert std[i] == pytest.approx(exact.std[0], abs=1e-7)
 
 
 def test_normalise_refuses_mismatched_inputs() -> None:

@@ -1,9 +1,10 @@
 """Ranking a template against galleries: the shortlist, AS-normalisation, per-subject scores.
 
 :func:`rank` is the one ranking behind ``search``, ``eval identify`` (``gallery.evaluation``)
-and the gallery's own FPIR count (``gallery.selfcal``). A search cohort (a fixed-size, evenly
-spread sample of the searched galleries' templates) and the gallery-side statistics met so far
-are kept per index manager until the galleries' templates change.
+and the gallery's own FPIR count (``gallery.selfcal``). A search cohort (the searched
+galleries' templates, all of them up to the calibration's ``cohort_max``, an evenly spread
+sample beyond) and the gallery-side statistics met so far are kept per index manager until the
+galleries' templates change.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from faceledger.gallery.workspace import Workspace
 from faceledger.index import VectorIndex
 from faceledger.match.normalise import (
     Cohort,
+    TopK,
     as_norm,
     candidate_stats,
+    drop_one,
     probe_stats,
     select_evenly,
 )
@@ -83,8 +86,9 @@ def rank(
     L2-normalised mean template (``fused``; ``quality``: weighted by face quality); scores
     are AS-normalised when :func:`normalisation_for` says so, re-ranking the raw shortlist.
     Ties break by template id.
-    ``exclude=(subject_id, templates)`` leaves one subject (holding that many templates) out:
-    a member's search of the rest of its gallery (``gallery.selfcal``).
+    ``exclude=(subject_id, templates)`` leaves one subject (holding that many templates) out
+    of the candidates and of every cohort statistic: a member's search of the rest of its
+    gallery, as if it had never been enrolled (``gallery.selfcal``).
     """
     excluded = None if exclude is None else [exclude]
     (ranking,) = rank_many(ws, galleries, [template], k, exclude=excluded)
@@ -155,23 +159,19 @@ def _ranking(
             ranked = [_fused(ws, r, template) for r in ranked]
     else:
         state = _cohort(ws, indexes, cal)
-        missing = [t for t in hits if t not in state.templates]
-        if missing:
-            stored = ws.store.get_templates(missing)
-            fresh = [t for t in missing if t in stored]
-            if fresh:
-                subs = np.array([stored[t].info.subject_id for t in fresh], dtype=np.int64)
-                vecs = np.stack([stored[t].vector for t in fresh])
-                gm, gs = candidate_stats(vecs, subs, state.cohort, cal.top_k)
-                for i, t in enumerate(fresh):
-                    state.templates[t] = (int(subs[i]), float(gm[i]), float(gs[i]))
+        _cache_candidates(ws, state, list(hits), cal.top_k)
         tids = [t for t in hits if t in state.templates and state.templates[t][0] != left_out]
         if tids:
             known = np.array([state.templates[t] for t in tids], dtype=np.float64)
             subjects = known[:, 0].astype(np.int64)
             raw = np.array([hits[t][1] for t in tids], dtype=np.float64)
-            pm, ps = probe_stats(template.vector, subjects, state.cohort, cal.top_k)
-            z = as_norm(raw, pm, ps, known[:, 1], known[:, 2])
+            pm, ps = probe_stats(
+                template.vector, subjects, state.cohort, cal.top_k, leave_out=left_out
+            )
+            gm, gs = known[:, 1], known[:, 2]
+            if left_out is not None:
+                gm, gs = _without_subject(ws, state, tids, known, left_out, cal.top_k)
+            z = as_norm(raw, pm, ps, gm, gs)
             for i, tid in enumerate(tids):
                 g = hits[tid][0]
                 key = (g.id, int(subjects[i]))
@@ -179,9 +179,66 @@ def _ranking(
                     best[key] = RankedSubject(g, int(subjects[i]), tid, float(z[i]), float(raw[i]))
         ranked = list(best.values())
         if ws.settings.aggregation != "max":
-            ranked = _fused_normalised(ws, ranked, template, state, cal.top_k)
+            ranked = _fused_normalised(ws, ranked, template, state, cal.top_k, left_out)
     ranked.sort(key=lambda r: (-r.score, r.template_id))
     return Ranking(ranked[:k], cal, total)
+
+
+def _cache_candidates(ws: Workspace, state: _CohortState, tids: list[int], top_k: int) -> None:
+    """Gallery-side statistics of the templates not met before (kept with the cohort)."""
+    missing = [t for t in tids if t not in state.templates]
+    if not missing:
+        return
+    stored = ws.store.get_templates(missing)
+    fresh = [t for t in missing if t in stored]
+    if fresh:
+        subs = np.array([stored[t].info.subject_id for t in fresh], dtype=np.int64)
+        vecs = np.stack([stored[t].vector for t in fresh])
+        st = candidate_stats(vecs, subs, state.cohort, top_k)
+        for i, t in enumerate(fresh):
+            state.templates[t] = (
+                int(subs[i]),
+                float(st.mean[i]),
+                float(st.std[i]),
+                float(st.floor[i]),
+                float(st.after[i]),
+            )
+
+
+def _without_subject(
+    ws: Workspace,
+    state: _CohortState,
+    tids: list[int],
+    known: npt.NDArray[np.float64],
+    left_out: int,
+    top_k: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Candidates' cohort statistics with ``left_out``'s templates out of the cohort.
+
+    Only a candidate with one of them among its top-k cohort scores (at or above its floor)
+    changes. With one such template, the next score takes its place (:func:`drop_one`); with
+    more, the candidate's statistics are computed again over the cohort.
+    """
+    gm, gs = known[:, 1].copy(), known[:, 2].copy()
+    own = state.cohort.subjects == left_out
+    if not own.any():
+        return gm, gs
+    vecs = state.vectors(ws, tids)
+    scores = vecs @ state.cohort.vectors[own].astype(np.float64).T
+    inside = scores >= known[:, 3:4]
+    count = inside.sum(axis=1)
+    one = np.flatnonzero((count == 1) & np.isfinite(known[:, 4]))
+    if one.size:
+        stats = TopK(known[one, 1], known[one, 2], known[one, 3], known[one, 4])
+        removed = np.where(inside[one], scores[one], -np.inf).max(axis=1)
+        gm[one], gs[one] = drop_one(stats, top_k, removed)
+    many = np.flatnonzero((count > 1) | ((count == 1) & ~np.isfinite(known[:, 4])))
+    if many.size:
+        st = candidate_stats(
+            vecs[many], known[many, 0].astype(np.int64), state.cohort, top_k, leave_out=left_out
+        )
+        gm[many], gs[many] = st.mean, st.std
+    return gm, gs
 
 
 def _mean_template(ws: Workspace, subject_id: int) -> npt.NDArray[np.float64]:
@@ -214,23 +271,32 @@ def _fused(ws: Workspace, r: RankedSubject, probe: Template) -> RankedSubject:
 
 
 def _fused_normalised(
-    ws: Workspace, ranked: list[RankedSubject], probe: Template, state: _CohortState, top_k: int
+    ws: Workspace,
+    ranked: list[RankedSubject],
+    probe: Template,
+    state: _CohortState,
+    top_k: int,
+    left_out: int | None = None,
 ) -> list[RankedSubject]:
     """Shortlisted subjects re-scored by their mean template, AS-normalised (each subject's
-    mean template and its cohort statistics are kept with the cohort state)."""
+    mean template and its cohort statistics are kept with the cohort state; with
+    ``left_out``, statistics without that subject's cohort templates are computed afresh)."""
     for r in ranked:
         if r.subject_id not in state.fused:
             mean = _mean_template(ws, r.subject_id)
-            gm, gs = candidate_stats(mean[None, :], [r.subject_id], state.cohort, top_k)
-            state.fused[r.subject_id] = (mean, float(gm[0]), float(gs[0]))
+            st = candidate_stats(mean[None, :], [r.subject_id], state.cohort, top_k)
+            state.fused[r.subject_id] = (mean, float(st.mean[0]), float(st.std[0]))
     if not ranked:
         return ranked
     subjects = np.array([r.subject_id for r in ranked], dtype=np.int64)
     means = np.stack([state.fused[r.subject_id][0] for r in ranked])
     raw = means @ probe.vector.astype(np.float64)
-    pm, ps = probe_stats(probe.vector, subjects, state.cohort, top_k)
-    gm = np.array([state.fused[r.subject_id][1] for r in ranked])
-    gs = np.array([state.fused[r.subject_id][2] for r in ranked])
+    pm, ps = probe_stats(probe.vector, subjects, state.cohort, top_k, leave_out=left_out)
+    if left_out is None:
+        gm = np.array([state.fused[r.subject_id][1] for r in ranked])
+        gs = np.array([state.fused[r.subject_id][2] for r in ranked])
+    else:
+        gm, gs, _, _ = candidate_stats(means, subjects, state.cohort, top_k, leave_out=left_out)
     z = as_norm(raw, pm, ps, gm, gs)
     return [
         RankedSubject(r.gallery, r.subject_id, r.template_id, float(z[i]), float(raw[i]))
@@ -240,12 +306,26 @@ def _fused_normalised(
 
 @dataclass
 class _CohortState:
-    """A search cohort and, per gallery template met so far, (subject, top-k mean, spread)."""
+    """A search cohort and, per gallery template met so far, (subject, top-k mean, spread,
+    lowest top-k score, the next score below it)."""
 
     cohort: Cohort
-    templates: dict[int, tuple[int, float, float]]
+    templates: dict[int, tuple[int, float, float, float, float]]
     fused: dict[int, tuple[npt.NDArray[np.float64], float, float]] = field(default_factory=dict)
     """Per subject: its mean template and that template's cohort statistics."""
+    rows: dict[int, int] = field(default_factory=dict)
+    """Template id → its row in the cohort (every template, up to ``cohort_max``)."""
+
+    def vectors(self, ws: Workspace, tids: Sequence[int]) -> npt.NDArray[np.float64]:
+        """The templates' vectors: from the cohort where they are in it, else the store."""
+        out = np.empty((len(tids), self.cohort.vectors.shape[1]), dtype=np.float64)
+        away = [i for i, t in enumerate(tids) if t not in self.rows]
+        inside = [i for i, t in enumerate(tids) if t in self.rows]
+        out[inside] = self.cohort.vectors[[self.rows[tids[i]] for i in inside]]
+        if away:
+            stored = ws.store.get_templates([tids[i] for i in away])
+            out[away] = np.stack([stored[tids[i]].vector for i in away])
+        return out
 
 
 _COHORTS: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], tuple[bytes, _CohortState]]] = (
@@ -257,12 +337,12 @@ _COHORTS: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], tuple[bytes, _
 def _cohort(
     ws: Workspace, indexes: Sequence[tuple[Gallery, VectorIndex]], cal: OpenSetCalibration
 ) -> _CohortState:
-    """``cal.cohort_size`` templates of the searched galleries chosen evenly by id. The state
-    (with the gallery-side statistics computed so far) is kept until the galleries' template
-    ids change in any way: an enrolment or erasure starts a new one."""
+    """The searched galleries' templates, all of them up to ``cal.cohort_max`` (chosen evenly
+    by id beyond). The state (with the gallery-side statistics computed so far) is kept until
+    the galleries' template ids change in any way: an enrolment or erasure starts a new one."""
     all_ids = [idx.ids() for _, idx in indexes]
     ids = np.concatenate(all_ids) if all_ids else np.zeros(0, dtype=np.int64)
-    chosen = select_evenly(ids, cal.cohort_size)
+    chosen = select_evenly(ids, cal.cohort_max)
     digest = hashlib.sha256(np.sort(ids).tobytes()).digest()
     key = tuple(sorted(g.id for g, _ in indexes))
     cache = _COHORTS.setdefault(ws.indexes, {})
@@ -275,13 +355,6 @@ def _cohort(
         np.stack([found[i].vector for i in kept]).astype(np.float32),
         np.array([found[i].info.subject_id for i in kept], dtype=np.int64),
     )
-    state = _CohortState(cohort, {}, {})
+    state = _CohortState(cohort, {}, {}, {t: row for row, t in enumerate(kept)})
     cache[key] = (digest, state)
     return state
-
-
-def cohort_subjects(
-    ws: Workspace, indexes: Sequence[tuple[Gallery, VectorIndex]], cal: OpenSetCalibration
-) -> set[int]:
-    """Subjects with a template in the search cohort of the galleries behind ``indexes``."""
-    return {int(s) for s in _cohort(ws, indexes, cal).cohort.subjects}

@@ -8,16 +8,23 @@ re-expresses a raw score ``s(p, g)`` by how far it stands out from each side's o
 
 where ``μ_p, σ_p`` are the mean and standard deviation of the probe's ``top_k`` highest
 similarities to a cohort of templates (leaving out the candidate's subject) and ``μ_g, σ_g``
-the same for the candidate template (leaving out its own subject). The cohort is a fixed-size,
-evenly spaced sample of the searched galleries' own templates (:func:`select_evenly`): it
-follows the gallery's population, and because its size does not grow with the gallery the
-distribution of ``z`` over impostor pairs does not either, so one per-comparison calibration
-(``models.calibration.OpenSetCalibration``) holds at every gallery size.
+the same for the candidate template (leaving out its own subject). The cohort is the searched
+galleries' own templates, all of them up to ``OpenSetCalibration.cohort_max`` and an evenly
+spaced sample beyond (:func:`select_evenly`): each side is compared with its own nearest
+impostors in the gallery it is searched in. A fixed 200-template cohort, the first design,
+covered less of a growing gallery and lost most of its effect: FNIR at FPIR 0.01 0.099 against
+0.016 for the whole gallery at 847 templates (benchmarks/README.md, "Cohort").
+
+The price: the top ``top_k`` of a larger cohort are nearer impostors, so the distribution of
+``z`` over impostor pairs moves down as the gallery grows, and a per-comparison calibration
+measured at one size is conservative (declares more false matches than happen) at larger
+ones. Galleries large enough count their own FPIR instead (``gallery.selfcal``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +75,21 @@ def top_k_stats(
     A row with fewer than ``k`` usable entries uses those it has; one with fewer than two
     raises ``InvalidArgument`` (no spread to normalise by).
     """
+    stats = _top_k(scores, k, exclude)
+    return stats.mean, stats.std
+
+
+class TopK(NamedTuple):
+    """Per row: mean and spread of the top-k scores, the lowest of them (``floor``) and the
+    next one below (``after``); -inf where a row has too few."""
+
+    mean: FloatArray
+    std: FloatArray
+    floor: FloatArray
+    after: FloatArray
+
+
+def _top_k(scores: npt.ArrayLike, k: int, exclude: npt.NDArray[np.bool_] | None) -> TopK:
     s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     if k < 2:
         raise InvalidArgument(f"top_k must be >= 2, got {k}")
@@ -79,12 +101,29 @@ def top_k_stats(
     if s.shape[1] == 0 or int(usable.min(initial=s.shape[1])) < 2:
         raise InvalidArgument("a cohort needs at least two usable scores per row")
     kk = min(k, s.shape[1])
-    top = -np.partition(-s, kk - 1, axis=1)[:, :kk]
+    if s.shape[1] > kk:
+        part = -np.partition(-s, [kk - 1, kk], axis=1)
+        after = part[:, kk]
+    else:
+        part = -np.partition(-s, kk - 1, axis=1)
+        after = np.full(s.shape[0], -np.inf)
+    top = part[:, :kk]
     n = np.minimum(usable, kk).astype(np.float64)
     finite = np.isfinite(top)
     vals = np.where(finite, top, 0.0)
     mean = vals.sum(axis=1) / n
     var = (np.where(finite, (top - mean[:, None]) ** 2, 0.0)).sum(axis=1) / n
+    return TopK(mean, np.maximum(np.sqrt(var), MIN_STD), top.min(axis=1), after)
+
+
+def drop_one(stats: TopK, k: int, removed: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Mean and spread of each row's top k with one of its entries (``removed``, at or above
+    the row's floor) taken out and the next one (``after``, finite) taken in: the update that
+    spares a pass over the whole cohort when a single template leaves it."""
+    x = np.asarray(removed, dtype=np.float64)
+    mean = stats.mean + (stats.after - x) / k
+    second = stats.std**2 + stats.mean**2 + (stats.after**2 - x**2) / k
+    var = np.maximum(second - mean**2, 0.0)
     return mean, np.maximum(np.sqrt(var), MIN_STD)
 
 
@@ -103,19 +142,33 @@ def as_norm(
 
 
 def candidate_stats(
-    candidates: npt.ArrayLike, candidate_subjects: npt.ArrayLike, cohort: Cohort, top_k: int
-) -> tuple[FloatArray, FloatArray]:
-    """Each candidate template's top-k cohort mean and spread, leaving out its own subject."""
+    candidates: npt.ArrayLike,
+    candidate_subjects: npt.ArrayLike,
+    cohort: Cohort,
+    top_k: int,
+    *,
+    leave_out: int | None = None,
+) -> TopK:
+    """Each candidate template's top-k cohort statistics (:class:`TopK`), leaving out its own
+    subject and ``leave_out``."""
     c = np.atleast_2d(np.asarray(candidates, dtype=np.float64))
     subj = np.asarray(candidate_subjects, dtype=np.int64).reshape(-1)
-    same = subj[:, None] == cohort.subjects[None, :]
-    return top_k_stats(c @ cohort.vectors.astype(np.float64).T, top_k, same)
+    excluded = subj[:, None] == cohort.subjects[None, :]
+    if leave_out is not None:
+        excluded |= (cohort.subjects == leave_out)[None, :]
+    return _top_k(c @ cohort.vectors.astype(np.float64).T, top_k, excluded)
 
 
 def probe_stats(
-    probe: npt.ArrayLike, candidate_subjects: npt.ArrayLike, cohort: Cohort, top_k: int
+    probe: npt.ArrayLike,
+    candidate_subjects: npt.ArrayLike,
+    cohort: Cohort,
+    top_k: int,
+    *,
+    leave_out: int | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """The probe's top-k cohort mean and spread, per candidate: its subject left out.
+    """The probe's top-k cohort mean and spread, per candidate: its subject (and ``leave_out``,
+    the probe's own subject where it sits in the cohort) left out.
 
     Only a subject among the probe's top-k cohort entries changes them, so the statistics are
     computed once and then again for each such subject.
@@ -123,14 +176,37 @@ def probe_stats(
     p = np.asarray(probe, dtype=np.float64).reshape(-1)
     subj = np.asarray(candidate_subjects, dtype=np.int64).reshape(-1)
     scores = cohort.vectors.astype(np.float64) @ p
-    order = np.argsort(-scores, kind="stable")
-    ranked, owners = scores[order], cohort.subjects[order]
+    owners_all = cohort.subjects
+    if leave_out is not None:
+        keep = owners_all != leave_out
+        scores, owners_all = scores[keep], owners_all[keep]
+    # the 2·top_k best suffice unless one subject holds more than top_k of them
+    n = int(scores.shape[0])
+    head_n = min(n, 2 * top_k)
+    order = np.argpartition(-scores, head_n - 1)[:head_n] if n > head_n else np.arange(n)
+    order = order[np.argsort(-scores[order], kind="stable")]
+    ranked, owners = scores[order], owners_all[order]
     mean0, std0 = top_k_stats(ranked[None, :], top_k)
     mean = np.full(subj.shape[0], mean0[0])
     std = np.full(subj.shape[0], std0[0])
-    for s in set(owners[:top_k].tolist()) & set(subj.tolist()):
-        m, d = top_k_stats(ranked[owners != s][None, :], top_k)
-        mean[subj == s], std[subj == s] = m[0], d[0]
+    changed = np.array(sorted(set(owners[:top_k].tolist()) & set(subj.tolist())), dtype=np.int64)
+    if changed.size == 0:
+        return mean, std
+    # one row per such subject: the ranked head without it, its first top_k entries kept
+    kept = owners[None, :] != changed[:, None]
+    rows = np.where(kept & (np.cumsum(kept, axis=1) <= top_k), ranked[None, :], -np.inf)
+    short = kept.sum(axis=1) < top_k
+    if n > head_n and short.any():
+        # a subject with more than top_k of the head: its row from every score
+        for i in np.flatnonzero(short):
+            rest = scores[owners_all != changed[i]]
+            top = -np.partition(-rest, min(top_k, rest.shape[0]) - 1)[:top_k]
+            rows[i] = -np.inf
+            rows[i, : top.shape[0]] = top
+    m, d = top_k_stats(rows, top_k)
+    where = np.searchsorted(changed, subj)
+    hit = (where < changed.size) & (changed[np.minimum(where, changed.size - 1)] == subj)
+    mean[hit], std[hit] = m[where[hit]], d[where[hit]]
     return mean, std
 
 
@@ -158,5 +234,5 @@ def normalise(
         raise InvalidArgument("probe, candidates and cohort differ in dimension")
     raw = c @ p
     pm, ps = probe_stats(p, subj, cohort, top_k)
-    gm, gs = candidate_stats(c, subj, cohort, top_k)
-    return as_norm(raw, pm, ps, gm, gs), raw
+    g = candidate_stats(c, subj, cohort, top_k)
+    return as_norm(raw, pm, ps, g.mean, g.std), raw

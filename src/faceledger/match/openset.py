@@ -4,11 +4,12 @@ Procedure (``benchmarks/openset.py --write-calibration`` runs it on the dev spli
 the people are split into random halves, several times with fixed seeds; each half in turn is
 a gallery of one image per person and one image of each person of the other half is a
 non-mated probe (:func:`subject_halves`). Every probe–template
-pair is normalised exactly as a search normalises it (cohort: ``cohort_size`` templates of that
-gallery chosen by :func:`~faceledger.match.normalise.select_evenly`, statistics of the
-``top_k`` highest cohort scores) and is an impostor pair. The pooled scores give the measured
-curve; a generalised Pareto tail, fitted by probability-weighted moments to the highest
-``tail_fraction`` of them, extends it to the rates large galleries need.
+pair is normalised exactly as a search normalises it (cohort: every template of that gallery,
+up to ``cohort_max`` chosen by :func:`~faceledger.match.normalise.select_evenly`; statistics of
+the ``top_k`` highest cohort scores) and is an impostor pair. The halves of the dev split hold
+about ``cohort_size`` people, the size the rates are measured at. The pooled scores give the
+measured curve; a generalised Pareto tail, fitted by probability-weighted moments to the
+highest ``tail_fraction`` of them, extends it to the rates large galleries need.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from faceledger.models.calibration import FMRCurve, OpenSetCalibration, TailMode
 
 NORMALISATION = "asnorm"
 DEFAULT_COHORT_SIZE = 200
+DEFAULT_COHORT_MAX = 5000
+"""Cohort templates at most: a search's cost grows with it (5,000 x 128-d: ~0.3 ms a probe)."""
 DEFAULT_TOP_K = 50
 TAIL_FRACTION = 1e-3
 MIN_EXCEEDANCES = 50
@@ -74,17 +77,21 @@ class Split:
     probe_subjects: npt.NDArray[np.int64]
 
 
-def impostor_scores(split: Split, cohort_size: int, top_k: int) -> npt.NDArray[np.float64]:
-    """Normalised scores of every probe against every gallery template of another subject."""
+def impostor_scores(
+    split: Split, cohort_size: int, top_k: int, cohort_max: int | None = None
+) -> npt.NDArray[np.float64]:
+    """Normalised scores of every probe against every gallery template of another subject
+    (the gallery needs ``cohort_size`` templates; its cohort is all of them up to
+    ``cohort_max``, default ``cohort_size``)."""
     g = np.asarray(split.gallery, dtype=np.float64)
     gs = np.asarray(split.gallery_subjects, dtype=np.int64)
     if g.shape[0] < cohort_size:
         raise InvalidArgument(
             f"a calibration gallery needs at least {cohort_size} templates, got {g.shape[0]}"
         )
-    rows = select_evenly(np.arange(g.shape[0]), cohort_size)
+    rows = select_evenly(np.arange(g.shape[0]), cohort_max or cohort_size)
     cohort = Cohort(g[rows].astype(np.float32), gs[rows])
-    gm, gsd = candidate_stats(g, gs, cohort, top_k)
+    gm, gsd, _, _ = candidate_stats(g, gs, cohort, top_k)
     out: list[npt.NDArray[np.float64]] = []
     for vec, subj in zip(split.probes, split.probe_subjects, strict=True):
         keep = gs != subj
@@ -123,15 +130,19 @@ def calibrate_openset(
     *,
     cohort_size: int = DEFAULT_COHORT_SIZE,
     top_k: int = DEFAULT_TOP_K,
+    cohort_max: int = DEFAULT_COHORT_MAX,
     source: str = "",
 ) -> OpenSetCalibration:
     """Pool every split's normalised impostor scores into an :class:`OpenSetCalibration`."""
-    if not 2 <= top_k < cohort_size:
-        raise InvalidArgument("need 2 <= top_k < cohort_size")
-    scores = np.concatenate([impostor_scores(s, cohort_size, top_k) for s in splits])
+    if not 2 <= top_k < cohort_size <= cohort_max:
+        raise InvalidArgument("need 2 <= top_k < cohort_size <= cohort_max")
+    scores = np.concatenate([impostor_scores(s, cohort_size, top_k, cohort_max) for s in splits])
+    sizes = sorted({s.gallery.shape[0] for s in splits})
     procedure = (
         f"AS-norm: z = ½[(s−μp)/σp + (s−μg)/σg] over the top {top_k} cosine similarities to "
-        f"{cohort_size} gallery templates chosen evenly by id (candidate's subject left out); "
+        f"the gallery's own templates, all of them up to {cohort_max} (chosen evenly by id "
+        f"beyond), candidate's subject left out; calibration galleries of "
+        f"{sizes[0]}–{sizes[-1]} templates; "
         f"impostor pairs = non-mated probes × gallery templates over {len(splits)} simulated "
         f"searches (people in halves, one image each); generalised Pareto tail fitted by "
         f"probability-weighted moments above the top {TAIL_FRACTION:g} of scores"
@@ -139,6 +150,7 @@ def calibrate_openset(
     return OpenSetCalibration(
         normalisation=NORMALISATION,
         cohort_size=cohort_size,
+        cohort_max=cohort_max,
         top_k=top_k,
         curve=FMRCurve.from_scores(scores),
         tail=fit_tail(scores),

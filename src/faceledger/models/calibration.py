@@ -242,9 +242,13 @@ MIN_TAIL_FMR = 1e-10
 class OpenSetCalibration:
     """Per-comparison false-match rate of *normalised* 1:N scores (see ``match.normalise``).
 
-    The normalisation's parameters are part of the calibration: a search must use the same
-    cohort size and top-k, or these rates do not apply. Rates down to the measured curve's
-    resolution come from the curve; below it, from the fitted tail (``extrapolated``).
+    The normalisation's parameters are part of the calibration: a search normalises with the
+    same cohort rule and top-k. ``cohort_size`` is the smallest gallery normalised and the
+    cohort size the rates were measured at; a search's cohort is every template of the
+    searched galleries up to ``cohort_max`` (an even sample beyond). Larger cohorts give lower
+    impostor scores, so the rates are conservative for galleries above ``cohort_size``
+    (``match.normalise``). Rates down to the measured curve's resolution come from the curve;
+    below it, from the fitted tail (``extrapolated``).
     """
 
     normalisation: str
@@ -254,6 +258,13 @@ class OpenSetCalibration:
     tail: TailModel
     source: str = ""
     procedure: str = ""
+    cohort_max: int = 0
+    """Most cohort templates; 0 (cards written before it existed): ``cohort_size``, a fixed
+    cohort."""
+
+    def __post_init__(self) -> None:
+        if self.cohort_max == 0:
+            object.__setattr__(self, "cohort_max", self.cohort_size)
 
     @property
     def measured_min_fmr(self) -> float:
@@ -289,6 +300,7 @@ class OpenSetCalibration:
         return {
             "normalisation": self.normalisation,
             "cohort_size": self.cohort_size,
+            "cohort_max": self.cohort_max,
             "top_k": self.top_k,
             "source": self.source,
             "procedure": self.procedure,
@@ -307,9 +319,12 @@ class OpenSetCalibration:
                 tail=TailModel.from_json(data["tail"]),
                 source=str(data.get("source", "")),
                 procedure=str(data.get("procedure", "")),
+                cohort_max=int(data.get("cohort_max", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"malformed open-set calibration: {exc}") from exc
         if cal.top_k < 2 or cal.cohort_size <= cal.top_k:
             raise CalibrationError("open-set calibration needs 2 <= top_k < cohort_size")
+        if cal.cohort_max < cal.cohort_size:
+            raise CalibrationError("open-set calibration needs cohort_max >= cohort_size")
         return cal
