@@ -70,9 +70,10 @@ class Settings:
     """Per-subject score over its templates: best single template, the mean template, or the
     mean weighted by each template's face quality score."""
     normalisation: Literal["none", "asnorm"] = "asnorm"
-    """1:N scores: ``asnorm`` normalises each score against a cohort sampled from the searched
-    galleries (when they hold at least the model card's open-set cohort size), with the FPIR
-    threshold from the card's open-set calibration; ``none`` ranks by cosine similarity."""
+    """1:N scores: ``asnorm`` normalises each score against the searched galleries' own
+    templates (all of them up to the card's ``cohort_max``, when they hold at least its
+    ``cohort_size``), with the FPIR threshold from the gallery's own count or the card's
+    open-set calibration; ``none`` ranks by cosine similarity."""
     fpir_calibration: Literal["auto", "card"] = "auto"
     """Where a search's FPIR threshold comes from: ``auto`` counts it on the searched
     galleries' own members (leave-one-subject-out searches, ``gallery.selfcal``) when they are

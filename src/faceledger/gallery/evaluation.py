@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy.typing as npt
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
 from faceledger.evaluate.identify import DeclaredThreshold
-from faceledger.gallery.ranking import rank_subjects
+from faceledger.gallery.ranking import rank
 from faceledger.gallery.search import OperatingPoint, declared_point
 from faceledger.gallery.selfcal import precount
 from faceledger.gallery.workspace import open_workspace
@@ -65,7 +66,15 @@ class GallerySearch:
         /,
         *,
         gallery_quality: Sequence[float | None] | None = None,
+        leave_out: Sequence[str | None] | None = None,
     ) -> list[list[tuple[str, float]]]:
+        """Each probe's ranked ``(subject, score)`` list; ``leave_out`` names, per probe, a
+        subject to take out of the gallery for that search: out of the candidates and of every
+        normalisation statistic, the search of someone never enrolled (NIST's mate-removed
+        non-mated search done properly: dropping the mate from the list alone leaves its score
+        in the probe's cohort statistics, which lowers every impostor's normalised score)."""
+        if leave_out is not None and len(leave_out) != len(probe_vectors):
+            raise InvalidArgument("one leave_out entry per probe")
         with tempfile.TemporaryDirectory(prefix="faceledger-eval-") as tmp:
             settings = dataclasses.replace(
                 self.settings, data_dir=Path(tmp), database_url=None, template_key=None
@@ -97,10 +106,13 @@ class GallerySearch:
                 # that it cannot count fall back to the model card, as in `search`
                 self.own_calibration = precount(ws, g)
                 names = {v: s for s, v in ids.items()}
+                held = Counter(gallery_subjects)
                 out: list[list[tuple[str, float]]] = []
-                for vec in probe_vectors:
-                    ranked = rank_subjects(ws, [g], Template(self.model_id, vec), k)
-                    out.append([(names[r.subject_id], r.score) for r in ranked])
+                for i, vec in enumerate(probe_vectors):
+                    gone = None if leave_out is None else leave_out[i]
+                    exclude = None if gone not in ids else (ids[gone], held[gone])
+                    ranking = rank(ws, [g], Template(self.model_id, vec), k, exclude=exclude)
+                    out.append([(names[r.subject_id], r.score) for r in ranking.subjects])
                 return out
             finally:
                 ws.close()
