@@ -11,7 +11,10 @@ score: flattering; ``--flattering`` prints that too). Each cohort rule
 scores the same searches with the engine's own normalisation functions
 (``faceledger.match.normalise``: probe side leaves out the candidate's subject, candidate side
 its own) on every gallery template, not a shortlist. Printed per rule: FNIR at FPIR 0.1, 0.01
-and 0.003 over all draws (thresholds measured on the non-mated searches).
+and 0.003 over all draws (thresholds measured on the non-mated searches). The same draws are
+also searched with ``face_recognition``'s own pipeline (``openset_baseline.py``'s reference,
+raw Euclidean distance, where dropping the mate from the list is exact), and each rule's FNIR
+at FPIR 0.01 is printed over face_recognition's.
 
     .venv/bin/python benchmarks/openset_cohort.py [--distractors 350 700] [--draws 4]
 """
@@ -36,7 +39,7 @@ from faceledger.models import ModelRegistry
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from openset import augmented_nonmated, templates_for  # noqa: E402
-from openset_baseline import utkface_rest  # noqa: E402
+from openset_baseline import fr_encodings, fr_searches, utkface_rest  # noqa: E402
 
 RULES: tuple[tuple[str, int | None, int | float], ...] = (
     ("fixed 200, top 50 (before)", 200, 50),
@@ -101,6 +104,8 @@ def main() -> None:
     ap.add_argument(
         "--flattering", action="store_true", help="also: mate-removed by candidate list only"
     )
+    ap.add_argument("--fr-python", type=Path, default=HERE / ".venv-fr/bin/python")
+    ap.add_argument("--procs", type=int, default=2)
     ap.add_argument(
         "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "faceledger-bench"
     )
@@ -118,6 +123,12 @@ def main() -> None:
     for e in entries:
         if tm.vectors.get(e.image) is not None:
             by_subject.setdefault(e.subject, []).append(e)
+    enc = None
+    if args.fr_python.exists():
+        paths = sorted({e.image for e in entries})
+        enc = fr_encodings(paths, args.fr_python, args.procs, args.cache_dir)
+    else:
+        print(f"no face_recognition environment at {args.fr_python}: its row is left out")
     mated = sorted(s for s, es in by_subject.items() if len(es) >= 2)
     utk = sorted(s for s in by_subject if s.startswith("utk"))
     codes = {s: i for i, s in enumerate(sorted(by_subject))}
@@ -129,6 +140,7 @@ def main() -> None:
     for n_distract in args.distractors:
         rng = np.random.default_rng(n_distract)
         results: dict[str, list[SearchResult]] = {name: [] for name, _, _ in RULES}
+        reference: list[SearchResult] = []
         if args.flattering:
             results.update({f"{name}, flattering": [] for name, _, _ in RULES})
         for _ in range(args.draws):
@@ -141,6 +153,11 @@ def main() -> None:
             gs = np.array([codes[e.subject] for e in gal], dtype=np.int64)
             p = np.stack([vec(e) for e in prb])
             truth = [codes[e.subject] for e in prb]
+            if enc is not None:
+                src = lists[0].source
+                found = fr_searches(ImageList(src, tuple(gal), False),
+                                    ImageList(src, tuple(prb), False), enc)  # fmt: skip
+                reference += [s for s in found if s.mated] + augmented_nonmated(found)
             nm = np.array([t in set(gs.tolist()) for t in truth])
             for name, size, top in RULES:
                 z = scores(g, gs, p, size, top)
@@ -158,15 +175,30 @@ def main() -> None:
                     results[f"{name}, flattering"] += [s for s in found if s.mated]
                     results[f"{name}, flattering"] += augmented_nonmated(found)
         print(f"\n{len(mated) + n_distract} enrolled")
-        print(f"{'cohort rule':<46}{'non-mated':>10}" + "".join(f"  FNIR@{t:<5}" for t in TARGETS))
+        print(
+            f"{'cohort rule':<46}{'non-mated':>10}"
+            + "".join(f"  FNIR@{t:<5}" for t in TARGETS)
+            + "  ratio@0.01"
+        )
+        if reference:
+            results = {"face_recognition (HOG, Euclidean)": reference, **results}
+        ref = fnir_at_fpir(reference, TARGETS).get(0.01) if reference else None
         for name, every in results.items():
             points = fnir_at_fpir(every, TARGETS)
             cells = [
                 f"{p.fnir:>11.3f}" if isinstance(p, IdentOperatingPoint) else f"{'n/a':>11}"
                 for p in points.values()
             ]
+            at = points[0.01]
+            ratio = (
+                f"{at.fnir / ref.fnir:>11.2f}"
+                if isinstance(at, IdentOperatingPoint)
+                and isinstance(ref, IdentOperatingPoint)
+                and ref.fnir > 0
+                else ""
+            )
             nonmated = sum(1 for s in every if not s.mated)
-            print(f"{name:<46}{nonmated:>10}" + " ".join(cells))
+            print(f"{name:<46}{nonmated:>10}" + " ".join(cells) + ratio)
 
 
 if __name__ == "__main__":
