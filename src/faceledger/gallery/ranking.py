@@ -343,7 +343,7 @@ def _cohort(
     all_ids = [idx.ids() for _, idx in indexes]
     ids = np.concatenate(all_ids) if all_ids else np.zeros(0, dtype=np.int64)
     chosen = select_evenly(ids, cal.cohort_max)
-    digest = hashlib.sha256(np.sort(ids).tobytes()).digest()
+    digest = hashlib.sha256(np.sort(ids).tobytes() + str(cal.cohort_max).encode()).digest()
     key = tuple(sorted(g.id for g, _ in indexes))
     cache = _COHORTS.setdefault(ws.indexes, {})
     cached = cache.get(key)
