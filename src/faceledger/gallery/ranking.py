@@ -189,11 +189,8 @@ def _cache_candidates(ws: Workspace, state: _CohortState, tids: list[int], top_k
     missing = [t for t in tids if t not in state.templates]
     if not missing:
         return
-    stored = ws.store.get_templates(missing)
-    fresh = [t for t in missing if t in stored]
+    fresh, subs, vecs = state.lookup(ws, missing)
     if fresh:
-        subs = np.array([stored[t].info.subject_id for t in fresh], dtype=np.int64)
-        vecs = np.stack([stored[t].vector for t in fresh])
         st = candidate_stats(vecs, subs, state.cohort, top_k)
         for i, t in enumerate(fresh):
             state.templates[t] = (
@@ -223,16 +220,17 @@ def _without_subject(
     own = state.cohort.subjects == left_out
     if not own.any():
         return gm, gs
-    vecs = state.vectors(ws, tids)
+    _, _, vecs = state.lookup(ws, tids)
     scores = vecs @ state.cohort.vectors[own].astype(np.float64).T
     inside = scores >= known[:, 3:4]
     count = inside.sum(axis=1)
-    one = np.flatnonzero((count == 1) & np.isfinite(known[:, 4]))
+    single = (count == 1) & np.isfinite(known[:, 4])
+    one = np.flatnonzero(single)
     if one.size:
         stats = TopK(known[one, 1], known[one, 2], known[one, 3], known[one, 4])
         removed = np.where(inside[one], scores[one], -np.inf).max(axis=1)
         gm[one], gs[one] = drop_one(stats, top_k, removed)
-    many = np.flatnonzero((count > 1) | ((count == 1) & ~np.isfinite(known[:, 4])))
+    many = np.flatnonzero((count > 0) & ~single)
     if many.size:
         st = candidate_stats(
             vecs[many], known[many, 0].astype(np.int64), state.cohort, top_k, leave_out=left_out
@@ -316,16 +314,33 @@ class _CohortState:
     rows: dict[int, int] = field(default_factory=dict)
     """Template id → its row in the cohort (every template, up to ``cohort_max``)."""
 
-    def vectors(self, ws: Workspace, tids: Sequence[int]) -> npt.NDArray[np.float64]:
-        """The templates' vectors: from the cohort where they are in it, else the store."""
-        out = np.empty((len(tids), self.cohort.vectors.shape[1]), dtype=np.float64)
-        away = [i for i, t in enumerate(tids) if t not in self.rows]
-        inside = [i for i, t in enumerate(tids) if t in self.rows]
-        out[inside] = self.cohort.vectors[[self.rows[tids[i]] for i in inside]]
-        if away:
-            stored = ws.store.get_templates([tids[i] for i in away])
-            out[away] = np.stack([stored[tids[i]].vector for i in away])
-        return out
+    def lookup(
+        self, ws: Workspace, tids: Sequence[int]
+    ) -> tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Of ``tids`` (in order), those that exist, with their subjects and vectors: read
+        from the cohort where it holds them (every template, up to ``cohort_max``), else
+        from the store."""
+        away = [t for t in tids if t not in self.rows]
+        stored = ws.store.get_templates(away) if away else {}
+        found: list[int] = []
+        subs: list[int] = []
+        vecs: list[npt.NDArray[np.float32]] = []
+        for t in tids:
+            if t in self.rows:
+                subs.append(int(self.cohort.subjects[self.rows[t]]))
+                vecs.append(self.cohort.vectors[self.rows[t]])
+            elif t in stored:
+                subs.append(stored[t].info.subject_id)
+                vecs.append(stored[t].vector)
+            else:
+                continue
+            found.append(t)
+        dim = self.cohort.vectors.shape[1]
+        return (
+            found,
+            np.array(subs, dtype=np.int64),
+            np.stack(vecs).astype(np.float64) if vecs else np.zeros((0, dim)),
+        )
 
 
 _COHORTS: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], tuple[bytes, _CohortState]]] = (

@@ -12,8 +12,8 @@ the same for the candidate template (leaving out its own subject). The cohort is
 galleries' own templates, all of them up to ``OpenSetCalibration.cohort_max`` and an evenly
 spaced sample beyond (:func:`select_evenly`): each side is compared with its own nearest
 impostors in the gallery it is searched in. A fixed 200-template cohort, the first design,
-covered less of a growing gallery and lost most of its effect: FNIR at FPIR 0.01 0.099 against
-0.016 for the whole gallery at 847 templates (benchmarks/README.md, "Cohort").
+covered less of a growing gallery and lost most of its effect: FNIR at FPIR 0.01 0.102 against
+0.043 for the whole gallery at 847 templates (benchmarks/README.md, "Cohort").
 
 The price: the top ``top_k`` of a larger cohort are nearer impostors, so the distribution of
 ``z`` over impostor pairs moves down as the gallery grows, and a per-comparison calibration
