@@ -317,6 +317,16 @@ def test_real_templates_round_trip_exactly(store: SqlStore, orl_sample: list[Rea
     assert not store.has_image(gid, sha("never enrolled"))
     s1 = store.list_templates(subject_ids["s1"])
     assert [i.image_sha256 for i in s1] == [f.sha256 for f in orl_sample if f.subject == "s1"]
+    empty = store.add_subject(gid, "no templates", enrolled_by="e").id
+    wanted = [*subject_ids.values(), empty, 10**9]
+    counts = store.template_counts(wanted)
+    assert set(counts) == set(wanted)
+    for name, sid in subject_ids.items():
+        held = sum(f.subject == name for f in orl_sample)
+        assert counts[sid] == held == len(store.list_templates(sid))
+    assert counts[empty] == 0 and counts[10**9] == 0
+    with pytest.raises(InvalidArgument):
+        store.template_counts(["1"])
 
 
 def test_template_validation(store: SqlStore) -> None:

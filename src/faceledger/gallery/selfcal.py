@@ -173,11 +173,12 @@ def _measure(
         keep = select_evenly(np.arange(len(chosen)), MAX_SAMPLES)
         chosen = [chosen[int(i)] for i in keep]
     model = ws.engine.card.id
+    counts = ws.store.template_counts(s for s, _ in chosen)
     tops: list[float] = []
     for start in range(0, len(chosen), BATCH):
         batch = chosen[start : start + BATCH]
         probes = [Template(model, np.asarray(stored[t].vector, np.float32)) for _, t in batch]
-        own = [(s, len(ws.store.list_templates(s))) for s, _ in batch]
+        own = [(s, counts[s]) for s, _ in batch]
         # the shortlist a search fetches (k = top_k): a best normalised score can come from
         # beyond the raw top few, and a shorter shortlist would miss it and undercount
         for ranking in rank_many(ws, galleries, probes, ws.settings.top_k, exclude=own):

@@ -543,6 +543,21 @@ class SqlStore:
             ).all()
         return [rows.template_info(r) for r in found]
 
+    def template_counts(self, subject_ids: Iterable[int]) -> dict[int, int]:
+        """How many templates each of ``subject_ids`` holds (unknown or empty subjects: 0)."""
+        wanted = check.ids(subject_ids, "subject ids")
+        out = dict.fromkeys(wanted, 0)
+        with read_transaction(self.engine) as conn:
+            for chunk in q.chunks(wanted):
+                found = conn.execute(
+                    sa.select(templates.c.subject_id, sa.func.count())
+                    .where(templates.c.subject_id.in_(chunk))
+                    .group_by(templates.c.subject_id)
+                ).all()
+                for subject, count in found:
+                    out[int(subject)] = int(count)
+        return out
+
     def template_ids(self, gallery_id: int) -> np.ndarray[Any, np.dtype[np.int64]]:
         """All template ids of a gallery, ascending (to check a vector index against)."""
         with read_transaction(self.engine) as conn:
