@@ -388,8 +388,14 @@ def ivf_rows(
     ]  # fmt: skip
     if not big or "pq64" in args.backends:
         settings.append(("pq64", {"encoding": "pq", "pq_m": 64}, [(64, 200), (128, 200)]))
+    # 4-bit PQ in faiss' SIMD fast-scan layout: 32 B codes scanned ~4x faster than 8-bit PQ32
+    settings.append(
+        ("pq64x4fs", {"encoding": "pq4fs", "pq_m": 64},
+         [(256, 400), (320, 400), (384, 400)] if big else [(64, 400), (96, 400), (128, 400)])
+    )  # fmt: skip
+    family = {"sq8": "sq8", "pq32": "pq", "pq64": "pq", "pq64x4fs": "fs"}
     for label, params, probes in settings:
-        if not {"sq8" if label == "sq8" else "pq", "ivf"} & args.backends:
+        if not {family[label], "ivf"} & args.backends:
             continue
 
         def build(params: dict[str, Any] = params) -> VectorIndex:
@@ -491,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=1000, help="probes (half mated, half not)")
     ap.add_argument("--latency-queries", type=int, default=300, help="single-query timings")
     ap.add_argument(
-        "--backends", default="flat,hnsw,sq8,pq,milvus",
-        help="subset of flat,hnsw,sq8,pq,pq64,ivf,milvus (exact always runs; pq64 is off at 1M+)",
+        "--backends", default="flat,hnsw,sq8,pq,fs,milvus",
+        help="subset of flat,hnsw,sq8,pq,fs,pq64,ivf,milvus (exact always runs; no pq64 at 1M+)",
     )  # fmt: skip
     ap.add_argument(
         "--milvus-max", type=parse_size, default=100_000,

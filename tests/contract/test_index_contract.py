@@ -39,6 +39,7 @@ BACKENDS = [
     "faiss-flat",
     "faiss-ivf-sq8",
     "faiss-ivf-pq",
+    "faiss-ivf-pq4fs",
     "faiss-hnsw-flat",
     "faiss-hnsw-sq8",
     "milvus-lite",
@@ -90,9 +91,9 @@ Factory = Callable[[], VectorIndex]
 def trained_ivf(corpus: Corpus) -> dict[str, FaissIVFIndex]:
     """IVF cells and codebooks trained once per module (PQ training takes seconds)."""
     out = {}
-    for encoding in ("sq8", "pq"):
+    for encoding, pq_m in (("sq8", 16), ("pq", 16), ("pq4fs", 32)):
         ivf = FaissIVFIndex(
-            D, MODEL, nlist=16, nprobe=16, encoding=encoding, pq_m=16, shortlist=200
+            D, MODEL, nlist=16, nprobe=16, encoding=encoding, pq_m=pq_m, shortlist=200
         )  # type: ignore[arg-type]
         ivf.train(corpus.vectors)
         out[encoding] = ivf

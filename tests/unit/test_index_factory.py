@@ -68,8 +68,9 @@ def test_make_index_refuses_unknown_kinds_and_parameters() -> None:
         IndexChoice("faiss-hnsw", {"m": 16, "ef_search": 64}),
         IndexChoice("faiss-ivf", {"nlist": 32, "nprobe": 8, "encoding": "sq8"}),
         IndexChoice("faiss-ivf", {"nlist": 32, "nprobe": 8, "encoding": "pq", "pq_m": 8}),
+        IndexChoice("faiss-ivf", {"nlist": 32, "nprobe": 8, "encoding": "pq4fs", "pq_m": 16}),
     ],
-    ids=["hnsw", "ivf-sq8", "ivf-pq"],
+    ids=["hnsw", "ivf-sq8", "ivf-pq", "ivf-pq4fs"],
 )
 def test_rebuild_holds_exactly_the_given_templates_with_high_recall(choice: IndexChoice) -> None:
     v = clustered(6000, 32)

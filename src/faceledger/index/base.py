@@ -244,18 +244,25 @@ def rerank(
     if m == 0 or c == 0:
         return SearchHits.empty(m, k)
     valid = candidates >= 0
+    d = queries.shape[1]
     q64 = queries.astype(np.float64)
     scores = np.full((m, c), -np.inf, dtype=np.float64)
-    rows_per_block = max(1, _RERANK_BLOCK // (c * queries.shape[1]))
+    rows_per_block = max(1, _RERANK_BLOCK // (c * d))
     for r0 in range(0, m, rows_per_block):
         r1 = min(m, r0 + rows_per_block)
         block_valid = valid[r0:r1]
         wanted = candidates[r0:r1][block_valid]
         if wanted.size == 0:
             continue
-        vecs = fetch_checked(fetch, wanted, queries.shape[1])
-        owner = np.nonzero(block_valid)[0] + r0
-        scores[r0:r1][block_valid] = np.einsum("ij,ij->i", vecs.astype(np.float64), q64[owner])
+        vecs = fetch_checked(fetch, wanted, d).astype(np.float64)
+        if wanted.size == block_valid.size:
+            grid = vecs.reshape(r1 - r0, c, d)
+        else:  # padded rows: zero vectors, their scores masked below
+            grid = np.zeros((r1 - r0, c, d), dtype=np.float64)
+            grid[block_valid] = vecs
+        # one mat-vec per query row (not a per-candidate copy of the query: 10x slower)
+        block = np.matmul(grid, q64[r0:r1, :, None])[:, :, 0]
+        scores[r0:r1] = np.where(block_valid, block, -np.inf)
     # Primary key: descending score; secondary: ascending id (padding sorts last).
     keys = np.where(valid, candidates, np.iinfo(np.int64).max)
     order = np.lexsort((keys, -scores), axis=-1)[:, :k]
