@@ -389,10 +389,8 @@ def ivf_rows(
     if not big or "pq64" in args.backends:
         settings.append(("pq64", {"encoding": "pq", "pq_m": 64}, [(64, 200), (128, 200)]))
     # 4-bit PQ in faiss' SIMD fast-scan layout: 32 B codes scanned ~4x faster than 8-bit PQ32
-    settings.append(
-        ("pq64x4fs", {"encoding": "pq4fs", "pq_m": 64},
-         [(256, 400), (320, 400), (384, 400)] if big else [(64, 400), (96, 400), (128, 400)])
-    )  # fmt: skip
+    fs_probes = args.fs_nprobe or ([256, 320, 384] if big else [64, 96, 128])
+    settings.append(("pq64x4fs", {"encoding": "pq4fs", "pq_m": 64}, [(p, 400) for p in fs_probes]))
     family = {"sq8": "sq8", "pq32": "pq", "pq64": "pq", "pq64x4fs": "fs"}
     for label, params, probes in settings:
         if not {family[label], "ivf"} & args.backends:
@@ -509,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hnsw-efc", type=int, default=40, help="HNSW ef_construction")
     ap.add_argument("--hnsw-ef", default="64,128,256", help="ef_search values to measure")
     ap.add_argument("--hnsw-storage", default="sq8", help="comma list of flat,sq8")
+    ap.add_argument(
+        "--fs-nprobe", default="", help="cells probed by the fast-scan IVF rows (comma list)"
+    )
     ap.add_argument("--threads", type=int, default=2, help="faiss OpenMP threads for batches")
     ap.add_argument("--allow-10m", action="store_true", help="permit sizes above 2M (RAM!)")
     ap.add_argument(
@@ -518,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.backends = set(args.backends.split(","))
     args.hnsw_ef = [int(x) for x in args.hnsw_ef.split(",")]
+    args.fs_nprobe = [int(x) for x in args.fs_nprobe.split(",") if x]
     args.hnsw_storage = args.hnsw_storage.split(",")
     if args.quick:
         args.sizes, args.queries, args.latency_queries = "20k", 200, 100

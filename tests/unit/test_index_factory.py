@@ -15,10 +15,12 @@ from faceledger.index import (
     FaissIVFIndex,
     IndexChoice,
     choose_index,
+    factory,
     load_index,
     make_index,
     needs_rebuild,
     rebuild,
+    retune,
 )
 from faceledger.index.factory import FLAT_MAX
 
@@ -39,13 +41,20 @@ def clustered(n: int, d: int, seed: int = 0) -> npt.NDArray[np.float32]:
 def test_choice_follows_size_recall_and_memory() -> None:
     assert choose_index(1_000).kind == "faiss-flat"
     assert choose_index(FLAT_MAX).kind == "faiss-flat"
+    mid = choose_index(200_000, 0.99)
+    assert mid.kind == "faiss-hnsw" and mid.params["ef_search"] >= 64
     big = choose_index(1_000_000, 0.99)
-    assert big.kind == "faiss-hnsw" and big.params["ef_search"] >= 64
+    assert big.kind == "faiss-ivf" and big.params["encoding"] == "pq4fs"
+    assert big.params["nprobe"] <= big.params["nlist"] and big.params["shortlist"] >= 100
     assert choose_index(1_000_000, 1.0).kind == "faiss-flat"
     small = choose_index(1_000_000, 0.95, max_bytes_per_template=128)
-    assert small.kind == "faiss-ivf" and small.params["encoding"] == "pq"
-    assert small.params["pq_m"] + 8 <= 128
+    assert small.kind == "faiss-ivf" and small.params["encoding"] == "pq4fs"
+    assert small.params["pq_m"] // 2 + 8 <= 128  # 4-bit codes
     assert 512 <= small.params["nlist"] <= 4096
+    assert small.params["nprobe"] < big.params["nprobe"]  # a lower recall target probes less
+    tiny = choose_index(1_000_000, 0.95, max_bytes_per_template=48)
+    assert tiny.kind == "faiss-ivf" and tiny.params["encoding"] == "pq"
+    assert tiny.params["pq_m"] + 8 <= 48
     for bad in ((-1, 0.9, None), (10, 0.0, None), (10, 1.5, None), (10, 0.9, 8)):
         with pytest.raises(InvalidArgument):
             choose_index(bad[0], bad[1], max_bytes_per_template=bad[2])
@@ -205,3 +214,18 @@ def test_needs_rebuild_reacts_to_growth_and_tombstones() -> None:
     hnsw.remove(np.arange(0, n, 4))
     assert hnsw.dead_fraction > 0.2
     assert needs_rebuild(hnsw) is not None
+
+
+def test_a_growing_hnsw_graph_widens_its_search_and_hands_over_to_ivf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hnsw = FaissHNSWIndex(4, "m", m=8, ef_search=64)
+    hnsw.add(np.arange(3000), unit(3000, 4))
+    monkeypatch.setattr(factory, "FLAT_MAX", 100)
+    monkeypatch.setattr(factory, "FAST_SCAN_MIN", 2000)
+    # hnsw_ef is 128 below 100k templates: a graph made with 64 is widened, not rebuilt
+    assert retune(hnsw) and hnsw.ef_search == 128
+    assert not retune(hnsw)
+    choice = needs_rebuild(hnsw)  # grown past FAST_SCAN_MIN: IVF fast-scan from here
+    assert choice is not None and choice.kind == "faiss-ivf"
+    assert choice.params["encoding"] == "pq4fs"

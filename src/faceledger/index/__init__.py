@@ -16,6 +16,7 @@ from faceledger.index.factory import (
     make_index,
     needs_rebuild,
     rebuild,
+    retune,
 )
 from faceledger.index.faiss_hnsw import FaissHNSWIndex
 from faceledger.index.faiss_index import FaissFlatIndex
@@ -37,4 +38,5 @@ __all__ = [
     "make_index",
     "needs_rebuild",
     "rebuild",
+    "retune",
 ]
