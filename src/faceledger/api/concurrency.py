@@ -18,6 +18,7 @@ and the benchmark (``benchmarks/load_service.py``) measures what it costs.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,8 +27,9 @@ from typing import Any, Self
 import numpy.typing as npt
 
 from faceledger.config import FaceSelection, Settings
-from faceledger.gallery.indexes import IndexManager, SyncReport
-from faceledger.index import VectorIndex
+from faceledger.errors import Conflict
+from faceledger.gallery.indexes import IndexManager, ReindexReport, SyncReport
+from faceledger.index import IndexChoice, VectorIndex
 from faceledger.index.base import IdArray, SearchHits
 from faceledger.pipeline import Engine, ImageInput, VerifyResult
 from faceledger.store import Gallery, SqlStore
@@ -171,12 +173,21 @@ class LockedIndex(VectorIndex):
             self._inner.close()
 
 
+log = logging.getLogger("faceledger.api")
+
+
 class LockedIndexManager(IndexManager):
-    """An :class:`IndexManager` safe to share between threads (one re-entrant lock)."""
+    """An :class:`IndexManager` safe to share between threads (one re-entrant lock).
+
+    Re-indexing a gallery that has outgrown its index runs in a background thread: the
+    build holds no lock (the old index keeps answering searches and taking enrolments), and
+    only the final reconcile-and-swap takes the lock.
+    """
 
     def __init__(self, store: SqlStore, folder: Path) -> None:
         super().__init__(store, folder)
         self.lock = threading.RLock()
+        self._workers: dict[int, threading.Thread] = {}
 
     @classmethod
     def replacing(cls, manager: IndexManager) -> LockedIndexManager:
@@ -217,5 +228,67 @@ class LockedIndexManager(IndexManager):
             super().drop(gallery)
 
     def close(self) -> None:
+        self.wait_reindexing()
         with self.lock:
             super().close()
+
+    # -- background re-indexing -------------------------------------------------------------
+    def _current(self, gallery: Gallery, dimension: int) -> VectorIndex:
+        with self.lock:
+            return super()._current(gallery, dimension)
+
+    def reindex_choice(self, gallery: Gallery, dimension: int) -> IndexChoice | None:
+        with self.lock:
+            return super().reindex_choice(gallery, dimension)
+
+    def _claim(self, gallery: Gallery) -> None:
+        with self.lock:
+            super()._claim(gallery)
+
+    def _release(self, gallery: Gallery) -> None:
+        with self.lock:
+            super()._release(gallery)
+
+    def _swap(self, gallery: Gallery, fresh: VectorIndex) -> None:
+        with self.lock:
+            super()._swap(gallery, fresh)
+
+    def maybe_reindex(self, gallery: Gallery, dimension: int) -> ReindexReport | None:
+        """Start re-indexing in a background thread if the gallery has outgrown its index
+        (returns None at once; :meth:`wait_reindexing` waits for it)."""
+        with self.lock:
+            running = self._workers.get(gallery.id)
+            if gallery.id in self._reindexing or (running is not None and running.is_alive()):
+                return None
+            choice = self.reindex_choice(gallery, dimension)
+            if choice is None:
+                return None
+            worker = threading.Thread(
+                target=self._reindex_worker,
+                args=(gallery, dimension, choice),
+                name=f"faceledger-reindex-{gallery.id}",
+                daemon=True,
+            )
+            self._workers[gallery.id] = worker
+        worker.start()
+        return None
+
+    def _reindex_worker(self, gallery: Gallery, dimension: int, choice: IndexChoice) -> None:
+        try:
+            report = self.reindex(gallery, dimension, choice)
+            if report is not None:
+                log.info("re-indexed gallery %s: %s", gallery.name, report)
+        except Conflict:
+            pass  # another worker got there first
+        except Exception:  # the old index stays in service; the next enrolment tries again
+            log.exception("re-indexing gallery %s failed", gallery.name)
+
+    def wait_reindexing(self, timeout: float | None = None) -> bool:
+        """Wait for background re-indexing to end; False if some is still running."""
+        with self.lock:
+            workers = list(self._workers.values())
+        for w in workers:
+            w.join(timeout)
+        with self.lock:
+            self._workers = {g: w for g, w in self._workers.items() if w.is_alive()}
+            return not self._workers

@@ -220,6 +220,12 @@ def enroll(
                 console.print(
                     f"  subjects with no usable image: {', '.join(rep.subjects_without_template)}"
                 )
+            if rep.reindexed:
+                r = rep.reindexed
+                console.print(
+                    f"  index rebuilt for {r['size']:,} templates: {r['before']} -> {r['after']} "
+                    f"({r['reason']}; {r['seconds']} s)"
+                )
             if report:
                 report.write_text(json.dumps(rep.as_json(), indent=1) + "\n")
             if rep.enrolled:

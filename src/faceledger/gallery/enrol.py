@@ -83,6 +83,7 @@ def enrol_image(
     (tid,) = ws.store.add_templates([_new_template(subject, img.sha256, face, None)])
     ws.indexes.add(gallery, [tid], [face.template])
     ws.indexes.save(gallery)
+    ws.indexes.maybe_reindex(gallery, face.template.dimension)
     ws.audit.append(
         AuditRecord(
             operation=AuditOp.ENROL,
@@ -128,6 +129,8 @@ class BulkReport:
     """(item, reason) of every rejected item of this run."""
     subjects_without_template: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    reindexed: dict[str, object] | None = None
+    """The gallery's index rebuilt as another kind at the end of this run, if it was."""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -142,6 +145,7 @@ class BulkReport:
             "rejected": [{"item": k, "reason": r} for k, r in self.rejected],
             "subjects_without_template": self.subjects_without_template,
             "seconds": round(self.seconds, 2),
+            "reindexed": self.reindexed,
         }
 
 
@@ -258,6 +262,10 @@ def enrol_bulk(
     writer.flush()
     ws.indexes.save(gallery)
     ws.store.finish_job(job.id)
+    # a gallery that outgrew its index kind is rebuilt as the kind its size calls for
+    reindexed = ws.indexes.maybe_reindex(gallery, ws.engine.card.dimension)
+    if reindexed is not None:
+        report.reindexed = reindexed.as_json()
     report.seconds = time.monotonic() - started
     enrolled_subjects = {
         s for s in {it.subject for it in items} if ws.store.find_subject(gallery.id, s) is not None

@@ -3,16 +3,33 @@
 Indexes are files under ``<data_dir>/indexes``. The store commits first; an index is a cache
 of it: on opening, its ids are compared with the store's and any difference (after a crash
 between a commit and an index save) is repaired by adding or removing those templates.
+
+The kind of index follows the gallery's size (``faceledger.index.choose_index``): after
+enrolment, :meth:`IndexManager.maybe_reindex` asks ``needs_rebuild`` whether the current
+index still fits and, when it does not, builds the new one from a snapshot of the store,
+reconciles it with the store (templates enrolled or removed during the build), and swaps it
+in. The new kind is recorded in the gallery's ``index_description``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from faceledger.index import VectorIndex, choose_index, load_index, make_index
+from faceledger.errors import Conflict
+from faceledger.index import (
+    IndexChoice,
+    VectorIndex,
+    choose_index,
+    load_index,
+    make_index,
+    needs_rebuild,
+    rebuild,
+    retune,
+)
 from faceledger.store import Gallery, SqlStore
 from faceledger.types import Template
 
@@ -29,12 +46,34 @@ class SyncReport:
         return self.added == 0 and self.removed == 0
 
 
+@dataclass(frozen=True)
+class ReindexReport:
+    """A gallery's index rebuilt as another kind (or the same kind, re-trained)."""
+
+    gallery: str
+    before: str
+    after: str
+    size: int
+    seconds: float
+    reason: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "before": self.before,
+            "after": self.after,
+            "size": self.size,
+            "seconds": round(self.seconds, 2),
+            "reason": self.reason,
+        }
+
+
 class IndexManager:
     def __init__(self, store: SqlStore, folder: Path) -> None:
         self.store = store
         self.folder = folder
         self._open: dict[int, VectorIndex] = {}
         self._dirty: set[int] = set()
+        self._reindexing: set[int] = set()
 
     def _path(self, gallery: Gallery) -> Path:
         return self.folder / f"gallery-{gallery.id}.index"
@@ -59,16 +98,31 @@ class IndexManager:
         return idx
 
     def _new(self, gallery: Gallery, dimension: int) -> VectorIndex:
-        """A new index of the kind that suits the gallery's size (recall@10 target 0.99)."""
+        """A new index of the kind that suits the gallery's size (recall@10 target 0.99);
+        one that needs training (HNSW's SQ8 ranges, IVF's cells) is built from the store."""
         expected = int(self.store.template_ids(gallery.id).size)
         choice = choose_index(expected, 0.99)
-        idx = make_index(choice.kind, dimension, gallery.model_id, **choice.params)
+        if choice.kind in ("faiss-flat", "exact") or expected == 0:
+            idx = make_index(choice.kind, dimension, gallery.model_id, **choice.params)
+        else:
+            idx = self._build(gallery, dimension, choice)
         self.store.update_gallery(gallery.id, index_description=idx.describe())
         return idx
 
-    def sync(self, gallery: Gallery, dimension: int) -> SyncReport:
-        """Make the index hold exactly the store's templates of ``gallery``."""
-        idx = self._open.get(gallery.id) or self.get(gallery, dimension)
+    def _build(self, gallery: Gallery, dimension: int, choice: IndexChoice) -> VectorIndex:
+        """An index of ``choice`` holding a snapshot of the store's templates of ``gallery``
+        (pure: touches no shared state, so it may run off the request path)."""
+        ids: list[np.ndarray] = []
+        vecs: list[np.ndarray] = []
+        for batch in self.store.iter_templates(gallery.id, batch_size=8192):
+            ids.append(batch.ids)
+            vecs.append(batch.vectors)
+        all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        all_vecs = np.concatenate(vecs) if vecs else np.zeros((0, dimension), np.float32)
+        return rebuild(all_ids, all_vecs, choice, dimension=dimension, model_id=gallery.model_id)
+
+    def _reconcile(self, gallery: Gallery, idx: VectorIndex) -> tuple[int, int]:
+        """Add the store's templates ``idx`` lacks and drop those the store no longer has."""
         stored = self.store.template_ids(gallery.id)
         held = idx.ids()
         missing = np.setdiff1d(stored, held)
@@ -81,10 +135,78 @@ class IndexManager:
                 found = self.store.get_templates(chunk)
                 ids = [i for i in chunk if i in found]
                 idx.add_templates(ids, [found[i].template for i in ids])
-        if extra.size or missing.size:
+        return int(missing.size), int(extra.size)
+
+    def sync(self, gallery: Gallery, dimension: int) -> SyncReport:
+        """Make the index hold exactly the store's templates of ``gallery``."""
+        idx = self._open.get(gallery.id) or self.get(gallery, dimension)
+        added, removed = self._reconcile(gallery, idx)
+        if added or removed:
             self._dirty.add(gallery.id)
             self.save(gallery)
-        return SyncReport(gallery.name, int(missing.size), int(extra.size), len(idx))
+        return SyncReport(gallery.name, added, removed, len(idx))
+
+    # -- re-indexing as a gallery grows ----------------------------------------------------
+    def reindex_choice(self, gallery: Gallery, dimension: int) -> IndexChoice | None:
+        """The kind the gallery's index should be rebuilt as, or None while it still fits
+        (an HNSW graph that only needs a wider search gets it here, without a rebuild)."""
+        current = self._current(gallery, dimension)
+        if retune(current):
+            self._dirty.add(gallery.id)
+        return needs_rebuild(current)
+
+    def _current(self, gallery: Gallery, dimension: int) -> VectorIndex:
+        """The gallery's open index itself (not a service's locked view of it)."""
+        idx = self._open.get(gallery.id)
+        return idx if idx is not None else IndexManager.get(self, gallery, dimension)
+
+    def reindex(
+        self, gallery: Gallery, dimension: int, choice: IndexChoice | None = None
+    ) -> ReindexReport | None:
+        """Rebuild the gallery's index as ``choice`` (default: what ``needs_rebuild`` says;
+        None, and nothing done, when the current index still fits).
+
+        The build reads a snapshot of the store and holds no lock; the swap reconciles the new
+        index with the store first, so templates enrolled or removed meanwhile are neither lost
+        nor resurrected. ``Conflict`` if this gallery is already being re-indexed.
+        """
+        before = self._current(gallery, dimension)
+        wanted = choice or self.reindex_choice(gallery, dimension)
+        if wanted is None:
+            return None
+        self._claim(gallery)
+        try:
+            started = time.monotonic()
+            fresh = self._build(gallery, dimension, wanted)
+            self._swap(gallery, fresh)
+        finally:
+            self._release(gallery)
+        return ReindexReport(
+            gallery.name, before.kind, fresh.kind, len(fresh), time.monotonic() - started,
+            wanted.reason,
+        )  # fmt: skip
+
+    def maybe_reindex(self, gallery: Gallery, dimension: int) -> ReindexReport | None:
+        """Re-index now if the gallery has outgrown its index (the CLI's choice: it waits;
+        the service's manager does this in a background thread instead)."""
+        if gallery.id in self._reindexing:
+            return None
+        return self.reindex(gallery, dimension)
+
+    def _claim(self, gallery: Gallery) -> None:
+        if gallery.id in self._reindexing:
+            raise Conflict(f"gallery {gallery.name!r} is already being re-indexed")
+        self._reindexing.add(gallery.id)
+
+    def _release(self, gallery: Gallery) -> None:
+        self._reindexing.discard(gallery.id)
+
+    def _swap(self, gallery: Gallery, fresh: VectorIndex) -> None:
+        self._reconcile(gallery, fresh)
+        self._open[gallery.id] = fresh
+        self._dirty.add(gallery.id)
+        self.save(gallery)
+        self.store.update_gallery(gallery.id, index_description=fresh.describe())
 
     def add(self, gallery: Gallery, ids: list[int], templates: list[Template]) -> None:
         if not ids:

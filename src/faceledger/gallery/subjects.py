@@ -47,6 +47,8 @@ def delete_subject(
     removed = ws.store.delete_subject(subject.id)
     ws.indexes.remove(gallery.id, removed.template_ids)
     ws.indexes.save(gallery)
+    # a graph left mostly tombstones, or a gallery shrunk far below its kind, is rebuilt
+    ws.indexes.maybe_reindex(gallery, ws.engine.card.dimension)
     return _receipt(ws, actor, gallery.name, external_id, removed, reason)
 
 
@@ -210,6 +212,7 @@ def _erase_expired_subjects(
         removed = ws.store.delete_subject(subject.id)
         ws.indexes.remove(g.id, removed.template_ids)
         ws.indexes.save(g)
+        ws.indexes.maybe_reindex(g, ws.engine.card.dimension)
         receipts.append(
             _receipt(
                 ws,
