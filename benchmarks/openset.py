@@ -134,11 +134,12 @@ def run(
     ev = evaluate_identify(
         gallery, probes, tm, search=search, declare=search.declare, declared_targets=DECLARED
     )
-    removed = mate_removed(settings, card.id, gallery, probes, tm)
+    aug = [s for s in ev.searches if not s.mated] + mate_removed(
+        settings, card.id, gallery, probes, tm
+    )
     declared = {}
     for fpir, point in ev.declared.items():
         t = point.declared.threshold
-        aug = [s for s in ev.searches if not s.mated] + removed
         fp_aug = sum(1 for s in aug if s.top_score >= t)
         declared[fpir] = (t, point.measured, fp_aug, len(aug), point.declared.normalisation)
     return Row(name, ev, declared)

@@ -147,14 +147,10 @@ def row(
     (``removed``: the mated probes' searches with their subject out of the gallery; without
     it, the mate is only dropped from the candidate list, which is the same for raw scores)."""
     r1, fnir = summary(searches)
-    extra = (
-        augmented_nonmated(searches)
-        if removed is None
-        else [
-            *(s for s in searches if not s.mated),
-            *removed,
-        ]
-    )
+    if removed is None:
+        extra = augmented_nonmated(searches)
+    else:
+        extra = [s for s in searches if not s.mated] + list(removed)
     _, fnir_aug = summary([s for s in searches if s.mated] + extra)
     print(
         f"{'':<6}{name:<34}{no_face:>8}{fmt(r1):>8}{fmt(fnir[0.1]):>9}{fmt(fnir[0.01]):>9}"

@@ -158,7 +158,8 @@ def main() -> None:
                 found = fr_searches(ImageList(src, tuple(gal), False),
                                     ImageList(src, tuple(prb), False), enc)  # fmt: skip
                 reference += [s for s in found if s.mated] + augmented_nonmated(found)
-            nm = np.array([t in set(gs.tolist()) for t in truth])
+            held = set(gs.tolist())
+            nm = np.array([t in held for t in truth])
             for name, size, top in RULES:
                 z = scores(g, gs, p, size, top)
                 found = ranked(z, gs, truth)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from faceledger import Settings
@@ -27,6 +28,7 @@ from faceledger.index import factory as index_factory
 from faceledger.index.synthetic import FaceLikeModel
 from faceledger.store import Gallery, NewTemplate
 from faceledger.types import Template
+from tests.conftest import TemplateSet
 
 MODEL = "dlib-resnet-v1"
 SMALL_FLAT_MAX = 500
@@ -37,9 +39,9 @@ def _sha(i: int) -> str:
     return hashlib.sha256(f"template {i}".encode()).hexdigest()
 
 
-def _fill(ws: Workspace, gallery: Gallery, orl: object, n_synthetic: int = 1600) -> None:
-    real = orl.vectors  # type: ignore[attr-defined]
-    subjects = orl.subjects  # type: ignore[attr-defined]
+def _fill(ws: Workspace, gallery: Gallery, orl: TemplateSet, n_synthetic: int = 1600) -> None:
+    real = orl.vectors
+    subjects = orl.subjects
     rng = np.random.default_rng(11)
     model = FaceLikeModel.fit(real, subjects)
     synth = model.templates(
@@ -72,7 +74,9 @@ def _oracle(ws: Workspace, gallery: Gallery) -> ExactIndex:
     return ex
 
 
-def _assert_serves_the_store(ws: Workspace, gallery: Gallery, idx: VectorIndex, q: object) -> None:
+def _assert_serves_the_store(
+    ws: Workspace, gallery: Gallery, idx: VectorIndex, q: npt.NDArray[np.float32]
+) -> None:
     np.testing.assert_array_equal(idx.ids(), ws.store.template_ids(gallery.id))
     got = idx.search(q, 10)
     want = _oracle(ws, gallery).search(q, 10)
@@ -80,7 +84,7 @@ def _assert_serves_the_store(ws: Workspace, gallery: Gallery, idx: VectorIndex, 
 
 
 @pytest.fixture
-def grown(tmp_path: Path, orl_templates: object) -> Iterator[tuple[Workspace, Gallery]]:
+def grown(tmp_path: Path, orl_templates: TemplateSet) -> Iterator[tuple[Workspace, Gallery]]:
     """A 2,000-template gallery whose index was opened (as faiss-flat) at that size."""
     ws = _workspace(tmp_path)
     g = ws.store.create_gallery("g", model_id=MODEL, created_by="t", legal_basis="consent")
@@ -92,7 +96,7 @@ def grown(tmp_path: Path, orl_templates: object) -> Iterator[tuple[Workspace, Ga
 
 def test_bulk_enrolment_rebuilds_an_outgrown_index_as_the_kind_its_size_calls_for(
     grown: tuple[Workspace, Gallery],
-    orl_templates: object,
+    orl_templates: TemplateSet,
     data_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -113,7 +117,7 @@ def test_bulk_enrolment_rebuilds_an_outgrown_index_as_the_kind_its_size_calls_fo
     assert g.index_description["kind"] == "faiss-hnsw"
     idx = ws.indexes.get(g, 128)
     assert idx.kind == "faiss-hnsw"
-    q = orl_templates.vectors[::7]  # type: ignore[attr-defined]
+    q = orl_templates.vectors[::7]
     _assert_serves_the_store(ws, g, idx, q)
     assert load_index(ws.indexes.folder / f"gallery-{g.id}.index").kind == "faiss-hnsw"
     # once rebuilt, the same size asks for nothing more
@@ -124,11 +128,15 @@ class _WritesDuringBuild(IndexManager):
     """Enrols one template and removes another after the build took its snapshot: the
     interleaving a background re-index meets when enrolment goes on meanwhile."""
 
+    armed = False
     victim: int = -1
     newcomer: int = -1
 
     def _build(self, gallery: Gallery, dimension: int, choice: IndexChoice) -> VectorIndex:
         built = super()._build(gallery, dimension, choice)
+        if not self.armed:
+            return built
+        self.armed = False
         sid = self.store.add_subject(gallery.id, "late", enrolled_by="t").id
         vec = np.random.default_rng(3).standard_normal(128).astype(np.float32)
         (self.newcomer,) = self.store.add_templates(
@@ -140,28 +148,30 @@ class _WritesDuringBuild(IndexManager):
 
 
 def test_templates_enrolled_or_removed_during_the_build_are_reconciled_at_the_swap(
-    grown: tuple[Workspace, Gallery], orl_templates: object
+    grown: tuple[Workspace, Gallery], orl_templates: TemplateSet
 ) -> None:
     ws, g = grown
     mgr = _WritesDuringBuild(ws.store, ws.indexes.folder)
+    assert mgr.get(g, 128).kind == "faiss-flat"  # opened before the hook is armed
+    mgr.armed = True
     choice = IndexChoice("faiss-hnsw", {"m": 16, "ef_search": 128, "storage": "sq8"}, "test")
     report = mgr.reindex(g, 128, choice)
     assert report is not None and report.after == "faiss-hnsw"
     idx = mgr.get(g, 128)
     held = set(idx.ids().tolist())
     assert mgr.newcomer in held and mgr.victim not in held
-    _assert_serves_the_store(ws, g, idx, orl_templates.vectors[::9])  # type: ignore[attr-defined]
+    _assert_serves_the_store(ws, g, idx, orl_templates.vectors[::9])
     assert mgr.sync(g, 128).agreed
 
 
 def test_service_manager_reindexes_in_the_background_while_searches_go_on(
-    grown: tuple[Workspace, Gallery], orl_templates: object, monkeypatch: pytest.MonkeyPatch
+    grown: tuple[Workspace, Gallery], orl_templates: TemplateSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws, g = grown
     ws.indexes.save_all()
     mgr = LockedIndexManager.replacing(ws.indexes)
     ws.indexes = mgr
-    q = orl_templates.vectors[::11]  # type: ignore[attr-defined]
+    q = orl_templates.vectors[::11]
     before = mgr.get(g, 128).search(q, 10).ids
     monkeypatch.setattr(index_factory, "FLAT_MAX", SMALL_FLAT_MAX)
     started = time.monotonic()
@@ -175,7 +185,7 @@ def test_service_manager_reindexes_in_the_background_while_searches_go_on(
             break
     assert mgr.wait_reindexing(timeout=300)
     assert searched >= 1
-    assert mgr.get(g, 128).inner.kind == "faiss-hnsw"  # type: ignore[attr-defined]
+    assert mgr._current(g, 128).kind == "faiss-hnsw"
     _assert_serves_the_store(ws, g, mgr.get(g, 128), q)
     # an explicit re-index while one is claimed is refused, not run twice
     mgr._claim(g)

@@ -25,7 +25,6 @@ from faceledger.index import (
     VectorIndex,
     choose_index,
     load_index,
-    make_index,
     needs_rebuild,
     rebuild,
     retune,
@@ -93,19 +92,17 @@ class IndexManager:
                 idx = None
         if idx is None:
             idx = self._new(gallery, dimension)
+            self._dirty.add(gallery.id)  # built from the store: on disk at once, below
         self._open[gallery.id] = idx
         self.sync(gallery, dimension)
+        self.save(gallery)
         return idx
 
     def _new(self, gallery: Gallery, dimension: int) -> VectorIndex:
-        """A new index of the kind that suits the gallery's size (recall@10 target 0.99);
-        one that needs training (HNSW's SQ8 ranges, IVF's cells) is built from the store."""
+        """A new index of the kind that suits the gallery's size (recall@10 target 0.99),
+        built (and trained, for HNSW's SQ8 ranges or IVF's cells) from the store."""
         expected = int(self.store.template_ids(gallery.id).size)
-        choice = choose_index(expected, 0.99)
-        if choice.kind in ("faiss-flat", "exact") or expected == 0:
-            idx = make_index(choice.kind, dimension, gallery.model_id, **choice.params)
-        else:
-            idx = self._build(gallery, dimension, choice)
+        idx = self._build(gallery, dimension, choose_index(expected, 0.99))
         self.store.update_gallery(gallery.id, index_description=idx.describe())
         return idx
 
