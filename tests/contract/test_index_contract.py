@@ -43,6 +43,7 @@ BACKENDS = [
     "faiss-hnsw-flat",
     "faiss-hnsw-sq8",
     "milvus-lite",
+    "scann",
 ]
 
 
@@ -100,6 +101,17 @@ def trained_ivf(corpus: Corpus) -> dict[str, FaissIVFIndex]:
     return out
 
 
+@pytest.fixture(scope="module")
+def trained_scann(corpus: Corpus) -> Any:
+    """A ScaNN tree trained once per module; 16 leaves all searched, so results are exact."""
+    pytest.importorskip("scann", reason="ScaNN wheels exist for Linux x86-64 only")
+    from faceledger.index.scann_index import ScannIndex
+
+    index = ScannIndex(D, MODEL, leaves=16, leaves_to_search=16, reorder=200, shortlist=32)
+    index.train(corpus.vectors)
+    return index
+
+
 @pytest.fixture(params=BACKENDS)
 def make(
     request: pytest.FixtureRequest,
@@ -125,6 +137,9 @@ def make(
             return index
         if kind.startswith("faiss-ivf"):
             return trained_ivf[kind.rsplit("-", 1)[1]].trained_copy()
+        if kind == "scann":
+            scann: Any = request.getfixturevalue("trained_scann")
+            return scann.trained_copy()  # type: ignore[no-any-return]
         if kind.startswith("faiss-hnsw"):
             storage = kind.rsplit("-", 1)[1]
             hnsw = FaissHNSWIndex(D, MODEL, m=16, ef_search=128, storage=storage)  # type: ignore[arg-type]

@@ -21,7 +21,13 @@ from faceledger import Settings
 from faceledger.api.concurrency import LockedIndexManager
 from faceledger.config import QualityGates
 from faceledger.errors import Conflict
-from faceledger.gallery import Workspace, enrol_bulk, local_operator, open_workspace
+from faceledger.gallery import (
+    Workspace,
+    delete_subject,
+    enrol_bulk,
+    local_operator,
+    open_workspace,
+)
 from faceledger.gallery.indexes import IndexManager
 from faceledger.index import ExactIndex, IndexChoice, VectorIndex, load_index
 from faceledger.index import factory as index_factory
@@ -194,3 +200,38 @@ def test_service_manager_reindexes_in_the_background_while_searches_go_on(
             mgr.reindex(g, 128, IndexChoice("faiss-flat", {}, "test"))
     finally:
         mgr._release(g)
+
+
+@pytest.mark.skipif(
+    not index_factory.scann_available(), reason="ScaNN wheels exist for Linux x86-64 only"
+)
+def test_a_gallery_past_the_scann_threshold_is_rebuilt_as_scann_and_erases_through_it(
+    grown: tuple[Workspace, Gallery], orl_templates: TemplateSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, g = grown
+    monkeypatch.setattr(index_factory, "FLAT_MAX", SMALL_FLAT_MAX)
+    monkeypatch.setattr(index_factory, "SCANN_MIN", 1500)  # 400,000 in production
+    report = ws.indexes.maybe_reindex(g, 128)
+    assert report is not None and (report.before, report.after) == ("faiss-flat", "scann")
+    g = ws.store.get_gallery(g.id)
+    assert g.index_description["kind"] == "scann"
+    idx = ws.indexes.get(g, 128)
+    np.testing.assert_array_equal(idx.ids(), ws.store.template_ids(g.id))
+    q = orl_templates.vectors
+    got, want = idx.search(q, 10).ids, _oracle(ws, g).search(q, 10).ids
+    recall = np.mean([np.intersect1d(a, b).size / 10 for a, b in zip(got, want, strict=True)])
+    assert recall >= 0.95, recall  # 8 of 40 leaves searched: approximate, but close
+    assert (got[:, 0] == want[:, 0]).mean() >= 0.99
+    # erasing a person goes through the ScaNN index and its saved file
+    operator = local_operator(ws, "t")
+    receipt = delete_subject(ws, operator, "g", "s1", reason="test erasure")
+    assert len(receipt.template_ids) == 10
+    gone = np.array(receipt.template_ids, dtype=np.int64)
+    path = ws.indexes.folder / f"gallery-{g.id}.index"
+    reloaded = load_index(path)
+    assert reloaded.kind == "scann" and not reloaded.contains(gone).any()
+    np.testing.assert_array_equal(reloaded.ids(), ws.store.template_ids(g.id))
+    with np.load(path, allow_pickle=False) as z:
+        floats = z["scann_array_dataset"]
+    assert (floats @ q[:10].T).max() < 0.9999  # s1's ten templates are gone from ScaNN's copy
+    assert ws.indexes.maybe_reindex(g, 128) is None

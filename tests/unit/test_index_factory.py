@@ -38,7 +38,13 @@ def clustered(n: int, d: int, seed: int = 0) -> npt.NDArray[np.float32]:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_choice_follows_size_recall_and_memory() -> None:
+needs_scann = pytest.mark.skipif(
+    not factory.scann_available(), reason="ScaNN wheels exist for Linux x86-64 only"
+)
+
+
+def test_choice_follows_size_recall_and_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(factory, "scann_available", lambda: False)  # faiss only
     assert choose_index(1_000).kind == "faiss-flat"
     assert choose_index(FLAT_MAX).kind == "faiss-flat"
     mid = choose_index(200_000, 0.99)
@@ -60,6 +66,19 @@ def test_choice_follows_size_recall_and_memory() -> None:
             choose_index(bad[0], bad[1], max_bytes_per_template=bad[2])
 
 
+def test_scann_is_chosen_at_scale_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(factory, "scann_available", lambda: True)
+    big = choose_index(1_000_000, 0.99)
+    assert big.kind == "scann"
+    assert big.params["leaves"] == 2000 and big.params["leaves_to_search"] == 150
+    assert choose_index(1_000_000, 0.95).params["leaves_to_search"] == 100
+    assert choose_index(4_000_000, 0.99).params["leaves"] == 4000
+    assert choose_index(200_000, 0.99).kind == "faiss-hnsw"
+    lean = choose_index(1_000_000, 0.99, max_bytes_per_template=128)
+    assert lean.kind == "faiss-ivf"  # ScaNN keeps two float copies: over this budget
+    assert choose_index(1_000_000, 1.0).kind == "faiss-flat"
+
+
 def test_make_index_refuses_unknown_kinds_and_parameters() -> None:
     with pytest.raises(InvalidArgument):
         make_index("annoy", 8, "m")
@@ -78,8 +97,12 @@ def test_make_index_refuses_unknown_kinds_and_parameters() -> None:
         IndexChoice("faiss-ivf", {"nlist": 32, "nprobe": 8, "encoding": "sq8"}),
         IndexChoice("faiss-ivf", {"nlist": 32, "nprobe": 8, "encoding": "pq", "pq_m": 8}),
         IndexChoice("faiss-ivf", {"nlist": 32, "nprobe": 8, "encoding": "pq4fs", "pq_m": 16}),
+        pytest.param(
+            IndexChoice("scann", {"leaves": 32, "leaves_to_search": 8, "reorder": 100}),
+            marks=needs_scann,
+        ),
     ],
-    ids=["hnsw", "ivf-sq8", "ivf-pq", "ivf-pq4fs"],
+    ids=["hnsw", "ivf-sq8", "ivf-pq", "ivf-pq4fs", "scann"],
 )
 def test_rebuild_holds_exactly_the_given_templates_with_high_recall(choice: IndexChoice) -> None:
     v = clustered(6000, 32)
@@ -229,3 +252,16 @@ def test_a_growing_hnsw_graph_widens_its_search_and_hands_over_to_ivf(
     choice = needs_rebuild(hnsw)  # grown past FAST_SCAN_MIN: IVF fast-scan from here
     assert choice is not None and choice.kind == "faiss-ivf"
     assert choice.params["encoding"] == "pq4fs"
+
+
+@needs_scann
+def test_a_scann_tree_is_rebuilt_once_the_gallery_outgrows_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(factory, "FLAT_MAX", 100)
+    v = clustered(10_001, 32)
+    choice = IndexChoice("scann", {"leaves": 100, "leaves_to_search": 20})
+    index = rebuild(np.arange(6000), v[:6000], choice, dimension=32, model_id="m")
+    assert needs_rebuild(index) is None  # 100 leaves suit up to 4x the 2500 they are sized for
+    index.add(np.arange(6000, 10_001), v[6000:])
+    assert needs_rebuild(index) is not None

@@ -1,8 +1,8 @@
 """Vector indexes: one gallery's templates of one model, searched by cosine similarity.
 
-``ExactIndex`` is the oracle; faiss flat/HNSW/IVF and Milvus pass the same contract suite and
-return the same ranked candidates after exact re-ranking. ``choose_index``/``rebuild`` pick
-and build the right kind as a gallery grows.
+``ExactIndex`` is the oracle; faiss flat/HNSW/IVF, ScaNN (optional) and Milvus pass the same
+contract suite and return the same ranked candidates after exact re-ranking.
+``choose_index``/``rebuild`` pick and build the right kind as a gallery grows.
 """
 
 from faceledger.index.base import RerankSource, SearchHits, VectorIndex

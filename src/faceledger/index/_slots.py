@@ -9,22 +9,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from faceledger.errors import Conflict, IntegrityError
-from faceledger.index.base import IdArray
+from faceledger.errors import IntegrityError
+from faceledger.index.base import IdArray, as_ids
 
 _EMPTY = np.empty(0, dtype=np.int64)
-
-
-def check_new_ids(ids: IdArray, present: npt.NDArray[np.bool_]) -> None:
-    """Refuse ids already stored or repeated within the batch (``Conflict``)."""
-    if present.any():
-        dup = ids[present]
-        raise Conflict(f"{dup.size} id(s) already in the index, e.g. {int(dup[0])}")
-    if ids.size > 1:
-        s = np.sort(ids)
-        rep = s[1:][s[1:] == s[:-1]]
-        if rep.size:
-            raise Conflict(f"id {int(rep[0])} appears more than once in one add")
 
 
 class IdSet:
@@ -200,3 +188,28 @@ class SlotTable:
         table._keys = keys
         table._slots = live[order].astype(np.int64)
         return table
+
+
+class SlotMembership:
+    """Size, ids and membership of an index whose ids live in ``self._slots``.
+
+    Mixed in before :class:`~faceledger.index.base.VectorIndex` by the slot-based backends.
+    """
+
+    _slots: SlotTable
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def ids(self) -> IdArray:
+        return self._slots.ids()
+
+    def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        return self._slots.contains(as_ids(ids))
+
+    def _slots_of(self, ids: IdArray) -> IdArray:
+        """The slot of each id, all of which must be stored (a re-rank's shortlist)."""
+        slots = self._slots.lookup(ids)
+        if (slots < 0).any():
+            raise IntegrityError("a shortlisted id is not in the index")
+        return slots

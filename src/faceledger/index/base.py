@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
-from faceledger.errors import IntegrityError, InvalidArgument, ModelMismatch
+from faceledger.errors import Conflict, IntegrityError, InvalidArgument, ModelMismatch
 from faceledger.types import Template
 
 IdArray = npt.NDArray[np.int64]
@@ -176,10 +176,29 @@ class VectorIndex(ABC):
             )
         return vecs
 
+    def _check_add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> tuple[IdArray, VectorArray]:
+        """An add's ids and vectors, validated; ``Conflict`` for an id stored or repeated."""
+        ids_ = self._check_ids(ids)
+        vecs = self._check_vectors(vectors, ids_.size)
+        check_new_ids(ids_, self.contains(ids_))
+        return ids_, vecs
+
     def _check_queries(self, queries: npt.ArrayLike, k: int) -> VectorArray:
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise InvalidArgument(f"k must be a positive integer, got {k!r}")
         return as_vectors(queries, self.dimension, what="queries")
+
+
+def check_new_ids(ids: IdArray, present: npt.NDArray[np.bool_]) -> None:
+    """Refuse ids already stored or repeated within the batch (``Conflict``)."""
+    if present.any():
+        dup = ids[present]
+        raise Conflict(f"{dup.size} id(s) already in the index, e.g. {int(dup[0])}")
+    if ids.size > 1:
+        s = np.sort(ids)
+        rep = s[1:][s[1:] == s[:-1]]
+        if rep.size:
+            raise Conflict(f"id {int(rep[0])} appears more than once in one add")
 
 
 def as_ids(ids: npt.ArrayLike) -> IdArray:

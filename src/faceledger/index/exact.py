@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from faceledger.errors import IntegrityError
 from faceledger.index._persist import read_index_file, require, write_index_file
-from faceledger.index._slots import SlotTable, check_new_ids
+from faceledger.index._slots import SlotMembership, SlotTable
 from faceledger.index.base import IdArray, SearchHits, VectorArray, VectorIndex, rerank
 
 _SCAN_BLOCK = 1 << 24
@@ -29,7 +29,7 @@ _COMPACT_AT = 0.25
 """Removed slots are reclaimed once they are this share of all slots."""
 
 
-class ExactIndex(VectorIndex):
+class ExactIndex(SlotMembership, VectorIndex):
     """Every template in one float32 array; search scans all of them."""
 
     kind = "exact"
@@ -41,9 +41,7 @@ class ExactIndex(VectorIndex):
 
     # -- mutation ---------------------------------------------------------------------------
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
-        ids_ = self._check_ids(ids)
-        vecs = self._check_vectors(vectors, ids_.size)
-        check_new_ids(ids_, self._slots.contains(ids_))
+        ids_, vecs = self._check_add(ids, vectors)
         if ids_.size == 0:
             return
         need = self._slots.n_slots + ids_.size
@@ -66,15 +64,6 @@ class ExactIndex(VectorIndex):
         return int(gone.size)
 
     # -- queries ----------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._slots)
-
-    def ids(self) -> IdArray:
-        return self._slots.ids()
-
-    def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        return self._slots.contains(self._check_ids(ids))
-
     def vectors(self, ids: npt.ArrayLike) -> VectorArray:
         """The stored templates of ``ids`` in that order (``IntegrityError`` if one is absent)."""
         slots = self._slots.lookup(self._check_ids(ids))

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from faceledger.errors import IntegrityError, InvalidArgument
 from faceledger.index._persist import read_index_file, require, write_index_file
-from faceledger.index._slots import SlotTable, check_new_ids
+from faceledger.index._slots import SlotMembership, SlotTable
 from faceledger.index.base import (
     IdArray,
     SearchHits,
@@ -32,7 +32,7 @@ from faceledger.index.base import (
 faiss: Any = _faiss  # the stubs shipped with faiss lack most SWIG attributes used here
 
 
-class _SlotFaissIndex(VectorIndex):
+class _SlotFaissIndex(SlotMembership, VectorIndex):
     """Shared logic: a faiss index whose labels are slots, whose storage is an IndexFlat."""
 
     _compact_at: float | None = None
@@ -79,9 +79,7 @@ class _SlotFaissIndex(VectorIndex):
 
     # -- mutation ---------------------------------------------------------------------------
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
-        ids_ = self._check_ids(ids)
-        vecs = self._check_vectors(vectors, ids_.size)
-        check_new_ids(ids_, self._slots.contains(ids_))
+        ids_, vecs = self._check_add(ids, vectors)
         if ids_.size == 0:
             return
         self._prepare_add(vecs)
@@ -122,21 +120,9 @@ class _SlotFaissIndex(VectorIndex):
         return self._slots.dead_fraction
 
     # -- queries ----------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._slots)
-
-    def ids(self) -> IdArray:
-        return self._slots.ids()
-
-    def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        return self._slots.contains(self._check_ids(ids))
-
     def _fetch(self, ids: IdArray) -> VectorArray:
         """Full templates of ids (the re-rank source)."""
-        slots = self._slots.lookup(ids)
-        if (slots < 0).any():
-            raise IntegrityError("a shortlisted id has no stored vector")
-        return self._stored()[slots]
+        return self._stored()[self._slots_of(ids)]
 
     def search(self, queries: npt.ArrayLike, k: int) -> SearchHits:
         q = self._check_queries(queries, k)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from faceledger.errors import IntegrityError, InvalidArgument
 from faceledger.index._persist import read_index_file, require, write_index_file
-from faceledger.index._slots import IdSet, check_new_ids
+from faceledger.index._slots import IdSet
 from faceledger.index.base import (
     IdArray,
     RerankSource,
@@ -182,9 +182,7 @@ class FaissIVFIndex(VectorIndex):
 
     # -- mutation ---------------------------------------------------------------------------
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
-        ids_ = self._check_ids(ids)
-        vecs = self._check_vectors(vectors, ids_.size)
-        check_new_ids(ids_, self._ids.contains(ids_))
+        ids_, vecs = self._check_add(ids, vectors)
         if ids_.size == 0:
             return
         if not self.is_trained:

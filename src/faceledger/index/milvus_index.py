@@ -29,12 +29,12 @@ from faceledger.errors import (
     StoreError,
 )
 from faceledger.index._persist import FORMAT, VERSION, atomic_write_bytes
-from faceledger.index._slots import check_new_ids
 from faceledger.index.base import (
     IdArray,
     SearchHits,
     VectorArray,
     VectorIndex,
+    check_new_ids,
     rerank,
     shortlist_size,
 )
