@@ -52,8 +52,10 @@ from faceledger.index import (
     VectorIndex,
     rebuild,
 )
-from faceledger.index.factory import IVF_TRAIN_SAMPLE, ivf_nlist
+from faceledger.index.factory import IVF_TRAIN_SAMPLE, ivf_nlist, scann_leaves
 from faceledger.index.milvus_index import MilvusIndex
+from faceledger.index.scann_index import ScannIndex
+from faceledger.index.scann_index import available as scann_available
 from faceledger.index.synthetic import FaceLikeModel, score_summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -349,6 +351,8 @@ def run_size(n: int, model: FaceLikeModel, args: argparse.Namespace, cache: Path
 
     yield from ivf_rows(n, g, truth, args, store)
     store.close()
+    if "scann" in args.backends:
+        yield from scann_rows(n, g, truth, args)
 
     if "milvus" in args.backends and n <= args.milvus_max:
         path = cache / f"bench_{n}.db"
@@ -429,6 +433,33 @@ def ivf_rows(
         gc.collect()
 
 
+def scann_rows(n: int, g: Gallery, truth: I64, args: argparse.Namespace) -> Iterator[Row]:
+    """ScaNN (optional wheel): SOAR tree, anisotropic 4-bit codes, 200 re-scored, 32 re-ranked."""
+    if not scann_available():
+        console.print("  [yellow]scann rows skipped: pip install 'faceledger[scale]'[/]")
+        return
+    leaves = scann_leaves(n)
+    choice = IndexChoice("scann", {"leaves": leaves, "reorder": 200, "shortlist": 32})
+    index, built = timed_build(
+        lambda: rebuild(g.ids, g.vectors, choice, dimension=128, model_id="synthetic")
+    )
+    assert isinstance(index, ScannIndex)
+    index.set_threads(args.threads)
+    shares = args.scann_lts or [0.06, 0.075, 0.09]
+    for share in shares:
+        index.leaves_to_search = max(8, round(share * leaves))
+        yield measure(
+            f"scann {leaves} leaves lts{index.leaves_to_search} pre200", index, g, truth,
+            built, args, latency_queries=args.latency_queries,
+            note="SOAR; own float copy + re-rank copy",
+        )  # fmt: skip
+    t0 = time.perf_counter()
+    index.remove(g.ids[:10])  # about one person: ScaNN's arrays are rewritten without them
+    console.print(f"  scann: removing 10 templates took {time.perf_counter() - t0:.1f} s")
+    del index
+    gc.collect()
+
+
 # -- output -----------------------------------------------------------------------------------
 HEADERS = (
     "setting", "build s", "B/template", "RSS B/t", "p50 ms", "p99 ms", "CPU p50 ms",
@@ -495,8 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=1000, help="probes (half mated, half not)")
     ap.add_argument("--latency-queries", type=int, default=300, help="single-query timings")
     ap.add_argument(
-        "--backends", default="flat,hnsw,sq8,pq,fs,milvus",
-        help="subset of flat,hnsw,sq8,pq,fs,pq64,ivf,milvus (exact always runs; no pq64 at 1M+)",
+        "--backends", default="flat,hnsw,sq8,pq,fs,scann,milvus",
+        help="subset of flat,hnsw,sq8,pq,fs,pq64,ivf,scann,milvus (exact always runs; no pq64 "
+        "at 1M+)",
     )  # fmt: skip
     ap.add_argument(
         "--milvus-max", type=parse_size, default=100_000,
@@ -510,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--fs-nprobe", default="", help="cells probed by the fast-scan IVF rows (comma list)"
     )
+    ap.add_argument(
+        "--scann-lts", default="", help="ScaNN leaves searched, as shares of its leaves (list)"
+    )
     ap.add_argument("--threads", type=int, default=2, help="faiss OpenMP threads for batches")
     ap.add_argument("--allow-10m", action="store_true", help="permit sizes above 2M (RAM!)")
     ap.add_argument(
@@ -520,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     args.backends = set(args.backends.split(","))
     args.hnsw_ef = [int(x) for x in args.hnsw_ef.split(",")]
     args.fs_nprobe = [int(x) for x in args.fs_nprobe.split(",") if x]
+    args.scann_lts = [float(x) for x in args.scann_lts.split(",") if x]
     args.hnsw_storage = args.hnsw_storage.split(",")
     if args.quick:
         args.sizes, args.queries, args.latency_queries = "20k", 200, 100
