@@ -117,7 +117,8 @@ def test_rebuild_holds_exactly_the_given_templates_with_high_recall(choice: Inde
         chunk=2500,
         progress=lambda done, total: seen.append(done),
     )
-    assert seen == [2500, 5000, 6000]
+    # ScaNN encodes everything in one native pass (its inserts would hold the GIL)
+    assert seen == ([6000] if choice.kind == "scann" else [2500, 5000, 6000])
     assert index.kind == choice.kind
     np.testing.assert_array_equal(index.ids(), ids)
     exact = ExactIndex(32, "m")

@@ -191,12 +191,11 @@ class ScannIndex(SlotMembership, VectorIndex):
         self._slots = SlotTable()  # ScaNN row = slot + 1 (row 0 is the anchor)
         self._full = np.empty((0, dimension), dtype=np.float32)  # by slot, for the re-rank
         self._searcher: Any = None
-        self._trained: _Artifacts | None = None  # the anchor-only searcher, to start over from
 
     # -- training ---------------------------------------------------------------------------
     @property
     def is_trained(self) -> bool:
-        return self._trained is not None
+        return self._searcher is not None
 
     @property
     def min_train_size(self) -> int:
@@ -218,38 +217,54 @@ class ScannIndex(SlotMembership, VectorIndex):
         builder = builder.score_ah(2, anisotropic_quantization_threshold=self.aq_threshold)
         return str(builder.reorder(self.reorder).create_config())
 
+    def _construct(self, vecs: VectorArray, n_train: int) -> Any:
+        """A searcher over the anchor (row 0: the normalised mean of ``vecs``) and ``vecs``,
+        trained on a sample of ``n_train`` of them and encoded by ScaNN's own constructor
+        (which releases the GIL, unlike its inserts)."""
+        if vecs.shape[0] < self.min_train_size:
+            raise InvalidArgument(
+                f"ScaNN with {self.leaves} leaves needs at least {self.min_train_size} "
+                f"templates to learn from, got {vecs.shape[0]}"
+            )
+        mean = vecs.astype(np.float64).mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        if norm == 0.0:
+            raise InvalidArgument("the templates average to zero: not a face gallery")
+        anchor = (mean / norm).astype(np.float32)[None, :]
+        rows = np.concatenate([anchor, vecs])
+        return _scann().ScannNumpy(rows, self._config(min(n_train, rows.shape[0])), 0)
+
     def train(self, vectors: npt.ArrayLike) -> None:
         """Learn the tree and the codebooks from a sample of the gallery's templates.
 
         The sample's own points are dropped afterwards: only the anchor stays.
         """
-        if len(self) or self._slots.n_slots:
+        if self._slots.n_slots:
             raise InvalidArgument("train a ScaNN index before adding templates (or rebuild it)")
         vecs = as_vectors(vectors, self.dimension, what="training vectors")
-        if vecs.shape[0] < self.min_train_size:
-            raise InvalidArgument(
-                f"ScaNN with {self.leaves} leaves needs at least {self.min_train_size} "
-                f"training vectors, got {vecs.shape[0]}"
-            )
-        scann = _scann()
-        mean = vecs.astype(np.float64).mean(axis=0)
-        norm = float(np.linalg.norm(mean))
-        if norm == 0.0:
-            raise InvalidArgument("training vectors average to zero: not a face gallery")
-        anchor = (mean / norm).astype(np.float32)[None, :]
-        searcher = scann.ScannNumpy(vecs, self._config(vecs.shape[0]), 0)
-        searcher.upsert([None], anchor, 1)
-        trained = _Artifacts.dump(searcher).keep(np.array([vecs.shape[0]], dtype=np.int64))
-        self._trained = trained
-        self._searcher = trained.load()
+        searcher = self._construct(vecs, vecs.shape[0])
+        self._searcher = _Artifacts.dump(searcher).keep(np.zeros(1, dtype=np.int64)).load()
+
+    def build(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, *, n_train: int) -> None:
+        """Fill an empty, untrained index in one pass: train on ``n_train`` sampled templates
+        and encode them all natively (a 1M build: minutes, without blocking other threads)."""
+        if self._searcher is not None or self._slots.n_slots:
+            raise InvalidArgument("build() fills an empty, untrained ScaNN index")
+        ids_, vecs = self._check_add(ids, vectors)
+        searcher = self._construct(vecs, n_train)
+        if int(searcher.size()) != ids_.size + 1:
+            raise IntegrityError("ScaNN did not index every template")
+        self._slots.append(ids_)
+        self._full = vecs.copy()
+        self._searcher = searcher
 
     def trained_copy(self) -> ScannIndex:
         """A new, empty index with the same parameters, tree and codebooks (no re-training)."""
-        if self._trained is None:
+        if self._searcher is None:
             raise InvalidArgument("this ScaNN index is not trained")
         twin = ScannIndex(self.dimension, self.model_id, **self.params())
-        twin._trained = self._trained
-        twin._searcher = self._trained.load()
+        anchor_only = _Artifacts.dump(self._searcher).keep(np.zeros(1, dtype=np.int64))
+        twin._searcher = anchor_only.load()
         return twin
 
     def set_threads(self, threads: int) -> None:
@@ -263,8 +278,9 @@ class ScannIndex(SlotMembership, VectorIndex):
         ids_, vecs = self._check_add(ids, vectors)
         if ids_.size == 0:
             return
-        if self._searcher is None:
-            self.train(vecs)  # raises before anything changes when the batch is too small
+        if self._searcher is None:  # the first add trains (refused when it is too small)
+            self.build(ids_, vecs, n_train=TRAIN_SAMPLE)
+            return
         rows_before = int(self._searcher.size())
         if rows_before != self._slots.n_slots + 1:
             raise IntegrityError("the ScaNN searcher and its id table disagree")
@@ -344,9 +360,8 @@ class ScannIndex(SlotMembership, VectorIndex):
             "labels": self._slots.slot_labels(),
             "full": self._full[: self._slots.n_slots],
         }
-        if self._searcher is not None and self._trained is not None:
+        if self._searcher is not None:
             arrays.update(_Artifacts.dump(self._searcher).to_file_arrays())
-            arrays.update({f"trained_{k}": v for k, v in self._trained.to_file_arrays().items()})
         header = {
             "kind": self.kind,
             "model_id": self.model_id,
@@ -370,17 +385,12 @@ class ScannIndex(SlotMembership, VectorIndex):
         if index._slots.n_dead:
             raise IntegrityError(f"index file {path}: a ScaNN index keeps no removed slots")
         index._full = np.ascontiguousarray(full)
-        own = {k: v for k, v in arrays.items() if k.startswith("scann_")}
-        trained = {k[8:]: v for k, v in arrays.items() if k.startswith("trained_scann_")}
-        artifacts = _Artifacts.from_file_arrays(own)
+        artifacts = _Artifacts.from_file_arrays(arrays)
         if artifacts is None:
             if labels.size:
                 raise IntegrityError(f"index file {path}: templates without a ScaNN searcher")
             return index
         if artifacts.rows != labels.size + 1:
             raise IntegrityError(f"index file {path}: ScaNN rows and ids do not match")
-        index._trained = _Artifacts.from_file_arrays(trained)
-        if index._trained is None:
-            raise IntegrityError(f"index file {path}: the trained ScaNN state is missing")
         index._searcher = artifacts.load()
         return index
