@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -71,20 +70,9 @@ def test_scann_is_chosen_at_scale_when_installed(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(factory, "scann_available", lambda: True)
     big = choose_index(1_000_000, 0.99)
     assert big.kind == "scann"
-    shards = big.params["shards"]
-    assert shards == min(2, os.cpu_count() or 1)  # two trees searched side by side
-    per_shard = 1_000_000 // shards
-    assert big.params["leaves"] == factory.scann_leaves(per_shard)
-    assert big.params["leaves_to_search"] == round(
-        factory.scann_share(per_shard) * big.params["leaves"]
-    )
-    assert 0.06 <= big.params["leaves_to_search"] / big.params["leaves"] <= 0.09
-    lower = choose_index(1_000_000, 0.95).params["leaves_to_search"]
-    assert lower < big.params["leaves_to_search"]
-    assert choose_index(400_000, 0.99).params["shards"] == 1
-    assert choose_index(4_000_000, 0.99).params["leaves"] == factory.scann_leaves(
-        4_000_000 // shards
-    )
+    assert big.params["leaves"] == 2000 and big.params["leaves_to_search"] == 150
+    assert choose_index(1_000_000, 0.95).params["leaves_to_search"] == 100
+    assert choose_index(4_000_000, 0.99).params["leaves"] == 4000
     assert choose_index(200_000, 0.99).kind == "faiss-hnsw"
     lean = choose_index(1_000_000, 0.99, max_bytes_per_template=128)
     assert lean.kind == "faiss-ivf"  # ScaNN keeps two float copies: over this budget
@@ -113,12 +101,8 @@ def test_make_index_refuses_unknown_kinds_and_parameters() -> None:
             IndexChoice("scann", {"leaves": 32, "leaves_to_search": 8, "reorder": 100}),
             marks=needs_scann,
         ),
-        pytest.param(
-            IndexChoice("scann", {"shards": 2, "leaves": 16, "leaves_to_search": 4}),
-            marks=needs_scann,
-        ),
     ],
-    ids=["hnsw", "ivf-sq8", "ivf-pq", "ivf-pq4fs", "scann", "scann-2shards"],
+    ids=["hnsw", "ivf-sq8", "ivf-pq", "ivf-pq4fs", "scann"],
 )
 def test_rebuild_holds_exactly_the_given_templates_with_high_recall(choice: IndexChoice) -> None:
     v = clustered(6000, 32)

@@ -13,7 +13,6 @@ when the current index no longer fits. The thresholds come from
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +49,6 @@ SCANN_MIN = FAST_SCAN_MIN
 """From here, when the optional ScaNN wheel is installed, ScaNN (SOAR tree, anisotropic 4-bit
 codes) answers faster than faiss at recall@10 0.99: measured 0.92 ms at 1M against 2.5 ms for
 IVF fast-scan (benchmarks/README_search_scale.md)."""
-
-SCANN_SHARD_FROM = 700_000
-"""From here a ScaNN gallery is split in two shards that one query searches on two cores."""
 
 SCANN_BYTES = 1300
 """In-memory B/template of a ScaNN index: its own float copy (512), the exact re-rank copy
@@ -137,22 +133,19 @@ def choose_index(
     )
     budget_ok = max_bytes_per_template is None or max_bytes_per_template >= SCANN_BYTES
     if expected_size >= SCANN_MIN and budget_ok and scann_available():
-        shards = scann_shards(expected_size)
-        per_shard = expected_size // shards
-        leaves = scann_leaves(per_shard)
-        share = scann_share(per_shard) * (1.0 if high else 2.0 / 3.0)
+        leaves = scann_leaves(expected_size)
+        share = scann_share(expected_size) * (1.0 if high else 2.0 / 3.0)
         return IndexChoice(
             "scann",
             {
-                "shards": shards,
                 "leaves": leaves,
                 "leaves_to_search": max(8, round(share * leaves)),
                 "reorder": 200,
                 "shortlist": 32,
             },
-            f"{shards} ScaNN tree(s) with SOAR spilling and 4-bit anisotropic codes, searched "
-            "side by side, re-scored on 200 candidates and re-ranked exactly: the fastest "
-            f"measured at recall@10 >= {recall_target} at this size",
+            "ScaNN tree with SOAR spilling and 4-bit anisotropic codes, re-scored on 200 "
+            f"candidates and re-ranked exactly: the fastest measured at recall@10 >= "
+            f"{recall_target} at this size",
         )
     if max_bytes_per_template is not None and max_bytes_per_template < 600:
         if max_bytes_per_template >= FAST_SCAN_BYTES:
@@ -197,15 +190,6 @@ def scann_leaves(size: int) -> int:
     least MIN_TRAIN_PER_LEAF training points per leaf."""
     leaves = int(round(2 * math.sqrt(max(size, 1)) / 100) * 100)
     return max(16, min(leaves, max(size, 1) // MIN_TRAIN_PER_LEAF))
-
-
-def scann_shards(size: int) -> int:
-    """ScaNN shards searched side by side for one query: 2 from SCANN_SHARD_FROM templates
-    (measured at 1M: 0.83 ms at recall@10 0.992 against 1.2 ms for one tree, same hour),
-    never more than the machine has cores."""
-    if size < SCANN_SHARD_FROM:
-        return 1
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 def scann_share(size: int) -> float:
@@ -348,9 +332,8 @@ def needs_rebuild(
         return None  # chosen explicitly, never switched automatically
     if index.kind == "scann":
         leaves = int(desc["params"]["leaves"])
-        per_shard = n // int(desc["params"].get("shards", 1))
-        # shrunk, or grown to want twice the leaves (about 4x the size its trees were made for)
-        if n < FLAT_MAX // 4 or scann_leaves(per_shard) >= 2 * leaves:
+        # shrunk, or grown to want twice the leaves (about 4x the size its tree was made for)
+        if n < FLAT_MAX // 4 or scann_leaves(n) >= 2 * leaves:
             return want
         return None
     if index.kind == "faiss-flat":

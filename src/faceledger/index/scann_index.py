@@ -1,23 +1,29 @@
-"""ScaNN backend: the gallery split over ``shards`` ScaNN searchers, searched side by side.
+"""ScaNN backend: a k-means tree with SOAR spilling and anisotropic 4-bit codes, exact re-rank.
 
-Google's ScaNN (``pip install 'faceledger[scale]'``, Linux x86-64 wheels) is the one library
-measured here that answers a 1M-template gallery in about 1 ms at recall@10 0.99 on one core
-(benchmarks/README_search_scale.md). Each shard (:class:`ScannShard`) is a k-means tree with
-SOAR spilling and anisotropic 4-bit codes, re-scored on ScaNN's float copy and re-ranked
-exactly. ScaNN's search releases the GIL, so a single query searches two half-size shards on
-two cores at once: half the leaves each, for the same recall, in ~0.8 ms at 1M instead of
-~1.2 ms measured in the same hour. Each shard returns its exact top-k; re-ranking their union
-exactly gives the same answer one searcher gives.
+Google's ScaNN (``pip install faceledger[scale]``, Linux x86-64 wheels) is the one library
+measured here that answers a 1M-template gallery in under 1 ms at recall@10 0.99 on 2 cores
+(benchmarks/README_search_scale.md). Each template lives in two tree leaves (SOAR: its own
+and a second one chosen orthogonal to the first residual), is scored there with anisotropic
+product-quantised codes (64 half-byte codes), and ScaNN re-scores a few hundred candidates on
+its float copy; this class then re-ranks the final shortlist exactly (:func:`rerank`).
 
-New templates go to the shard holding fewest; removal rewrites only the shards that held
-the removed ids (see :mod:`faceledger.index._scann_shard` for why ScaNN's own deletion is
-never used).
+ScaNN 1.4.2 crashes (segfault) when a SOAR searcher deletes or updates a point, so this
+class never asks it to. Removal rewrites the searcher without the removed rows instead:
+serialise, drop the rows from every per-point array (float copy, both code tables, leaf
+tokens), load. That takes seconds at 1M templates and is what makes removal verifiable:
+nothing of a removed template stays in memory or in saved files. ScaNN cannot hold zero
+points once trained, so row 0 of every searcher is an *anchor*: the normalised mean of the
+training sample (no one's template), never returned.
 """
 
 from __future__ import annotations
 
-import itertools
-from concurrent.futures import Future, ThreadPoolExecutor
+import contextlib
+import functools
+import importlib
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -25,13 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from faceledger.errors import IntegrityError, InvalidArgument
-from faceledger.index._persist import read_index_file, write_index_file
-from faceledger.index._scann_shard import (
-    MIN_TRAIN_PER_LEAF,
-    TRAIN_SAMPLE,
-    ScannShard,
-    available,
-)
+from faceledger.index._persist import read_index_file, require, write_index_file
+from faceledger.index._slots import SlotMembership, SlotTable
 from faceledger.index.base import (
     IdArray,
     SearchHits,
@@ -39,21 +40,124 @@ from faceledger.index.base import (
     VectorIndex,
     as_vectors,
     rerank,
+    shortlist_size,
 )
 
-__all__ = ["MIN_TRAIN_PER_LEAF", "TRAIN_SAMPLE", "ScannIndex", "ScannShard", "available"]
+MIN_TRAIN_PER_LEAF = 50
+"""ScaNN's tree refuses leaves smaller than this (its ``min_partition_size``)."""
 
-_SIDE_BY_SIDE_BELOW = 16
-"""Query batches smaller than this search the shards on parallel threads; larger batches
-use ScaNN's own thread pool inside each shard, one shard after the other."""
+TRAIN_SAMPLE = 250_000
+"""Templates sampled to train the tree and the codes (60 s of k-means for 2000 leaves)."""
+
+_TOKENS = "datapoint_to_token"  # two int32 leaf ids per point: its own leaf and its SOAR spill
+_ASSETS = "scann_assets.pbtxt"
+_PARALLEL_FROM = 16  # query rows from which ScaNN's own thread pool answers a batch
 
 
-def _build_shard(shard: ScannShard, ids: IdArray, vecs: VectorArray, n_train: int) -> None:
-    shard.build(ids, vecs, n_train=n_train)
+@functools.cache
+def available() -> bool:
+    """Whether the ScaNN wheel is installed (it is optional: ``faceledger[scale]``)."""
+    try:
+        _scann()
+    except InvalidArgument:
+        return False
+    return True
 
 
-class ScannIndex(VectorIndex):
-    """``shards`` ScaNN trees of ``leaves`` cells each; ``leaves_to_search`` per shard."""
+def _scann() -> Any:
+    """The ScaNN extension module, imported on first use."""
+    try:
+        # the wrapper module puts the extension (a top-level ``scann_pybind``) on sys.path
+        importlib.import_module("scann.scann_ops.py.scann_ops_pybind")
+        return importlib.import_module("scann_pybind")
+    except ImportError as exc:
+        raise InvalidArgument(
+            f"the scann index needs the ScaNN wheel: pip install 'faceledger[scale]' ({exc})"
+        ) from None
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="faceledger-scann-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Artifacts:
+    """A searcher as data: its per-point arrays (row 0 = anchor) and its model files."""
+
+    def __init__(self, arrays: dict[str, npt.NDArray[Any]], files: dict[str, bytes]) -> None:
+        self.arrays = arrays
+        self.files = files
+        rows = {name: a.shape[0] for name, a in arrays.items() if name != _TOKENS}
+        n = arrays["dataset"].shape[0] if "dataset" in arrays else -1
+        if _ASSETS not in files or n < 1 or any(r != n for r in rows.values()):
+            raise IntegrityError("ScaNN artifacts are incomplete or their arrays disagree")
+        if arrays.get(_TOKENS, np.empty(0)).shape != (2 * n,):
+            raise IntegrityError("ScaNN leaf tokens do not match its points")
+
+    @property
+    def rows(self) -> int:
+        return int(self.arrays["dataset"].shape[0])
+
+    @classmethod
+    def dump(cls, searcher: Any) -> _Artifacts:
+        with _scratch() as folder:
+            searcher.serialize(str(folder), True)
+            arrays: dict[str, npt.NDArray[Any]] = {}
+            files: dict[str, bytes] = {}
+            for p in folder.iterdir():
+                if p.suffix == ".npy":
+                    arrays[p.stem] = np.load(p, allow_pickle=False)
+                else:
+                    files[p.name] = p.read_bytes()
+        return cls(arrays, files)
+
+    def keep(self, rows: IdArray) -> _Artifacts:
+        """The same searcher holding only ``rows`` (in that order)."""
+        arrays = {}
+        for name, a in self.arrays.items():
+            if name == _TOKENS:
+                arrays[name] = np.ascontiguousarray(a.reshape(-1, 2)[rows].reshape(-1))
+            else:
+                arrays[name] = np.ascontiguousarray(a[rows])
+        return _Artifacts(arrays, self.files)
+
+    def load(self) -> Any:
+        scann = _scann()
+        with _scratch() as folder:
+            for name, a in self.arrays.items():
+                np.save(folder / f"{name}.npy", a, allow_pickle=False)
+            for name, blob in self.files.items():
+                (folder / name).write_bytes(blob)
+            try:
+                return scann.ScannNumpy(str(folder), self.files[_ASSETS].decode())
+            except (RuntimeError, ValueError) as exc:
+                raise IntegrityError(f"ScaNN could not load its searcher: {exc}") from None
+
+    def to_file_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        out = {f"scann_array_{name}": a for name, a in self.arrays.items()}
+        for name, blob in self.files.items():
+            out[f"scann_file_{name}"] = np.frombuffer(blob, dtype=np.uint8)
+        return out
+
+    @classmethod
+    def from_file_arrays(cls, arrays: dict[str, npt.NDArray[Any]]) -> _Artifacts | None:
+        data = {k[12:]: v for k, v in arrays.items() if k.startswith("scann_array_")}
+        files = {k[11:]: v.tobytes() for k, v in arrays.items() if k.startswith("scann_file_")}
+        if not data and not files:
+            return None
+        return cls(data, files)
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(a.nbytes for a in self.arrays.values()))
+
+
+class ScannIndex(SlotMembership, VectorIndex):
+    """ScaNN tree over ``leaves`` cells; ``leaves_to_search`` trades latency for recall."""
 
     kind = "scann"
 
@@ -62,7 +166,6 @@ class ScannIndex(VectorIndex):
         dimension: int,
         model_id: str,
         *,
-        shards: int = 1,
         leaves: int = 2000,
         leaves_to_search: int = 150,
         reorder: int = 200,
@@ -71,158 +174,194 @@ class ScannIndex(VectorIndex):
         aq_threshold: float = 0.2,
     ) -> None:
         super().__init__(dimension, model_id)
-        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 64:
-            raise InvalidArgument(f"shards must be an integer from 1 to 64, got {shards!r}")
-        self._shard_params: dict[str, Any] = {
-            "leaves": leaves,
-            "leaves_to_search": leaves_to_search,
-            "reorder": reorder,
-            "shortlist": shortlist,
-            "soar_lambda": soar_lambda,
-            "aq_threshold": aq_threshold,
-        }
-        self._shards = [
-            ScannShard(dimension, model_id, **self._shard_params) for _ in range(shards)
-        ]
-        self._pool: ThreadPoolExecutor | None = None
-
-    # -- shards and their settings --------------------------------------------------------------
-    @property
-    def shards(self) -> int:
-        return len(self._shards)
-
-    @property
-    def leaves_to_search(self) -> int:
-        return self._shards[0].leaves_to_search
-
-    @leaves_to_search.setter
-    def leaves_to_search(self, value: int) -> None:
-        if not 1 <= int(value) <= self._shards[0].leaves:
-            raise InvalidArgument("leaves_to_search must be between 1 and leaves")
-        for shard in self._shards:
-            shard.leaves_to_search = int(value)
-        self._shard_params["leaves_to_search"] = int(value)
-
-    def _each(self, fn: Any, args: list[tuple[Any, ...]]) -> list[Any]:
-        """``fn(shard, *args[i])`` for shard i, the first on this thread and the rest on the
-        pool, side by side (ScaNN releases the GIL while it trains, encodes and searches)."""
-        if len(self._shards) == 1:
-            return [fn(self._shards[0], *args[0])]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(len(self._shards) - 1, "faceledger-scann")
-        later: list[Future[Any]] = [
-            self._pool.submit(fn, shard, *a)
-            for shard, a in zip(self._shards[1:], args[1:], strict=True)
-        ]
-        first = fn(self._shards[0], *args[0])
-        return [first, *(f.result() for f in later)]
-
-    def set_threads(self, threads: int) -> None:
-        """Threads each shard's ScaNN uses for a batch of queries."""
-        for shard in self._shards:
-            shard.set_threads(threads)
+        if leaves < 2 or not 1 <= leaves_to_search <= leaves:
+            raise InvalidArgument("ScaNN needs leaves >= 2 and 1 <= leaves_to_search <= leaves")
+        if reorder < 1 or shortlist < 1:
+            raise InvalidArgument("reorder and shortlist must be at least 1")
+        if soar_lambda <= 0 or not 0 < aq_threshold < 1:
+            raise InvalidArgument("soar_lambda must be > 0 and aq_threshold in (0, 1)")
+        if dimension % 2:
+            raise InvalidArgument("ScaNN's 2-dimension code blocks need an even dimension")
+        self.leaves = int(leaves)
+        self.leaves_to_search = int(leaves_to_search)
+        self.reorder = int(reorder)
+        self.shortlist = int(shortlist)
+        self.soar_lambda = float(soar_lambda)
+        self.aq_threshold = float(aq_threshold)
+        self._slots = SlotTable()  # ScaNN row = slot + 1 (row 0 is the anchor)
+        self._full = np.empty((0, dimension), dtype=np.float32)  # by slot, for the re-rank
+        self._searcher: Any = None
 
     # -- training ---------------------------------------------------------------------------
     @property
     def is_trained(self) -> bool:
-        return all(s.is_trained for s in self._shards)
+        return self._searcher is not None
 
     @property
     def min_train_size(self) -> int:
-        return self._shards[0].min_train_size * len(self._shards)
+        return self.leaves * MIN_TRAIN_PER_LEAF
+
+    def _config(self, n_train: int) -> str:
+        from scann.scann_ops.py import scann_ops_pybind
+
+        sample = np.zeros((1, self.dimension), dtype=np.float32)  # the builder only reads d
+        builder = scann_ops_pybind.builder(sample, 10, "dot_product")
+        builder = builder.tree(
+            num_leaves=self.leaves,
+            num_leaves_to_search=self.leaves_to_search,
+            training_sample_size=n_train,
+            spherical=True,
+            soar_lambda=self.soar_lambda,
+            overretrieve_factor=2.0,
+        )
+        builder = builder.score_ah(2, anisotropic_quantization_threshold=self.aq_threshold)
+        return str(builder.reorder(self.reorder).create_config())
+
+    def _construct(self, vecs: VectorArray, n_train: int) -> Any:
+        """A searcher over the anchor (row 0: the normalised mean of ``vecs``) and ``vecs``,
+        trained on a sample of ``n_train`` of them and encoded by ScaNN's own constructor
+        (which releases the GIL, unlike its inserts)."""
+        if vecs.shape[0] < self.min_train_size:
+            raise InvalidArgument(
+                f"ScaNN with {self.leaves} leaves needs at least {self.min_train_size} "
+                f"templates to learn from, got {vecs.shape[0]}"
+            )
+        mean = vecs.astype(np.float64).mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        if norm == 0.0:
+            raise InvalidArgument("the templates average to zero: not a face gallery")
+        anchor = (mean / norm).astype(np.float32)[None, :]
+        rows = np.concatenate([anchor, vecs])
+        return _scann().ScannNumpy(rows, self._config(min(n_train, rows.shape[0])), 0)
 
     def train(self, vectors: npt.ArrayLike) -> None:
-        """Train every shard's tree and codes on the same sample (only anchors are kept)."""
+        """Learn the tree and the codebooks from a sample of the gallery's templates.
+
+        The sample's own points are dropped afterwards: only the anchor stays.
+        """
+        if self._slots.n_slots:
+            raise InvalidArgument("train a ScaNN index before adding templates (or rebuild it)")
         vecs = as_vectors(vectors, self.dimension, what="training vectors")
-        self._each(ScannShard.train, [(vecs,)] * len(self._shards))
+        searcher = self._construct(vecs, vecs.shape[0])
+        self._searcher = _Artifacts.dump(searcher).keep(np.zeros(1, dtype=np.int64)).load()
 
     def build(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, *, n_train: int) -> None:
-        """Fill an empty, untrained index: an equal part to each shard, built side by side,
-        each shard trained on up to ``n_train`` of its templates."""
-        if len(self) or any(s.is_trained for s in self._shards):
+        """Fill an empty, untrained index in one pass: train on ``n_train`` sampled templates
+        and encode them all natively (a 1M build: minutes, without blocking other threads)."""
+        if self._searcher is not None or self._slots.n_slots:
             raise InvalidArgument("build() fills an empty, untrained ScaNN index")
         ids_, vecs = self._check_add(ids, vectors)
-        if ids_.size < self.min_train_size:
-            raise InvalidArgument(
-                f"{len(self._shards)} ScaNN shards of {self._shards[0].leaves} leaves need at "
-                f"least {self.min_train_size} templates to learn from, got {ids_.size}"
-            )
-        bounds = np.linspace(0, ids_.size, len(self._shards) + 1).astype(int)
-        parts = [(ids_[a:b], vecs[a:b], n_train) for a, b in itertools.pairwise(bounds)]
-        self._each(_build_shard, parts)
+        searcher = self._construct(vecs, n_train)
+        if int(searcher.size()) != ids_.size + 1:
+            raise IntegrityError("ScaNN did not index every template")
+        self._slots.append(ids_)
+        self._full = vecs.copy()
+        self._searcher = searcher
 
     def trained_copy(self) -> ScannIndex:
-        """A new, empty index with the same parameters, trees and codebooks."""
-        if not self.is_trained:
+        """A new, empty index with the same parameters, tree and codebooks (no re-training)."""
+        if self._searcher is None:
             raise InvalidArgument("this ScaNN index is not trained")
         twin = ScannIndex(self.dimension, self.model_id, **self.params())
-        twin._shards = [s.trained_copy() for s in self._shards]
+        anchor_only = _Artifacts.dump(self._searcher).keep(np.zeros(1, dtype=np.int64))
+        twin._searcher = anchor_only.load()
         return twin
+
+    def set_threads(self, threads: int) -> None:
+        """Threads ScaNN uses to answer a batch of queries (one query always uses one)."""
+        if self._searcher is None:
+            raise InvalidArgument("this ScaNN index is not trained")
+        self._searcher.set_num_threads(int(threads))
 
     # -- mutation ---------------------------------------------------------------------------
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         ids_, vecs = self._check_add(ids, vectors)
         if ids_.size == 0:
             return
-        if not self.is_trained:  # the first add trains (refused when it is too small)
+        if self._searcher is None:  # the first add trains (refused when it is too small)
             self.build(ids_, vecs, n_train=TRAIN_SAMPLE)
             return
-        min(self._shards, key=len).add(ids_, vecs)
+        rows_before = int(self._searcher.size())
+        if rows_before != self._slots.n_slots + 1:
+            raise IntegrityError("the ScaNN searcher and its id table disagree")
+        slots = self._slots.append(ids_)
+        need = int(slots[-1]) + 1
+        if need > self._full.shape[0]:
+            grown = np.empty((max(need, int(self._full.shape[0] * 1.5)), self.dimension), "f4")
+            grown[: self._full.shape[0]] = self._full
+            self._full = grown
+        self._full[slots] = vecs
+        self._searcher.upsert([None] * ids_.size, vecs, min(ids_.size, 10_000))
+        if int(self._searcher.size()) != rows_before + ids_.size:
+            raise IntegrityError("ScaNN did not append every template")
 
     def remove(self, ids: npt.ArrayLike) -> int:
         ids_ = self._check_ids(ids)
-        return sum(shard.remove(ids_) for shard in self._shards if shard.contains(ids_).any())
+        dead = np.unique(self._slots.lookup(ids_))
+        dead = dead[dead >= 0]
+        if dead.size == 0:
+            return 0
+        keep = np.setdiff1d(self._slots.live_slots(), dead)  # old slot of each new slot
+        rows = np.concatenate([[0], keep + 1]).astype(np.int64)
+        # the rewritten searcher is complete before anything here changes
+        searcher = _Artifacts.dump(self._searcher).keep(rows).load()
+        self._full[dead] = 0.0
+        self._slots.kill(ids_)
+        if not np.array_equal(self._slots.compact(), keep):
+            raise IntegrityError("ScaNN id table compaction went wrong")
+        self._full = np.ascontiguousarray(self._full[keep])
+        self._searcher = searcher
+        return int(dead.size)
 
     # -- queries ----------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return sum(len(s) for s in self._shards)
-
-    def ids(self) -> IdArray:
-        return np.sort(np.concatenate([s.ids() for s in self._shards]))
-
-    def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        ids_ = self._check_ids(ids)
-        found = np.zeros(ids_.shape, dtype=np.bool_)
-        for s in self._shards:
-            found |= s.contains(ids_)
-        return found
+    def _fetch(self, ids: IdArray) -> VectorArray:
+        out: VectorArray = self._full[self._slots_of(ids)]
+        return out
 
     def search(self, queries: npt.ArrayLike, k: int) -> SearchHits:
         q = self._check_queries(queries, k)
-        if len(self._shards) == 1 or q.shape[0] >= _SIDE_BY_SIDE_BELOW:
-            parts = [s.search(q, k) for s in self._shards]
+        m = q.shape[0]
+        if len(self) == 0 or m == 0:
+            return SearchHits.empty(m, k)
+        c = shortlist_size(k, self.shortlist, len(self)) + 1  # the anchor may take a place
+        pre = max(self.reorder, c)
+        if m >= _PARALLEL_FROM:
+            rows, _ = self._searcher.search_batched(q, c, pre, self.leaves_to_search, True, 64)
+            rows = np.asarray(rows, dtype=np.int64).reshape(m, -1)
         else:
-            parts = self._each(ScannShard.search, [(q, k)] * len(self._shards))
-        if len(parts) == 1:
-            return parts[0]
-        # each shard's exact top-k, re-ranked together (float32 scores could tie where the
-        # float64 ones do not, so merging them by score alone could misorder near-ties)
-        return rerank(q, np.concatenate([p.ids for p in parts], axis=1), self._fetch, k)
-
-    def _fetch(self, ids: IdArray) -> VectorArray:
-        out = np.empty((ids.size, self.dimension), dtype=np.float32)
-        for shard in self._shards:
-            mine = shard.contains(ids)
-            if mine.any():
-                out[mine] = shard.vectors(ids[mine])
-        return out
+            found = [
+                self._searcher.search(q[i], c, pre, self.leaves_to_search)[0] for i in range(m)
+            ]
+            rows = np.full((m, c), 0, dtype=np.int64)
+            for i, r in enumerate(found):
+                rows[i, : len(r)] = r
+        candidates = self._slots.labels(rows - 1)  # anchor (row 0) and padding become -1
+        return rerank(q, candidates, self._fetch, k)
 
     # -- description and persistence ----------------------------------------------------------
     def params(self) -> dict[str, Any]:
-        return {"shards": len(self._shards), **self._shards[0].params()}
+        return {
+            "leaves": self.leaves,
+            "leaves_to_search": self.leaves_to_search,
+            "reorder": self.reorder,
+            "shortlist": self.shortlist,
+            "soar_lambda": self.soar_lambda,
+            "aq_threshold": self.aq_threshold,
+        }
 
     def memory_bytes(self) -> int:
-        return sum(s.memory_bytes() for s in self._shards)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        n = self._slots.n_slots + 1
+        # ScaNN's float copy, two 64-byte code tables and two leaf tokens per row
+        scann = n * (4 * self.dimension + self.dimension + 8) if self._searcher is not None else 0
+        return int(scann + self._full[: self._slots.n_slots].nbytes + self._slots.nbytes)
 
     def save(self, path: str | Path) -> None:
-        arrays: dict[str, npt.NDArray[Any]] = {}
-        for i, shard in enumerate(self._shards):
-            arrays.update({f"shard{i}.{name}": a for name, a in shard.to_arrays().items()})
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "labels": self._slots.slot_labels(),
+            "full": self._full[: self._slots.n_slots],
+        }
+        if self._searcher is not None:
+            arrays.update(_Artifacts.dump(self._searcher).to_file_arrays())
         header = {
             "kind": self.kind,
             "model_id": self.model_id,
@@ -236,15 +375,22 @@ class ScannIndex(VectorIndex):
         meta, arrays = read_index_file(path, cls.kind)
         try:
             index = cls(int(meta["dimension"]), str(meta["model_id"]), **meta["params"])
-        except (KeyError, TypeError, ValueError, InvalidArgument) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"index file {path}: bad header ({exc})") from None
-        seen: set[int] = set()
-        for i, shard in enumerate(index._shards):
-            prefix = f"shard{i}."
-            own = {n[len(prefix) :]: a for n, a in arrays.items() if n.startswith(prefix)}
-            shard.restore(own, path)
-            held = set(shard.ids().tolist())
-            if seen & held:
-                raise IntegrityError(f"index file {path}: an id is held by two shards")
-            seen |= held
+        labels = require(arrays, "labels", path).astype(np.int64)
+        full = require(arrays, "full", path).astype(np.float32)
+        if full.shape != (labels.size, index.dimension):
+            raise IntegrityError(f"index file {path}: templates and ids do not match")
+        index._slots = SlotTable.from_labels(labels)
+        if index._slots.n_dead:
+            raise IntegrityError(f"index file {path}: a ScaNN index keeps no removed slots")
+        index._full = np.ascontiguousarray(full)
+        artifacts = _Artifacts.from_file_arrays(arrays)
+        if artifacts is None:
+            if labels.size:
+                raise IntegrityError(f"index file {path}: templates without a ScaNN searcher")
+            return index
+        if artifacts.rows != labels.size + 1:
+            raise IntegrityError(f"index file {path}: ScaNN rows and ids do not match")
+        index._searcher = artifacts.load()
         return index
