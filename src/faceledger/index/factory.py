@@ -47,8 +47,8 @@ list padding measured 49-51 B/template."""
 
 SCANN_MIN = FAST_SCAN_MIN
 """From here, when the optional ScaNN wheel is installed, ScaNN (SOAR tree, anisotropic 4-bit
-codes) answers faster than faiss at recall@10 0.99: measured 0.92 ms at 1M against 2.5 ms for
-IVF fast-scan (benchmarks/README_search_scale.md)."""
+codes) answers faster than faiss at recall@10 0.99: measured 0.97-1.26 ms at 1M over three
+runs, against 2.3-3.0 ms for IVF fast-scan in the same runs (benchmarks/README_search_scale.md)."""
 
 SCANN_BYTES = 1300
 """In-memory B/template of a ScaNN index: its own float copy (512), the exact re-rank copy
