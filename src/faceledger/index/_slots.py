@@ -15,6 +15,16 @@ from faceledger.index.base import IdArray, as_ids
 _EMPTY = np.empty(0, dtype=np.int64)
 
 
+def with_room(rows: npt.NDArray[np.float32], need: int, used: int) -> npt.NDArray[np.float32]:
+    """``rows`` (vectors by slot) with room for at least ``need`` rows: grown by half when
+    full, the first ``used`` rows copied over; the same array when it already fits."""
+    if need <= rows.shape[0]:
+        return rows
+    grown = np.empty((max(need, int(rows.shape[0] * 1.5)), rows.shape[1]), dtype=np.float32)
+    grown[:used] = rows[:used]
+    return grown
+
+
 class IdSet:
     """A set of int64 ids kept as one sorted array."""
 

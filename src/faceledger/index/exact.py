@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from faceledger.errors import IntegrityError
 from faceledger.index._persist import read_index_file, require, write_index_file
-from faceledger.index._slots import SlotMembership, SlotTable
+from faceledger.index._slots import SlotMembership, SlotTable, with_room
 from faceledger.index.base import IdArray, SearchHits, VectorArray, VectorIndex, rerank
 
 _SCAN_BLOCK = 1 << 24
@@ -44,13 +44,8 @@ class ExactIndex(SlotMembership, VectorIndex):
         ids_, vecs = self._check_add(ids, vectors)
         if ids_.size == 0:
             return
-        need = self._slots.n_slots + ids_.size
-        if need > self._vecs.shape[0]:
-            grown = np.empty(
-                (max(need, int(self._vecs.shape[0] * 1.5)), self.dimension), np.float32
-            )
-            grown[: self._slots.n_slots] = self._vecs[: self._slots.n_slots]
-            self._vecs = grown
+        n = self._slots.n_slots
+        self._vecs = with_room(self._vecs, n + ids_.size, n)
         slots = self._slots.append(ids_)
         self._vecs[slots] = vecs
 

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from faceledger.errors import IntegrityError, InvalidArgument
 from faceledger.index._persist import require
+from faceledger.index._slots import with_room
 from faceledger.index.base import IdArray, RerankSource, VectorArray, as_vectors, fetch_checked
 from faceledger.index.faiss_index import _SlotFaissIndex
 
@@ -115,11 +116,7 @@ class FaissHNSWIndex(_SlotFaissIndex):
     def _store_full(self, slots: IdArray, vectors: VectorArray) -> None:
         if self.storage == "flat" or self._source is not None:
             return
-        need = int(slots.max()) + 1
-        if need > self._full.shape[0]:
-            grown = np.empty((max(need, int(self._full.shape[0] * 1.5)), self.dimension), "f4")
-            grown[: self._full.shape[0]] = self._full
-            self._full = grown
+        self._full = with_room(self._full, int(slots.max()) + 1, self._full.shape[0])
         self._full[slots] = vectors
 
     def _reset_full(self) -> None:

@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from faceledger.errors import IntegrityError, InvalidArgument
 from faceledger.index._persist import read_index_file, require, write_index_file
-from faceledger.index._slots import SlotMembership, SlotTable
+from faceledger.index._slots import SlotMembership, SlotTable, with_room
 from faceledger.index.base import (
     IdArray,
     SearchHits,
@@ -52,6 +52,7 @@ TRAIN_SAMPLE = 250_000
 
 _TOKENS = "datapoint_to_token"  # two int32 leaf ids per point: its own leaf and its SOAR spill
 _ASSETS = "scann_assets.pbtxt"
+_ARRAY, _FILE = "scann_array_", "scann_file_"  # name prefixes in an index file
 _PARALLEL_FROM = 16  # query rows from which ScaNN's own thread pool answers a batch
 
 
@@ -139,15 +140,17 @@ class _Artifacts:
                 raise IntegrityError(f"ScaNN could not load its searcher: {exc}") from None
 
     def to_file_arrays(self) -> dict[str, npt.NDArray[Any]]:
-        out = {f"scann_array_{name}": a for name, a in self.arrays.items()}
+        out = {_ARRAY + name: a for name, a in self.arrays.items()}
         for name, blob in self.files.items():
-            out[f"scann_file_{name}"] = np.frombuffer(blob, dtype=np.uint8)
+            out[_FILE + name] = np.frombuffer(blob, dtype=np.uint8)
         return out
 
     @classmethod
     def from_file_arrays(cls, arrays: dict[str, npt.NDArray[Any]]) -> _Artifacts | None:
-        data = {k[12:]: v for k, v in arrays.items() if k.startswith("scann_array_")}
-        files = {k[11:]: v.tobytes() for k, v in arrays.items() if k.startswith("scann_file_")}
+        data = {k.removeprefix(_ARRAY): v for k, v in arrays.items() if k.startswith(_ARRAY)}
+        files = {
+            k.removeprefix(_FILE): v.tobytes() for k, v in arrays.items() if k.startswith(_FILE)
+        }
         if not data and not files:
             return None
         return cls(data, files)
@@ -155,6 +158,11 @@ class _Artifacts:
     @property
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in self.arrays.values()))
+
+
+def _anchor_only(searcher: Any) -> Any:
+    """A copy of ``searcher`` cut down to its anchor row: trained, holding no one."""
+    return _Artifacts.dump(searcher).keep(np.zeros(1, dtype=np.int64)).load()
 
 
 class ScannIndex(SlotMembership, VectorIndex):
@@ -244,7 +252,7 @@ class ScannIndex(SlotMembership, VectorIndex):
             raise InvalidArgument("train a ScaNN index before adding templates (or rebuild it)")
         vecs = as_vectors(vectors, self.dimension, what="training vectors")
         searcher = self._construct(vecs, vecs.shape[0])
-        self._searcher = _Artifacts.dump(searcher).keep(np.zeros(1, dtype=np.int64)).load()
+        self._searcher = _anchor_only(searcher)
 
     def build(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, *, n_train: int) -> None:
         """Fill an empty, untrained index in one pass: train on ``n_train`` sampled templates
@@ -264,8 +272,7 @@ class ScannIndex(SlotMembership, VectorIndex):
         if self._searcher is None:
             raise InvalidArgument("this ScaNN index is not trained")
         twin = ScannIndex(self.dimension, self.model_id, **self.params())
-        anchor_only = _Artifacts.dump(self._searcher).keep(np.zeros(1, dtype=np.int64))
-        twin._searcher = anchor_only.load()
+        twin._searcher = _anchor_only(self._searcher)
         return twin
 
     def set_threads(self, threads: int) -> None:
@@ -286,11 +293,7 @@ class ScannIndex(SlotMembership, VectorIndex):
         if rows_before != self._slots.n_slots + 1:
             raise IntegrityError("the ScaNN searcher and its id table disagree")
         slots = self._slots.append(ids_)
-        need = int(slots[-1]) + 1
-        if need > self._full.shape[0]:
-            grown = np.empty((max(need, int(self._full.shape[0] * 1.5)), self.dimension), "f4")
-            grown[: self._full.shape[0]] = self._full
-            self._full = grown
+        self._full = with_room(self._full, int(slots[-1]) + 1, self._full.shape[0])
         self._full[slots] = vecs
         self._searcher.upsert([None] * ids_.size, vecs, min(ids_.size, 10_000))
         if int(self._searcher.size()) != rows_before + ids_.size:
