@@ -87,3 +87,34 @@ def test_small_first_add_and_damaged_files_are_refused(
         np.savez(f, **arrays)  # type: ignore[arg-type]
     with pytest.raises(IntegrityError):
         ScannIndex.load(tmp_path / "bad.index")
+
+
+def test_an_add_that_fails_inside_scann_is_undone(trained: ScannIndex, orl_templates: Any) -> None:
+    vecs = orl_templates.vectors
+    index = trained.trained_copy()
+    index.add(np.arange(200), vecs[:200])
+    before = index.search(vecs, 10)
+
+    class HalfThenFail:
+        """The real searcher, whose insert takes half the batch and then fails (ScaNN's own
+        failure, which cannot be provoked from outside, is simulated here)."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def upsert(self, docids: Any, batch: Any, size: int) -> None:
+            self.real.upsert(docids[:50], batch[:50], 50)
+            raise RuntimeError("ScaNN gave up halfway")
+
+    index._searcher = HalfThenFail(index._searcher)
+    with pytest.raises(RuntimeError, match="halfway"):
+        index.add(np.arange(200, 300), vecs[200:300])
+    assert len(index) == 200 and not index.contains(np.arange(200, 300)).any()
+    assert int(index._searcher.size()) == 201  # the anchor and the 200 stored
+    after = index.search(vecs, 10)
+    np.testing.assert_array_equal(after.ids, before.ids)
+    index.add(np.arange(200, 300), vecs[200:300])  # the next add lines up again
+    assert len(index) == 300 and index.search(vecs[250:251], 1).ids[0, 0] == 250

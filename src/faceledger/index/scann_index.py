@@ -292,12 +292,18 @@ class ScannIndex(SlotMembership, VectorIndex):
         rows_before = int(self._searcher.size())
         if rows_before != self._slots.n_slots + 1:
             raise IntegrityError("the ScaNN searcher and its id table disagree")
+        try:
+            self._searcher.upsert([None] * ids_.size, vecs, min(ids_.size, 10_000))
+            if int(self._searcher.size()) != rows_before + ids_.size:
+                raise IntegrityError("ScaNN did not append every template")
+        except BaseException:
+            # cut off whatever part of the batch ScaNN took; the id table was not touched
+            rows = np.arange(rows_before, dtype=np.int64)
+            self._searcher = _Artifacts.dump(self._searcher).keep(rows).load()
+            raise
         slots = self._slots.append(ids_)
         self._full = with_room(self._full, int(slots[-1]) + 1, self._full.shape[0])
         self._full[slots] = vecs
-        self._searcher.upsert([None] * ids_.size, vecs, min(ids_.size, 10_000))
-        if int(self._searcher.size()) != rows_before + ids_.size:
-            raise IntegrityError("ScaNN did not append every template")
 
     def remove(self, ids: npt.ArrayLike) -> int:
         ids_ = self._check_ids(ids)
@@ -318,8 +324,8 @@ class ScannIndex(SlotMembership, VectorIndex):
         return int(dead.size)
 
     # -- queries ----------------------------------------------------------------------------
-    def _fetch(self, ids: IdArray) -> VectorArray:
-        out: VectorArray = self._full[self._slots_of(ids)]
+    def _by_slot(self, slots: IdArray) -> VectorArray:
+        out: VectorArray = self._full[slots]
         return out
 
     def search(self, queries: npt.ArrayLike, k: int) -> SearchHits:
@@ -329,18 +335,20 @@ class ScannIndex(SlotMembership, VectorIndex):
             return SearchHits.empty(m, k)
         c = shortlist_size(k, self.shortlist, len(self)) + 1  # the anchor may take a place
         pre = max(self.reorder, c)
-        if m >= _PARALLEL_FROM:
+        if m == 1:  # the latency path: no padding, no per-row loop
+            found = self._searcher.search(q[0], c, pre, self.leaves_to_search)[0]
+            rows = np.asarray(found, dtype=np.int64)[None, :]
+        elif m >= _PARALLEL_FROM:
             rows, _ = self._searcher.search_batched(q, c, pre, self.leaves_to_search, True, 64)
             rows = np.asarray(rows, dtype=np.int64).reshape(m, -1)
         else:
-            found = [
-                self._searcher.search(q[i], c, pre, self.leaves_to_search)[0] for i in range(m)
-            ]
-            rows = np.full((m, c), 0, dtype=np.int64)
-            for i, r in enumerate(found):
+            rows = np.zeros((m, c), dtype=np.int64)  # row 0 (the anchor) pads: never returned
+            for i in range(m):
+                r = self._searcher.search(q[i], c, pre, self.leaves_to_search)[0]
                 rows[i, : len(r)] = r
-        candidates = self._slots.labels(rows - 1)  # anchor (row 0) and padding become -1
-        return rerank(q, candidates, self._fetch, k)
+        slots = rows - 1  # ScaNN row = slot + 1; the anchor and padding become -1
+        # every slot is live (removal compacts), so the re-rank reads templates by slot
+        return rerank(q, self._slots.labels(slots), self._by_slot, k, rows=slots)
 
     # -- description and persistence ----------------------------------------------------------
     def params(self) -> dict[str, Any]:
