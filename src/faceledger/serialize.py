@@ -59,6 +59,17 @@ def face_to_dict(f: FaceResult) -> dict[str, Any]:
     }
 
 
+def face_record(f: FaceResult) -> dict[str, Any]:
+    """What is kept with a search's probe image for its reviewers: the face's box, detector
+    and quality, without landmarks or template (the shape of the API's ``FaceOut``)."""
+    return {
+        "box": asdict(f.detection.box),
+        "confidence": f.detection.confidence,
+        "detector": f.detection.detector,
+        "quality": quality_to_dict(f.quality),
+    }
+
+
 def face_from_dict(data: dict[str, Any]) -> FaceResult:
     t = data.get("template")
     return FaceResult(

@@ -101,6 +101,25 @@ def test_retention_purges_expired_subjects_with_receipts(tmp_path: Path, data_di
     ws.close()
 
 
+def test_a_probe_kept_by_the_engine_carries_its_faces(tmp_path: Path, data_dir: Path) -> None:
+    """The CLI keeps probes through ``search(keep_probe=True)``: the reviewers' record of the
+    faces (box, detector, quality) is kept with it, in the shape the API returns."""
+    from faceledger.api.schemas import FaceOut
+
+    ws = open_workspace(Settings(data_dir=tmp_path))
+    ws.store.create_gallery("g", model_id="dlib-resnet-v1", created_by="t", legal_basis="statute")
+    me = local_operator(ws, "t")
+    probe = data_dir / "london/images/010_smiling.jpg"
+    res = search(ws, me, probe, ["g"], purpose="t", case_ref="c", keep_probe=True)
+    faces = ImageStore(ws.db).probe_faces(res.search_id)
+    assert faces is not None and len(faces) == len(res.faces) == 1
+    kept = FaceOut.model_validate(faces[0])
+    box = res.faces[0].face.detection.box
+    assert (kept.box.left, kept.box.bottom) == (box.left, box.bottom)
+    assert kept.quality.score == res.faces[0].face.quality.score > 0
+    ws.close()
+
+
 def test_retention_deletes_kept_probes_by_the_shortest_period_of_their_galleries(
     tmp_path: Path, data_dir: Path
 ) -> None:

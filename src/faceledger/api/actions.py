@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceledger.access import Operation, PurposePolicy, User, authorize, is_allowed
-from faceledger.api import convert
 from faceledger.api.service import Service
 from faceledger.audit import AuditOp, AuditRecord
 from faceledger.errors import (
@@ -36,6 +35,7 @@ from faceledger.gallery.images import StoredImage, media_type_of
 from faceledger.match import decide
 from faceledger.pipeline import VerifyResult
 from faceledger.review import SearchRecord
+from faceledger.serialize import face_record
 from faceledger.store import LegalBasis
 from faceledger.types import Decision, FaceResult
 
@@ -142,7 +142,7 @@ def search_upload(
     )
     kept = False
     if svc.options.keep_probes:
-        faces = [convert.face(f.face).model_dump() for f in result.faces]
+        faces = [face_record(f.face) for f in result.faces]
         try:
             svc.images.put_probe(
                 result.search_id, result.probe_sha256, data, media_type_of(data), faces

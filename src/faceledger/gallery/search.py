@@ -35,6 +35,7 @@ from faceledger.models import CalibrationTable
 from faceledger.models.calibration import OpenSetCalibration
 from faceledger.models.card import ModelCard
 from faceledger.pipeline import ImageInput
+from faceledger.serialize import face_record
 from faceledger.types import FaceResult, FMREstimate
 
 ThresholdSource = Literal["gallery", "model card"]
@@ -293,7 +294,8 @@ def search(
     if keep_probe if keep_probe is not None else ws.settings.keep_probe_images:
         data = img_bytes(image)
         if data is not None:
-            ws.images.put_probe(record.search_id, img.sha256, data, media_type_of(data), [])
+            faces_kept = [face_record(r.face) for r in results]
+            ws.images.put_probe(record.search_id, img.sha256, data, media_type_of(data), faces_kept)
     return SearchResult(
         search_id=record.search_id,
         audit_seq=record.audit_seq,
