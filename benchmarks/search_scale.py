@@ -551,6 +551,11 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "faceledger-bench"
     )
     ap.add_argument("--seed", type=int, default=20240)
+    ap.add_argument(
+        "--no-huge-pages",
+        action="store_true",
+        help="do not restart with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (Linux)",
+    )
     args = ap.parse_args(argv)
     args.backends = set(args.backends.split(","))
     args.hnsw_ef = [int(x) for x in args.hnsw_ef.split(",")]
@@ -566,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"faiss {faiss.__version__}; batches on {args.threads} OpenMP threads, single queries "
         f"on 1; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-        f"cache {args.cache_dir}"
+        f"cache {args.cache_dir}; native allocations on huge pages: {on_huge_pages()}"
     )
     start = time.perf_counter()
     model = fit_model(args, args.cache_dir)
@@ -587,5 +592,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
+
+
+def on_huge_pages() -> bool:
+    return HUGE_PAGES in os.environ.get("GLIBC_TUNABLES", "")
+
+
+def rerun_on_huge_pages() -> None:
+    """Start this script again with glibc's malloc on transparent huge pages (madvise), as
+    the README (Speed) advises for a service holding a large ScaNN or faiss index: ScaNN's
+    own arrays then need far fewer TLB entries (measured ~5 % faster ScaNN search at 1M).
+    numpy already asks for huge pages for its large arrays. glibc reads the setting at
+    start-up only, hence the re-exec; ``--no-huge-pages`` measures without."""
+    if sys.platform != "linux" or on_huge_pages() or "--no-huge-pages" in sys.argv:
+        return
+    env = dict(os.environ)
+    env["GLIBC_TUNABLES"] = ":".join(t for t in (env.get("GLIBC_TUNABLES"), HUGE_PAGES) if t)
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
 if __name__ == "__main__":
+    rerun_on_huge_pages()
     sys.exit(main())
