@@ -199,6 +199,13 @@ def test_search_matches_exact_oracle_on_real_templates(filled: VectorIndex, corp
     assert_same_hits(filled, oracle(corpus.ids, corpus.vectors), corpus.real_vectors)
 
 
+def test_single_queries_match_the_oracle_one_by_one(filled: VectorIndex, corpus: Corpus) -> None:
+    """One query at a time takes the latency path (its own re-rank code in every backend)."""
+    reference = oracle(corpus.ids, corpus.vectors)
+    for i in range(0, corpus.real_vectors.shape[0], 7):
+        assert_same_hits(filled, reference, corpus.real_vectors[i : i + 1])
+
+
 def test_each_real_template_finds_itself_first(filled: VectorIndex, corpus: Corpus) -> None:
     hits = filled.search(corpus.real_vectors, 1)
     np.testing.assert_array_equal(hits.ids[:, 0], corpus.real_ids)
@@ -213,6 +220,9 @@ def test_scores_descend_and_k_beyond_size_pads(make: Factory, corpus: Corpus) ->
     assert np.isneginf(hits.scores[:, 7:]).all()
     assert (np.diff(hits.scores[:, :7], axis=1) <= 0).all()
     assert sorted(int(i) for i in hits.ids[0, :7]) == sorted(int(i) for i in corpus.real_ids[:7])
+    one = index.search(corpus.real_vectors[:1], 12)  # the single-query path pads the same way
+    np.testing.assert_array_equal(one.ids, hits.ids[:1])
+    np.testing.assert_allclose(one.scores, hits.scores[:1], rtol=0, atol=1e-6)
 
 
 def test_ties_are_broken_by_ascending_id(make: Factory, corpus: Corpus) -> None:

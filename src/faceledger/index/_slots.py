@@ -121,6 +121,11 @@ class SlotTable:
         safe = np.where(slots >= 0, slots, 0)
         return np.where(slots >= 0, self._labels[safe], -1)
 
+    def labels_of_live(self, slots: npt.NDArray[np.integer]) -> IdArray:
+        """External ids of slots known to be live: one gather, no tombstone check."""
+        out: IdArray = self._labels[slots]
+        return out
+
     def live_slots(self) -> IdArray:
         return np.flatnonzero(self._labels[: self._n] >= 0).astype(np.int64)
 

@@ -306,19 +306,27 @@ def rerank(
 def _rerank_one(
     query: VectorArray, candidates: IdArray, fetch: RerankSource, k: int, rows: IdArray | None
 ) -> SearchHits:
-    """:func:`rerank` of a single query in as few numpy calls as possible: it runs right after
-    an index scan has flushed the CPU caches, where each call costs several microseconds."""
     valid = candidates[0] >= 0
     ids = candidates[0][valid]
+    if ids.size == 0:
+        return SearchHits.empty(1, k)
+    keys = ids if rows is None else rows[0][valid]
+    return rank_one(query[0], ids, fetch_checked(fetch, keys, query.shape[1]), k)
+
+
+def rank_one(query: VectorArray, ids: IdArray, vecs: VectorArray, k: int) -> SearchHits:
+    """The exact top-k of one query (a 1-D template) among distinct real candidates ``ids``
+    whose full templates are ``vecs``: what :func:`rerank` does for one row (float64 scores,
+    descending, ties by ascending id), in as few numpy calls as possible. It runs right after
+    an index scan has flushed the CPU caches, where each call costs several microseconds."""
+    scores = vecs.astype(np.float64) @ query.astype(np.float64)
+    order = np.lexsort((ids, -scores))[:k]
+    if order.size == k:
+        return SearchHits(scores=scores[order].astype(np.float32)[None], ids=ids[order][None])
     out_ids = np.full((1, k), -1, dtype=np.int64)
     out_scores = np.full((1, k), -np.inf, dtype=np.float32)
-    if ids.size:
-        keys = ids if rows is None else rows[0][valid]
-        vecs = fetch_checked(fetch, keys, query.shape[1])
-        scores = vecs.astype(np.float64) @ query[0].astype(np.float64)
-        order = np.lexsort((ids, -scores))[:k]
-        out_ids[0, : order.size] = ids[order]
-        out_scores[0, : order.size] = scores[order]
+    out_ids[0, : order.size] = ids[order]
+    out_scores[0, : order.size] = scores[order]
     return SearchHits(scores=out_scores, ids=out_ids)
 
 

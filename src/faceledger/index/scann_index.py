@@ -40,6 +40,7 @@ from faceledger.index.base import (
     VectorArray,
     VectorIndex,
     as_vectors,
+    rank_one,
     rerank,
     shortlist_size,
 )
@@ -335,10 +336,12 @@ class ScannIndex(SlotMembership, VectorIndex):
             return SearchHits.empty(m, k)
         c = shortlist_size(k, self.shortlist, len(self)) + 1  # the anchor may take a place
         pre = max(self.reorder, c)
-        if m == 1:  # the latency path: no padding, no per-row loop
+        if m == 1:  # the latency path: a dozen numpy calls after ScaNN's own
             found = self._searcher.search(q[0], c, pre, self.leaves_to_search)[0]
-            rows = np.asarray(found, dtype=np.int64)[None, :]
-        elif m >= _PARALLEL_FROM:
+            slots = found[found > 0] - 1  # ScaNN row = slot + 1; row 0 is the anchor
+            # every slot is live (removal compacts)
+            return rank_one(q[0], self._slots.labels_of_live(slots), self._full[slots], k)
+        if m >= _PARALLEL_FROM:
             rows, _ = self._searcher.search_batched(q, c, pre, self.leaves_to_search, True, 64)
             rows = np.asarray(rows, dtype=np.int64).reshape(m, -1)
         else:
