@@ -32,10 +32,10 @@ from faceledger.gallery import (
 )
 from faceledger.gallery.enrol import EnrolResult
 from faceledger.gallery.images import StoredImage, media_type_of
+from faceledger.gallery.search import keep_probe_image
 from faceledger.match import decide
 from faceledger.pipeline import VerifyResult
 from faceledger.review import SearchRecord
-from faceledger.serialize import face_record
 from faceledger.store import LegalBasis
 from faceledger.types import Decision, FaceResult
 
@@ -138,15 +138,12 @@ def search_upload(
         k=k,
         fpir=fpir,
         all_faces=all_faces,
-        keep_probe=False,  # kept below, with the faces the review UI draws
+        keep_probe=False,  # kept below: a probe that cannot be kept does not fail the search
     )
     kept = False
     if svc.options.keep_probes:
-        faces = [face_record(f.face) for f in result.faces]
         try:
-            svc.images.put_probe(
-                result.search_id, result.probe_sha256, data, media_type_of(data), faces
-            )
+            keep_probe_image(svc.images, result, data)
             kept = True
         except FaceLedgerError as exc:
             log.warning("probe of search %s not kept: %s", result.search_id, exc.message)

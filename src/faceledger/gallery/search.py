@@ -25,7 +25,7 @@ from faceledger.access import Operation, User, authorize
 from faceledger.access.purpose import require_purpose
 from faceledger.audit import AuditOp, AuditRecord, Lead
 from faceledger.errors import CalibrationError, InvalidArgument, NoFace
-from faceledger.gallery.images import media_type_of
+from faceledger.gallery.images import ImageStore, media_type_of
 from faceledger.gallery.ranking import normalisation_for, rank
 from faceledger.gallery.selfcal import gallery_calibration
 from faceledger.gallery.workspace import Workspace
@@ -291,12 +291,7 @@ def search(
             },
         ),
     )
-    if keep_probe if keep_probe is not None else ws.settings.keep_probe_images:
-        data = img_bytes(image)
-        if data is not None:
-            faces_kept = [face_record(r.face) for r in results]
-            ws.images.put_probe(record.search_id, img.sha256, data, media_type_of(data), faces_kept)
-    return SearchResult(
+    result = SearchResult(
         search_id=record.search_id,
         audit_seq=record.audit_seq,
         probe_sha256=img.sha256,
@@ -306,6 +301,17 @@ def search(
         templates_searched=total,
         faces=tuple(results),
     )
+    if keep_probe if keep_probe is not None else ws.settings.keep_probe_images:
+        data = img_bytes(image)
+        if data is not None:
+            keep_probe_image(ws.images, result, data)
+    return result
+
+
+def keep_probe_image(images: ImageStore, result: SearchResult, data: bytes) -> None:
+    """Keep a search's probe image for its reviewers, with the record of its faces."""
+    faces = [face_record(f.face) for f in result.faces]
+    images.put_probe(result.search_id, result.probe_sha256, data, media_type_of(data), faces)
 
 
 def candidate_fpir(

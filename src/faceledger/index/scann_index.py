@@ -340,7 +340,7 @@ class ScannIndex(SlotMembership, VectorIndex):
             found = self._searcher.search(q[0], c, pre, self.leaves_to_search)[0]
             slots = found[found > 0] - 1  # ScaNN row = slot + 1; row 0 is the anchor
             # every slot is live (removal compacts)
-            return rank_one(q[0], self._slots.labels_of_live(slots), self._full[slots], k)
+            return rank_one(q[0], self._slots.labels_of_live(slots), self._by_slot(slots), k)
         if m >= _PARALLEL_FROM:
             rows, _ = self._searcher.search_batched(q, c, pre, self.leaves_to_search, True, 64)
             rows = np.asarray(rows, dtype=np.int64).reshape(m, -1)
