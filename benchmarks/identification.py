@@ -26,10 +26,11 @@ from faceledger import Settings
 from faceledger.cache import open_cache
 from faceledger.evaluate.protocols import read_image_list
 from faceledger.evaluate.templates import embed_images
-from faceledger.gallery import enrol_bulk, local_operator, open_workspace
+from faceledger.gallery import local_operator, open_workspace
 from faceledger.gallery.evaluation import GallerySearch
-from faceledger.gallery.search import threshold_for_fpir
+from faceledger.match.identify import threshold_for_fpir
 from faceledger.models import ModelRegistry
+from faceledger.usecases import EnrolFolder, enrol_folder
 
 
 def fnir_at_fpir(
@@ -104,7 +105,7 @@ def main() -> None:
         ws.store.create_gallery("utk", model_id=card.id, created_by="bench", legal_basis="other")
         me = local_operator(ws, "bench")
         t0 = time.perf_counter()
-        rep = enrol_bulk(ws, me, "utk", args.data / "utkface_subset/labels.csv")
+        rep = enrol_folder(ws, me, EnrolFolder("utk", args.data / "utkface_subset/labels.csv"))
         secs = time.perf_counter() - t0
         ws.close()
     print(

@@ -40,7 +40,7 @@ from faceledger.evaluate.openset import IdentOperatingPoint, SearchResult, rates
 from faceledger.evaluate.protocols import ImageList, ListEntry, read_image_list
 from faceledger.evaluate.templates import ImageTemplates, embed_images
 from faceledger.gallery.evaluation import GallerySearch
-from faceledger.gallery.search import operating_point
+from faceledger.match.identify import operating_point
 from faceledger.match.openset import calibrate_openset, subject_halves
 from faceledger.models import ModelCard, ModelRegistry
 from faceledger.models.registry import builtin_cards_dir

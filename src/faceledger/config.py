@@ -85,6 +85,11 @@ class Settings:
     """Keep each search's probe image (in the image store, encrypted with the template key if
     set, purged by retention) for its reviewers; the audit log holds only its sha256. The
     service decides for its own searches (``faceledger serve --keep-probes``)."""
+    keep_enrolled_images: bool = False
+    """Keep each enrolled image beside its template for reviewers (erased with it). The
+    service keeps them (``faceledger serve --no-keep-images`` to stop)."""
+    audit_image_views: bool = True
+    """Record in the audit log who looked at which kept enrolled or probe image."""
     audit_signing_key: Path | None = None
     """PEM file of an Ed25519 key signing every audit entry."""
     template_key: Path | None = None

@@ -202,5 +202,6 @@ class Engine:
         fa = self.embed(a, selection=selection)
         fb = self.embed(b, selection=selection)
         assert fa.template is not None and fb.template is not None
-        decision = decide(fa.template, fb.template, self.card, fmr or self.settings.default_fmr)
+        target = fmr if fmr is not None else self.settings.default_fmr
+        decision = decide(fa.template, fb.template, self.card, target)
         return VerifyResult(decision, fa, fb)

@@ -22,8 +22,8 @@ from faceledger.api import ServiceOptions, create_app
 from faceledger.api.service import Service
 from faceledger.config import Settings
 from faceledger.gallery import Workspace, open_workspace
-from faceledger.gallery.galleries import create_gallery
 from faceledger.pipeline import Engine
+from faceledger.usecases import CreateGallery, create_gallery
 
 GALLERY = "watchlist"
 ROLES: dict[str, tuple[Role, ...]] = {
@@ -84,7 +84,7 @@ def deploy(
             ws.access.create_user(name, ROLES[name], by=admin)
     tokens = {name: ws.access.issue_api_key(name, by=admin).token for name in users}
     if gallery is not None:
-        create_gallery(ws, admin, gallery, legal_basis="consent")
+        create_gallery(ws, admin, CreateGallery(gallery, legal_basis="consent"))
         for name, level in GRANTS.items():
             if name in users:
                 ws.access.grant(name, gallery, level, by=admin)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from faceledger.api.concurrency import SerialEngine
-from faceledger.gallery.galleries import create_gallery
+from faceledger.usecases import CreateGallery, create_gallery
 from tests.api.live import GALLERY, Deployment, Live, deploy, serve
 
 API = "/api/v1"
@@ -83,7 +83,7 @@ def _new_grant(w: World) -> dict[str, Any]:
 
 def _new_gallery(w: World) -> dict[str, Any]:
     name = w.fresh("g")
-    create_gallery(w.dep.ws, w.dep.user("admin"), name, legal_basis="other")
+    create_gallery(w.dep.ws, w.dep.user("admin"), CreateGallery(name, legal_basis="other"))
     return {"name": name}
 
 

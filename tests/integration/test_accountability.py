@@ -13,18 +13,21 @@ from faceledger import Settings
 from faceledger.access import Role
 from faceledger.access.policy import GrantLevel
 from faceledger.errors import EncryptionKeyError, NotFound, PermissionDenied
-from faceledger.gallery import (
-    apply_retention,
-    delete_gallery,
-    enrol_image,
-    local_operator,
-    open_workspace,
-    search,
-)
+from faceledger.gallery import local_operator, open_workspace
 from faceledger.gallery.images import ImageStore
 from faceledger.review import LeadStatus
 from faceledger.store import generate_key
 from faceledger.store.database import sqlite_path
+from faceledger.usecases import (
+    ApplyRetention,
+    DeleteGallery,
+    EnrolImage,
+    SearchRequest,
+    apply_retention,
+    delete_gallery,
+    enrol_image,
+    search,
+)
 
 
 class Clock:
@@ -51,12 +54,14 @@ def test_search_review_with_two_person_rule(tmp_path: Path, data_dir: Path) -> N
         rev.append(ws.access.grant(name, "g", GrantLevel.VIEW_IMAGES, by=admin))
     img = data_dir / "london/images"
     for sid in ("005", "008", "030"):
-        enrol_image(ws, enroller, "g", img / f"{sid}_neutral.jpg", sid)
+        enrol_image(ws, enroller, EnrolImage("g", sid, img / f"{sid}_neutral.jpg"))
     with pytest.raises(PermissionDenied):
-        enrol_image(ws, searcher, "g", img / "042_neutral.jpg", "042")
+        enrol_image(ws, searcher, EnrolImage("g", "042", img / "042_neutral.jpg"))
 
     res = search(
-        ws, searcher, img / "008_smiling.jpg", ["g"], purpose="missing person", case_ref="MP-7"
+        ws,
+        searcher,
+        SearchRequest(img / "008_smiling.jpg", ("g",), purpose="missing person", case_ref="MP-7"),
     )
     (lead,) = res.faces[0].candidates
     assert lead.external_id == "008"
@@ -85,15 +90,15 @@ def test_retention_purges_expired_subjects_with_receipts(tmp_path: Path, data_di
     )
     me = local_operator(ws, "t")
     img = data_dir / "london/images"
-    enrol_image(ws, me, "g", img / "061_neutral.jpg", "061")
+    enrol_image(ws, me, EnrolImage("g", "061", img / "061_neutral.jpg"))
     clock.now += timedelta(days=20)
-    enrol_image(ws, me, "g", img / "062_neutral.jpg", "062")
+    enrol_image(ws, me, EnrolImage("g", "062", img / "062_neutral.jpg"))
     clock.now += timedelta(days=5)
-    assert apply_retention(ws, me).receipts == []
+    assert apply_retention(ws, me, ApplyRetention()).receipts == []
     clock.now += timedelta(days=6)  # 061 is 31 days old, 062 is 11
-    receipts = apply_retention(ws, me).receipts
+    receipts = apply_retention(ws, me, ApplyRetention()).receipts
     assert [r.subject for r in receipts] == ["061"]
-    res = search(ws, me, img / "061_smiling.jpg", ["g"], purpose="t", case_ref="c")
+    res = search(ws, me, SearchRequest(img / "061_smiling.jpg", ("g",), purpose="t", case_ref="c"))
     assert all(c.external_id != "061" for c in res.faces[0].candidates)
     purge = list(ws.audit.entries(operation="retention_purge"))
     assert purge[-1].record.details["count"] == 1
@@ -110,7 +115,7 @@ def test_a_probe_kept_by_the_engine_carries_its_faces(tmp_path: Path, data_dir: 
     ws.store.create_gallery("g", model_id="dlib-resnet-v1", created_by="t", legal_basis="statute")
     me = local_operator(ws, "t")
     probe = data_dir / "london/images/010_smiling.jpg"
-    res = search(ws, me, probe, ["g"], purpose="t", case_ref="c", keep_probe=True)
+    res = search(ws, me, SearchRequest(probe, ("g",), purpose="t", case_ref="c", keep_probe=True))
     faces = ImageStore(ws.db).probe_faces(res.search_id)
     assert faces is not None and len(faces) == len(res.faces) == 1
     kept = FaceOut.model_validate(faces[0])
@@ -139,7 +144,7 @@ def test_retention_deletes_kept_probes_by_the_shortest_period_of_their_galleries
     data = probe.read_bytes()
 
     def searched(galleries: list[str]) -> str:
-        res = search(ws, me, probe, galleries, purpose="t", case_ref="c")
+        res = search(ws, me, SearchRequest(probe, tuple(galleries), purpose="t", case_ref="c"))
         images.put_probe(res.search_id, res.probe_sha256, data, "image/jpeg", [])
         return res.search_id
 
@@ -150,7 +155,7 @@ def test_retention_deletes_kept_probes_by_the_shortest_period_of_their_galleries
     orphan = searched(["gone"])
     clock.now = t0 + timedelta(days=20)
     later = searched(["short"])  # its 30 days run from its own search
-    delete_gallery(ws, me, "gone", reason="mandate ended")
+    delete_gallery(ws, me, DeleteGallery("gone", "mandate ended"))
 
     def kept() -> set[str]:
         held = set()
@@ -163,7 +168,7 @@ def test_retention_deletes_kept_probes_by_the_shortest_period_of_their_galleries
         return held
 
     clock.now = t0 + timedelta(days=25)  # nothing expired; the deleted gallery's probe goes
-    apply_retention(ws, me)
+    apply_retention(ws, me, ApplyRetention())
     assert kept() == {both, long_only, unlimited, later}
     entry = list(ws.audit.entries(operation="retention_purge"))[-1]
     assert entry.timestamp == clock.now
@@ -177,9 +182,11 @@ def test_retention_deletes_kept_probes_by_the_shortest_period_of_their_galleries
     assert entry.record.galleries == ("gone",)
 
     clock.now = t0 + timedelta(days=31)
-    apply_retention(ws, me, gallery="open")  # only probes of searches that named "open"
+    apply_retention(
+        ws, me, ApplyRetention(gallery="open")
+    )  # only probes of searches that named "open"
     assert kept() == {both, long_only, unlimited, later}
-    assert apply_retention(ws, me).probes_deleted == [both]
+    assert apply_retention(ws, me, ApplyRetention()).probes_deleted == [both]
     assert kept() == {long_only, unlimited, later}
     entry = list(ws.audit.entries(operation="retention_purge"))[-1]
     assert entry.record.details["probe_images"] == [
@@ -192,10 +199,10 @@ def test_retention_deletes_kept_probes_by_the_shortest_period_of_their_galleries
     assert entry.record.details["count"] == 1
 
     clock.now = t0 + timedelta(days=51)
-    apply_retention(ws, me)
+    apply_retention(ws, me, ApplyRetention())
     assert kept() == {long_only, unlimited}
     clock.now = t0 + timedelta(days=366)
-    apply_retention(ws, me)
+    apply_retention(ws, me, ApplyRetention())
     assert kept() == {unlimited}
     # the review record and the audit entry of each search stay: only the image goes
     assert ws.reviews.search(both).search_id == both
@@ -210,7 +217,7 @@ def test_encrypted_templates_need_the_right_key(tmp_path: Path, data_dir: Path) 
     ws = open_workspace(settings)
     ws.store.create_gallery("g", model_id="dlib-resnet-v1", created_by="t", legal_basis="consent")
     me = local_operator(ws, "t")
-    r = enrol_image(ws, me, "g", data_dir / "london/images/070_neutral.jpg", "070")
+    r = enrol_image(ws, me, EnrolImage("g", "070", data_dir / "london/images/070_neutral.jpg"))
     assert r.face.template is not None
     plain = r.face.template.vector.astype("<f4").tobytes()
     db_file = sqlite_path(ws.db)
@@ -227,10 +234,9 @@ def test_encrypted_templates_need_the_right_key(tmp_path: Path, data_dir: Path) 
     res = search(
         ws,
         local_operator(ws, "t"),
-        data_dir / "london/images/070_smiling.jpg",
-        ["g"],
-        purpose="t",
-        case_ref="c",
+        SearchRequest(
+            data_dir / "london/images/070_smiling.jpg", ("g",), purpose="t", case_ref="c"
+        ),
     )
     assert res.faces[0].candidates[0].external_id == "070"
     ws.close()

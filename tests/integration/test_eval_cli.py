@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from faceledger.cli.eval_cmd import eval_app
 from faceledger.config import Settings
-from faceledger.gallery.search import operating_point
+from faceledger.match.identify import operating_point
 from faceledger.models import ModelRegistry
 
 LONDON_IDS = {f"{i:03d}" for i in range(1, 7)}

@@ -14,18 +14,20 @@ from faceledger import Settings
 from faceledger.access import User
 from faceledger.config import QualityGates
 from faceledger.errors import Conflict, PermissionDenied, PurposeRequired
-from faceledger.gallery import (
-    Workspace,
-    delete_subject,
-    enrol_bulk,
-    enrol_image,
-    local_operator,
-    open_workspace,
-    search,
-    verify_erased,
-)
+from faceledger.gallery import Workspace, local_operator, open_workspace
 from faceledger.index import load_index
 from faceledger.store.database import sqlite_path
+from faceledger.usecases import (
+    EnrolFolder,
+    EnrolImage,
+    EraseSubject,
+    SearchRequest,
+    check_erasure,
+    enrol_folder,
+    enrol_image,
+    erase_subject,
+    search,
+)
 
 LOW_RES_GATES = QualityGates(min_inter_eye_px=8.0, min_score=20.0)
 
@@ -41,7 +43,7 @@ def _workspace(tmp: Path, **kw: object) -> tuple[Workspace, User]:
 def orl_gallery(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Workspace:
     """ORL s1–s30, three images each (the protocol's gallery), enrolled in bulk."""
     ws, me = _workspace(tmp_path_factory.mktemp("orl"))
-    rep = enrol_bulk(ws, me, "g", data_dir / "protocols/orl_gallery.csv")
+    rep = enrol_folder(ws, me, EnrolFolder("g", data_dir / "protocols/orl_gallery.csv"))
     assert rep.total_items == 90
     assert rep.enrolled + len(rep.rejected) == 90
     return ws
@@ -55,7 +57,11 @@ def test_search_finds_mate_at_rank_1_and_nonmated_probe_gets_no_candidate(
     hits = 0
     for s in ("s2", "s7", "s13", "s21", "s29"):
         res = search(
-            ws, me, data_dir / f"orl/{s}/8.pgm", ["g"], purpose="test", case_ref="T1", fpir=0.1
+            ws,
+            me,
+            SearchRequest(
+                data_dir / f"orl/{s}/8.pgm", ("g",), purpose="test", case_ref="T1", fpir=0.1
+            ),
         )
         (face,) = res.faces
         hits += bool(face.candidates) and face.candidates[0].external_id == s
@@ -63,7 +69,13 @@ def test_search_finds_mate_at_rank_1_and_nonmated_probe_gets_no_candidate(
         assert [c.rank for c in face.candidates] == list(range(1, len(face.candidates) + 1))
     assert hits >= 4
     outcomes = [
-        search(ws, me, data_dir / f"orl/{s}/1.pgm", ["g"], purpose="test", case_ref="T2", fpir=0.01)
+        search(
+            ws,
+            me,
+            SearchRequest(
+                data_dir / f"orl/{s}/1.pgm", ("g",), purpose="test", case_ref="T2", fpir=0.01
+            ),
+        )
         .faces[0]
         .outcome
         for s in ("s31", "s35", "s40")
@@ -78,15 +90,27 @@ def test_search_finds_mate_at_rank_1_and_nonmated_probe_gets_no_candidate(
 def test_search_requires_purpose_and_case(orl_gallery: Workspace, data_dir: Path) -> None:
     me = local_operator(orl_gallery, "searcher")
     with pytest.raises(PurposeRequired):
-        search(orl_gallery, me, data_dir / "orl/s2/8.pgm", ["g"], purpose="", case_ref="x")
+        search(
+            orl_gallery,
+            me,
+            SearchRequest(data_dir / "orl/s2/8.pgm", ("g",), purpose="", case_ref="x"),
+        )
     with pytest.raises(PurposeRequired):
-        search(orl_gallery, me, data_dir / "orl/s2/8.pgm", ["g"], purpose="p", case_ref=None)
+        search(
+            orl_gallery,
+            me,
+            SearchRequest(data_dir / "orl/s2/8.pgm", ("g",), purpose="p", case_ref=None),
+        )
 
 
 def test_search_refused_without_grant(orl_gallery: Workspace, data_dir: Path) -> None:
     stranger = User(id="x", roles=frozenset({"searcher"}))  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied):
-        search(orl_gallery, stranger, data_dir / "orl/s2/8.pgm", ["g"], purpose="p", case_ref="c")
+        search(
+            orl_gallery,
+            stranger,
+            SearchRequest(data_dir / "orl/s2/8.pgm", ("g",), purpose="p", case_ref="c"),
+        )
 
 
 def test_bulk_enrolment_reports_and_skips_bad_inputs(tmp_path: Path, data_dir: Path) -> None:
@@ -109,7 +133,7 @@ def test_bulk_enrolment_reports_and_skips_bad_inputs(tmp_path: Path, data_dir: P
     ]
     with (folder / "list.csv").open("w", newline="") as fh:
         csv.writer(fh).writerows([["image", "subject"], *rows])
-    rep = enrol_bulk(ws, me, "g", folder / "list.csv")
+    rep = enrol_folder(ws, me, EnrolFolder("g", folder / "list.csv"))
     assert rep.enrolled == 2 and rep.duplicates == 1
     reasons = dict(rep.rejected)
     assert any("missing.jpg" in k and "unreadable" in v for k, v in reasons.items())
@@ -117,11 +141,11 @@ def test_bulk_enrolment_reports_and_skips_bad_inputs(tmp_path: Path, data_dir: P
     assert any("dogs.jpg" in k and "no face" in v for k, v in reasons.items())
     assert sorted(rep.subjects_without_template) == ["p3", "p4", "p5"]
     # a second run of the same source resumes the finished job: nothing added, nothing lost
-    again = enrol_bulk(ws, me, "g", folder / "list.csv")
+    again = enrol_folder(ws, me, EnrolFolder("g", folder / "list.csv"))
     assert again.enrolled == 0 and ws.store.counts().templates == 2
     # single-image enrolment of an already enrolled image is a conflict, store unchanged
     with pytest.raises(Conflict):
-        enrol_image(ws, me, "g", folder / "a.jpg", "p9")
+        enrol_image(ws, me, EnrolImage("g", "p9", folder / "a.jpg"))
     assert ws.store.counts().templates == 2
     ws.close()
 
@@ -132,7 +156,7 @@ def test_deleted_subject_is_never_returned_and_its_bytes_leave_the_file(
     ws, me = _workspace(tmp_path)
     img = data_dir / "london/images"
     for sid in ("001", "004", "012"):
-        enrol_image(ws, me, "g", img / f"{sid}_neutral.jpg", sid)
+        enrol_image(ws, me, EnrolImage("g", sid, img / f"{sid}_neutral.jpg"))
     victim = ws.store.find_subject(ws.store.get_gallery_by_name("g").id, "004")
     assert victim is not None
     (tinfo,) = ws.store.list_templates(victim.id)
@@ -140,15 +164,19 @@ def test_deleted_subject_is_never_returned_and_its_bytes_leave_the_file(
     db_file = sqlite_path(ws.db)
     assert vector_bytes in db_file.read_bytes() + _wal(db_file)
 
-    before = search(ws, me, img / "004_smiling.jpg", ["g"], purpose="t", case_ref="c")
+    before = search(
+        ws, me, SearchRequest(img / "004_smiling.jpg", ("g",), purpose="t", case_ref="c")
+    )
     assert before.faces[0].candidates[0].external_id == "004"
-    receipt = delete_subject(ws, me, "g", "004", reason="erasure request")
-    after = search(ws, me, img / "004_smiling.jpg", ["g"], purpose="t", case_ref="c")
+    receipt = erase_subject(ws, me, EraseSubject("g", "004", "erasure request")).receipt
+    after = search(
+        ws, me, SearchRequest(img / "004_smiling.jpg", ("g",), purpose="t", case_ref="c")
+    )
     assert all(c.external_id != "004" for c in after.faces[0].candidates)
     ws.store.compact()
     assert vector_bytes not in db_file.read_bytes() + _wal(db_file)
-    check = verify_erased(ws, receipt.audit_seq)
-    assert check["ok"] and check["templates_in_store"] == [] and check["templates_in_index"] == []
+    check = check_erasure(ws, me, receipt.audit_seq)
+    assert check.ok and check.templates_in_store == [] and check.templates_in_index == []
     ws.close()
     # reopened from disk: still gone, and the index agrees with the store
     ws2 = open_workspace(ws.settings)
@@ -167,7 +195,7 @@ def test_index_file_rebuilt_when_lost_or_stale(tmp_path: Path, data_dir: Path) -
     ws, me = _workspace(tmp_path)
     img = data_dir / "london/images"
     for sid in ("020", "021"):
-        enrol_image(ws, me, "g", img / f"{sid}_neutral.jpg", sid)
+        enrol_image(ws, me, EnrolImage("g", sid, img / f"{sid}_neutral.jpg"))
     g = ws.store.get_gallery_by_name("g")
     ws.close()
     index_file = tmp_path / "indexes" / f"gallery-{g.id}.index"
@@ -175,7 +203,9 @@ def test_index_file_rebuilt_when_lost_or_stale(tmp_path: Path, data_dir: Path) -
     index_file.unlink()
     ws2 = open_workspace(ws.settings)
     res = search(
-        ws2, local_operator(ws2, "t"), img / "021_smiling.jpg", ["g"], purpose="t", case_ref="c"
+        ws2,
+        local_operator(ws2, "t"),
+        SearchRequest(img / "021_smiling.jpg", ("g",), purpose="t", case_ref="c"),
     )
     assert res.faces[0].candidates[0].external_id == "021"
     assert np.array_equal(

@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 
 from faceledger import Settings
-from faceledger.gallery import Workspace, local_operator, open_workspace, search
+from faceledger.gallery import Workspace, local_operator, open_workspace
 from faceledger.gallery.evaluation import GallerySearch
 from faceledger.gallery.ranking import rank_subjects
-from faceledger.gallery.search import comparison_fmr_for, operating_point
 from faceledger.match.gallery_calibration import GalleryCalibration
+from faceledger.match.identify import comparison_fmr_for, operating_point
 from faceledger.match.normalise import Cohort, normalise, select_evenly
 from faceledger.models import ModelRegistry
 from faceledger.store import NewTemplate
 from faceledger.types import Template
+from faceledger.usecases import SearchRequest, search
 from tests.conftest import TemplateSet
 
 MODEL = "dlib-resnet-v1"
@@ -77,7 +78,7 @@ def test_search_normalises_and_eval_identify_scores_the_same(
     ws = _workspace(tmp_path / "ws", enrolled)
     me = local_operator(ws, "tester")
     probe = data_dir / "london/images/005_smiling.jpg"
-    res = search(ws, me, probe, ["g"], purpose="test", case_ref="OS-1", fpir=0.1)
+    res = search(ws, me, SearchRequest(probe, ("g",), purpose="test", case_ref="OS-1", fpir=0.1))
     (face,) = res.faces
     assert face.normalisation == "asnorm"
     # the declared threshold is the open-set calibration's for FPIR 0.1 over 207 templates
@@ -122,7 +123,11 @@ def test_nonmated_probe_gets_no_candidate_and_raw_mode_is_cosine(
     ws = _workspace(tmp_path / "ws", enrolled)
     me = local_operator(ws, "tester")
     outcomes = [
-        search(ws, me, data_dir / f"orl/s{s}/5.pgm", ["g"], purpose="t", case_ref="OS-2")
+        search(
+            ws,
+            me,
+            SearchRequest(data_dir / f"orl/s{s}/5.pgm", ("g",), purpose="t", case_ref="OS-2"),
+        )
         .faces[0]
         .outcome
         for s in (36, 38, 40)
@@ -133,11 +138,7 @@ def test_nonmated_probe_gets_no_candidate_and_raw_mode_is_cosine(
     res = search(
         raw,
         local_operator(raw, "t"),
-        data_dir / "orl/s3/9.pgm",
-        ["g"],
-        purpose="t",
-        case_ref="OS-3",
-        fpir=0.1,
+        SearchRequest(data_dir / "orl/s3/9.pgm", ("g",), purpose="t", case_ref="OS-3", fpir=0.1),
     )
     (face,) = res.faces
     assert face.normalisation == "none"
@@ -168,7 +169,7 @@ def test_threshold_is_counted_on_the_gallery_when_it_can_be(
     ws = _workspace(tmp_path / "ws", enrolled, normalisation="none")
     me = local_operator(ws, "tester")
     probe = data_dir / "london/images/005_smiling.jpg"
-    res = search(ws, me, probe, ["g"], purpose="test", case_ref="OS-4", fpir=0.3)
+    res = search(ws, me, SearchRequest(probe, ("g",), purpose="test", case_ref="OS-4", fpir=0.3))
     (face,) = res.faces
     assert face.threshold_source == "gallery" and face.normalisation == "none"
     # the same count by hand: best cosine of each subject's first template to other subjects
@@ -186,7 +187,7 @@ def test_threshold_is_counted_on_the_gallery_when_it_can_be(
     (entry,) = [e for e in ws.audit.entries(operation="search")]
     assert entry.record.details["threshold_source"] == "gallery"
     # FPIR 0.01 needs more than 137 searches to count: the model card decides
-    res = search(ws, me, probe, ["g"], purpose="test", case_ref="OS-5", fpir=0.01)
+    res = search(ws, me, SearchRequest(probe, ("g",), purpose="test", case_ref="OS-5", fpir=0.01))
     assert res.faces[0].threshold_source == "model card"
     ws.close()
     # a later process reads the count back (sorted scores only); a damaged file is redone
@@ -198,22 +199,31 @@ def test_threshold_is_counted_on_the_gallery_when_it_can_be(
         if damage is not None:
             saved.write_bytes(damage)
         again = _reopen(tmp_path / "ws", normalisation="none")
-        res = search(again, local_operator(again, "t"), probe, ["g"], purpose="t",
-                     case_ref="OS-7", fpir=0.3)  # fmt: skip
+        res = search(
+            again,
+            local_operator(again, "t"),
+            SearchRequest(probe, ("g",), purpose="t", case_ref="OS-7", fpir=0.3),
+        )
         assert res.faces[0].threshold == pytest.approx(face.threshold, abs=1e-9)
         again.close()
     # a folder where the count cannot be saved costs a recount later, not the search
     blocked = _workspace(tmp_path / "ws3", enrolled, normalisation="none")
     (tmp_path / "ws3" / "selfcal").write_text("in the way")
-    res = search(blocked, local_operator(blocked, "t"), probe, ["g"], purpose="t",
-                 case_ref="OS-8", fpir=0.3)  # fmt: skip
+    res = search(
+        blocked,
+        local_operator(blocked, "t"),
+        SearchRequest(probe, ("g",), purpose="t", case_ref="OS-8", fpir=0.3),
+    )
     assert res.faces[0].threshold == pytest.approx(face.threshold, abs=1e-9)
     blocked.close()
     card_only = _workspace(
         tmp_path / "ws2", enrolled, normalisation="none", fpir_calibration="card"
     )
-    res = search(card_only, local_operator(card_only, "t"), probe, ["g"], purpose="t",
-                 case_ref="OS-6", fpir=0.3)  # fmt: skip
+    res = search(
+        card_only,
+        local_operator(card_only, "t"),
+        SearchRequest(probe, ("g",), purpose="t", case_ref="OS-6", fpir=0.3),
+    )
     assert res.faces[0].threshold_source == "model card"
     card_only.close()
 
@@ -309,8 +319,11 @@ def test_precount_after_enrolment_is_what_the_next_search_uses(
     monkeypatch.setattr(selfcal, "_measure", no_recount)
     again = _reopen(tmp_path / "ws", normalisation="none")
     probe = data_dir / "london/images/005_smiling.jpg"
-    res = search(again, local_operator(again, "t"), probe, ["g"], purpose="t", case_ref="OS-9",
-                 fpir=0.1)  # fmt: skip
+    res = search(
+        again,
+        local_operator(again, "t"),
+        SearchRequest(probe, ("g",), purpose="t", case_ref="OS-9", fpir=0.1),
+    )
     (face,) = res.faces
     assert face.threshold_source == "gallery"
     assert face.threshold == pytest.approx(own.threshold_for(0.1, len(grown.subjects)), abs=1e-9)

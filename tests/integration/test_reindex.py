@@ -21,19 +21,14 @@ from faceledger import Settings
 from faceledger.api.concurrency import LockedIndexManager
 from faceledger.config import QualityGates
 from faceledger.errors import Conflict
-from faceledger.gallery import (
-    Workspace,
-    delete_subject,
-    enrol_bulk,
-    local_operator,
-    open_workspace,
-)
+from faceledger.gallery import Workspace, local_operator, open_workspace
 from faceledger.gallery.indexes import IndexManager
 from faceledger.index import ExactIndex, IndexChoice, VectorIndex, load_index
 from faceledger.index import factory as index_factory
 from faceledger.index.synthetic import FaceLikeModel
 from faceledger.store import Gallery, NewTemplate
 from faceledger.types import Template
+from faceledger.usecases import EnrolFolder, EraseSubject, enrol_folder, erase_subject
 from tests.conftest import TemplateSet
 
 MODEL = "dlib-resnet-v1"
@@ -112,7 +107,7 @@ def test_bulk_enrolment_rebuilds_an_outgrown_index_as_the_kind_its_size_calls_fo
     csv = tmp_path / "more.csv"
     images = sorted((data_dir / "london" / "images").iterdir())[:3]
     csv.write_text("image,subject\n" + "".join(f"{p},london-{i}\n" for i, p in enumerate(images)))
-    rep = enrol_bulk(ws, local_operator(ws, "t"), "g", csv)
+    rep = enrol_folder(ws, local_operator(ws, "t"), EnrolFolder("g", csv))
     assert rep.enrolled == 3
     assert rep.reindexed is not None
     assert (rep.reindexed["before"], rep.reindexed["after"]) == ("faiss-flat", "faiss-hnsw")
@@ -224,7 +219,7 @@ def test_a_gallery_past_the_scann_threshold_is_rebuilt_as_scann_and_erases_throu
     assert (got[:, 0] == want[:, 0]).mean() >= 0.99
     # erasing a person goes through the ScaNN index and its saved file
     operator = local_operator(ws, "t")
-    receipt = delete_subject(ws, operator, "g", "s1", reason="test erasure")
+    receipt = erase_subject(ws, operator, EraseSubject("g", "s1", "test erasure")).receipt
     assert len(receipt.template_ids) == 10
     gone = np.array(receipt.template_ids, dtype=np.int64)
     path = ws.indexes.folder / f"gallery-{g.id}.index"

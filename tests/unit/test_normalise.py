@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from faceledger.errors import CalibrationError, InvalidArgument
-from faceledger.gallery.search import comparison_fmr_for
+from faceledger.match.identify import comparison_fmr_for
 from faceledger.match.normalise import (
     Cohort,
     as_norm,

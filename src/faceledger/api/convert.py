@@ -10,10 +10,11 @@ from faceledger.access import User
 from faceledger.api import schemas as s
 from faceledger.audit import AuditEntry, VerifyReport
 from faceledger.errors import IntegrityError
-from faceledger.gallery.search import Candidate, FaceCandidates, SearchResult
+from faceledger.match.identify import Candidate, FaceCandidates
 from faceledger.review import LeadState, SearchRecord
 from faceledger.store import Counts, Gallery, StoredTemplate, Subject, TemplateInfo
 from faceledger.types import Decision, FaceResult, FMREstimate, QualityReport
+from faceledger.usecases import SearchResult
 
 
 def iso(moment: datetime) -> str:
@@ -161,7 +162,7 @@ def face_candidates(fc: FaceCandidates) -> s.FaceCandidatesOut:
     )
 
 
-def search_result(r: SearchResult, probe_kept: bool) -> s.SearchOut:
+def search_result(r: SearchResult) -> s.SearchOut:
     return s.SearchOut(
         search_id=r.search_id,
         audit_seq=r.audit_seq,
@@ -170,7 +171,7 @@ def search_result(r: SearchResult, probe_kept: bool) -> s.SearchOut:
         model_id=r.model_id,
         target_fpir=r.target_fpir,
         templates_searched=r.templates_searched,
-        probe_kept=probe_kept,
+        probe_kept=r.probe_kept,
         faces=[face_candidates(f) for f in r.faces],
     )
 
@@ -213,7 +214,7 @@ def search_record(
     rec: SearchRecord,
     *,
     entry: AuditEntry | None,
-    visible_galleries: set[str] | None,
+    visible_galleries: frozenset[str] | None,
     two_person_rule: bool,
     probe_faces: tuple[dict[str, Any], ...] | None,
 ) -> s.SearchRecordOut:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,16 @@ class ServiceOptions:
     """Record in the audit log who looked at which enrolled or probe image."""
     web_ui: bool = True
 
+    def applied_to(self, settings: Settings) -> Settings:
+        """``settings`` with the service's choices on keeping and viewing images, which the
+        use cases read from the settings like the CLI's."""
+        return dataclasses.replace(
+            settings,
+            keep_enrolled_images=self.keep_images,
+            keep_probe_images=self.keep_probes,
+            audit_image_views=self.audit_image_views,
+        )
+
 
 class Service:
     """Everything a request handler needs, built once per app."""
@@ -57,10 +68,11 @@ class Service:
         """
         if workspace is None:
             engine = SerialEngine(settings)
-            ws = open_workspace(settings, engine=engine)
+            ws = open_workspace(options.applied_to(settings), engine=engine)
             owns = True
         else:
             ws = workspace
+            ws.settings = options.applied_to(ws.settings)
             ws._engine = SerialEngine.around(ws.engine)
             ws.indexes = LockedIndexManager.replacing(ws.indexes)
             owns = False

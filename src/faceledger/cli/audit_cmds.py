@@ -10,12 +10,12 @@ from typing import Annotated
 
 import typer
 
+from faceledger import usecases as uc
 from faceledger.audit import ChainHead, load_verify_key
 from faceledger.cli.output import console, guarded, print_json
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
-from faceledger.gallery import apply_retention
 
 audit_app = typer.Typer(help="Verify, export and report on the audit log.", no_args_is_help=True)
 retention_app = typer.Typer(help="Enforce galleries' retention periods.", no_args_is_help=True)
@@ -119,10 +119,7 @@ def retention_apply(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            done = apply_retention(ws, me, gallery=gallery)
-            if done.receipts or done.probes_deleted:  # erased bytes leave the files
-                ws.store.compact()
-                ws.images.compact()
+            done = uc.apply_retention(ws, me, uc.ApplyRetention(gallery, compact=True))
             console.print(
                 f"retention: {len(done.receipts)} subject(s) erased, "
                 f"{len(done.probes_deleted)} kept probe image(s) deleted"
@@ -140,7 +137,8 @@ def review_list(ctx: typer.Context) -> None:
     """Searches with leads awaiting a decision by the operator."""
     settings: Settings = ctx.obj
     with workspace(settings) as (ws, me):
-        for rec in ws.reviews.awaiting_review(me):
+        for found in uc.review_queue(ws, me, limit=1000).items:
+            rec = found.record
             console.print(f"{rec.search_id} by {rec.actor} ({rec.purpose}, case {rec.case_ref}):")
             for lead in rec.leads:
                 console.print(
@@ -161,7 +159,7 @@ def review_decide(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            state = ws.reviews.decide(me, search_id, rank, verdict, note)
+            state = uc.decide(ws, me, uc.Decide(search_id, rank, verdict, note))
             console.print(f"lead #{rank} of {search_id}: {state.status}")
 
     guarded(run)

@@ -19,10 +19,10 @@ from faceledger.cli.output import (
 )
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import FaceSelection, Settings
-from faceledger.gallery.verification import audited_verify
 from faceledger.models import ModelRegistry
 from faceledger.pipeline import Engine, VerifyResult
 from faceledger.types import FaceResult, Outcome
+from faceledger.usecases import VerifyPair, verify_pair
 
 
 def _draw(image_path: Path, faces: list[FaceResult], out: Path, engine: Engine) -> None:
@@ -115,9 +115,7 @@ def verify(
         if purpose is None and case is None and not settings.verify_requires_purpose:
             return Engine(settings).verify(a, b, fmr=fmr, selection=selection)
         with workspace(settings) as (ws, me):
-            return audited_verify(
-                ws, me, a, b, fmr=fmr, purpose=purpose, case_ref=case, selection=selection
-            )
+            return verify_pair(ws, me, VerifyPair(a, b, fmr, purpose, case, selection)).result
 
     res = guarded(run)
     dec = res.decision

@@ -9,22 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceledger.access import Operation, authorize
+from faceledger import usecases as uc
 from faceledger.cli.output import console, fmr_text, guarded, print_json, progress_bar
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
-from faceledger.gallery import (
-    delete_gallery,
-    delete_subject,
-    enrol_bulk,
-    enrol_image,
-    export_subject,
-    search,
-    verify_erased,
-)
-from faceledger.gallery.galleries import create_gallery
-from faceledger.gallery.search import SearchResult
-from faceledger.gallery.selfcal import precount
 from faceledger.store import LegalBasis
 
 gallery_app = typer.Typer(help="Create, list, show and delete galleries.", no_args_is_help=True)
@@ -49,14 +37,8 @@ def gallery_create(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            g = create_gallery(
-                ws,
-                me,
-                name,
-                legal_basis=legal_basis,
-                description=description,
-                retention_days=retention_days,
-            )
+            req = uc.CreateGallery(name, legal_basis, description, retention_days)
+            g = uc.create_gallery(ws, me, req).gallery
             console.print(f"created gallery {g.name!r} (model {g.model_id})")
 
     guarded(run)
@@ -69,10 +51,10 @@ def gallery_list(
     settings: Settings = ctx.obj
 
     def run() -> None:
-        with workspace(settings) as (ws, _):
+        with workspace(settings) as (ws, me):
             rows = []
-            for g in ws.store.list_galleries():
-                c = ws.store.counts(g.id)
+            for info in uc.list_galleries(ws, me):
+                g, c = info.gallery, info.counts
                 rows.append(
                     {
                         "name": g.name,
@@ -116,11 +98,9 @@ def gallery_show(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            g = ws.store.get_gallery_by_name(name)
-            authorize(me, Operation.LIST_SUBJECTS, g.name)
-            c = ws.store.counts(g.id)
-            page = ws.store.list_subjects(g.id, limit=limit)
-            sync = ws.indexes.sync(g, ws.engine.card.dimension)
+            info = uc.show_gallery(ws, me, uc.ShowGallery(name, subjects=limit, check_index=True))
+            g, c, sync = info.gallery, info.counts, info.index
+            assert sync is not None
             data = {
                 "name": g.name,
                 "description": g.description,
@@ -131,7 +111,7 @@ def gallery_show(
                 "templates": c.templates,
                 "index": g.index_description,
                 "index_agrees_with_store": sync.agreed,
-                "first_subjects": [s.external_id for s in page.items],
+                "first_subjects": [s.external_id for s in info.first_subjects],
             }
             if json_out:
                 print_json(data)
@@ -155,8 +135,7 @@ def gallery_delete(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            n = delete_gallery(ws, me, name, reason=reason)
-            ws.store.compact()
+            n = uc.delete_gallery(ws, me, uc.DeleteGallery(name, reason, compact=True))
             console.print(f"deleted gallery {name!r} ({n} templates); database compacted")
 
     guarded(run)
@@ -189,23 +168,23 @@ def enroll(
             if source.is_file() and source.suffix.lower() != ".csv":
                 if not subject:
                     raise typer.BadParameter("enrolling one image needs --subject")
-                res = enrol_image(
-                    ws, me, gallery, source, subject, display_name=name, legal_basis=legal_basis
+                req = uc.EnrolImage(
+                    gallery, subject, source, display_name=name, legal_basis=legal_basis
                 )
+                res = uc.enrol_image(ws, me, req)
                 console.print(
                     f"enrolled {source.name} as {res.subject.external_id} "
                     f"(template {res.template_id}, quality {res.face.quality.score:.0f})"
                 )
                 return
             with progress_bar("enrolling", None) as bar:
-                rep = enrol_bulk(
+                rep = uc.enrol_folder(
                     ws,
                     me,
-                    gallery,
-                    source,
-                    legal_basis=legal_basis,
+                    uc.EnrolFolder(gallery, source, legal_basis),
                     on_total=lambda total, done: bar.set_total(total - done),
                     on_item=bar.advance,
+                    on_counting=lambda: bar.describe("counting the gallery's own FPIR"),
                 )
             console.print(
                 f"job {rep.job_id}{' (resumed)' if rep.resumed else ''}: {rep.enrolled} enrolled, "
@@ -226,22 +205,18 @@ def enroll(
                     f"  index rebuilt for {r['size']:,} templates: {r['before']} -> {r['after']} "
                     f"({r['reason']}; {r['seconds']} s)"
                 )
+            if rep.own_fpir_searches is not None:
+                console.print(
+                    "  search thresholds counted on the gallery itself: "
+                    f"{rep.own_fpir_searches:,} members searched with their own subject left out"
+                )
             if report:
                 report.write_text(json.dumps(rep.as_json(), indent=1) + "\n")
-            if rep.enrolled:
-                # count the grown gallery's own FPIR now, not in its next search
-                with console.status("counting the gallery's false-positive rate"):
-                    own = precount(ws, ws.store.get_gallery_by_name(gallery))
-                if own is not None:
-                    console.print(
-                        f"  search thresholds counted on the gallery itself: {own.searches:,} "
-                        "members searched with their own subject left out"
-                    )
 
     guarded(run)
 
 
-def _print_search(res: SearchResult) -> None:
+def _print_search(res: uc.SearchResult) -> None:
     console.print(
         f"search {res.search_id} (audit entry {res.audit_seq}) of {', '.join(res.galleries)}: "
         f"{res.templates_searched} templates at target FPIR {res.target_fpir:g}"
@@ -279,7 +254,7 @@ def _print_search(res: SearchResult) -> None:
     )
 
 
-def _search_json(res: SearchResult) -> dict[str, object]:
+def _search_json(res: uc.SearchResult) -> dict[str, object]:
     from faceledger.cli.output import face_json, fmr_json
 
     return {
@@ -339,17 +314,8 @@ def search_cmd(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            res = search(
-                ws,
-                me,
-                image,
-                gallery,
-                purpose=purpose,
-                case_ref=case,
-                k=k,
-                fpir=fpir,
-                all_faces=all_faces,
-            )
+            req = uc.SearchRequest(image, tuple(gallery), purpose, case, k, fpir, all_faces)
+            res = uc.search(ws, me, req)
             if json_out:
                 print_json(_search_json(res))
             else:
@@ -364,7 +330,7 @@ def subject_show(ctx: typer.Context, gallery: str, subject: str) -> None:
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            data = export_subject(ws, me, gallery, subject)
+            data = uc.export_subject(ws, me, gallery, subject)
             data.pop("templates", None)
             print_json(data)
 
@@ -383,7 +349,7 @@ def subject_export(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            data = export_subject(ws, me, gallery, subject)
+            data = uc.export_subject(ws, me, gallery, subject)
             text = json.dumps(data, indent=1, default=str) + "\n"
             if out:
                 out.write_text(text)
@@ -407,9 +373,8 @@ def subject_delete(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            r = delete_subject(ws, me, gallery, subject, reason=reason)
-            if compact:
-                ws.store.compact()
+            req = uc.EraseSubject(gallery, subject, reason, compact=compact)
+            r = uc.erase_subject(ws, me, req).receipt
             console.print(
                 f"erased {subject} from {gallery}: {len(r.template_ids)} template(s); "
                 f"erasure receipt = audit entry {r.audit_seq}"
@@ -426,10 +391,10 @@ def subject_verify_erased(
     settings: Settings = ctx.obj
 
     def run() -> None:
-        with workspace(settings) as (ws, _):
-            result = verify_erased(ws, receipt)
-            print_json(result)
-            if not result["ok"]:
+        with workspace(settings) as (ws, me):
+            result = uc.check_erasure(ws, me, receipt)
+            print_json(result.as_json())
+            if not result.ok:
                 raise typer.Exit(1)
 
     guarded(run)

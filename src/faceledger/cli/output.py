@@ -114,6 +114,10 @@ class ProgressHandle:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
 
+    def describe(self, description: str) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=description)
+
     def set_total(self, total: int) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, total=total)

@@ -1,4 +1,5 @@
-"""Enrolment: one image, or a whole folder/CSV on all cores, resumable after a crash.
+"""Bulk enrolment jobs: a whole folder/CSV on all cores, resumable after a crash
+(``faceledger.usecases.enrolment`` authorises them and enrols single images).
 
 The store is written first, in one transaction per batch that also records each input item
 of the job; a resumed job skips recorded items, so a SIGKILL at any moment loses at most the
@@ -7,20 +8,19 @@ uncommitted batch and never duplicates. The gallery's index follows the store (s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceledger.access import Operation, User, authorize
+from faceledger.access import User
 from faceledger.audit import AuditOp, AuditRecord
 from faceledger.batch import EmbedOutcome, iter_embed_paths
 from faceledger.config import Settings
 from faceledger.datasets import LabelledImage, read_image_set
-from faceledger.errors import Conflict, FaceLedgerError
 from faceledger.gallery.workspace import Workspace
-from faceledger.pipeline import ImageInput
 from faceledger.serialize import quality_to_dict
 from faceledger.store import Gallery, ItemOutcome, ItemStatus, LegalBasis, NewTemplate, Subject
 from faceledger.types import FaceResult, Template
@@ -37,73 +37,12 @@ ENROL_REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class EnrolResult:
-    subject: Subject
-    template_id: int
-    face: FaceResult
-
-
 def enrolment_settings(settings: Settings) -> Settings:
     """Enrolment takes only images with exactly one face (never guess who is meant)."""
-    from dataclasses import replace
-
-    return replace(settings, face_selection="only")
+    return dataclasses.replace(settings, face_selection="only")
 
 
-def enrol_image(
-    ws: Workspace,
-    actor: User,
-    gallery_name: str,
-    image: ImageInput,
-    external_id: str,
-    *,
-    display_name: str | None = None,
-    attributes: dict[str, str] | None = None,
-    legal_basis: LegalBasis | str | None = None,
-    source: str | None = None,
-) -> EnrolResult:
-    gallery = ws.store.get_gallery_by_name(gallery_name)
-    authorize(actor, Operation.ENROL, gallery.name)
-    engine = ws.engine
-    img = engine.load(image)
-    if ws.store.has_image(gallery.id, img.sha256):
-        raise Conflict(f"this image is already enrolled in gallery {gallery.name!r}")
-    face = engine.embed(img, selection="only", enrolment=True)
-    assert face.template is not None
-    subject, _ = ws.store.ensure_subject(
-        gallery.id,
-        external_id,
-        enrolled_by=actor.id,
-        display_name=display_name,
-        attributes=dict(attributes or {}),
-        legal_basis=legal_basis,
-        source=source,
-    )
-    (tid,) = ws.store.add_templates([_new_template(subject, img.sha256, face, None)])
-    ws.indexes.add(gallery, [tid], [face.template])
-    ws.indexes.save(gallery)
-    ws.indexes.maybe_reindex(gallery, face.template.dimension)
-    ws.audit.append(
-        AuditRecord(
-            operation=AuditOp.ENROL,
-            actor=actor.id,
-            galleries=(gallery.name,),
-            model_id=face.template.model_id,
-            details={
-                "subject": subject.external_id,
-                "template_id": tid,
-                "image_sha256": img.sha256,
-                "quality": face.quality.score,
-            },
-        )
-    )
-    return EnrolResult(subject, tid, face)
-
-
-def _new_template(
-    subject: Subject, sha: str, face: FaceResult, item_key: str | None
-) -> NewTemplate:
+def new_template(subject: Subject, sha: str, face: FaceResult, item_key: str | None) -> NewTemplate:
     assert face.template is not None
     return NewTemplate(
         subject_id=subject.id,
@@ -131,6 +70,9 @@ class BulkReport:
     seconds: float = 0.0
     reindexed: dict[str, object] | None = None
     """The gallery's index rebuilt as another kind at the end of this run, if it was."""
+    own_fpir_searches: int | None = None
+    """Members searched with their own subject left out when the grown gallery's own FPIR was
+    counted after the run (None: nothing enrolled, or the gallery is too small to count)."""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -146,6 +88,7 @@ class BulkReport:
             "subjects_without_template": self.subjects_without_template,
             "seconds": round(self.seconds, 2),
             "reindexed": self.reindexed,
+            "own_fpir_searches": self.own_fpir_searches,
         }
 
 
@@ -212,7 +155,7 @@ class _BatchWriter:
                 legal_basis=self.legal_basis,
                 source=self.source,
             )
-            news.append(_new_template(subject, sha, out.result, key))
+            news.append(new_template(subject, sha, out.result, key))
             templates.append(out.result.template)
         ids = store.add_templates(news, job_id=self.job_id, outcomes=outcomes)
         self.ws.indexes.add(self.gallery, ids, templates)
@@ -220,21 +163,20 @@ class _BatchWriter:
         self.pending.clear()
 
 
-def enrol_bulk(
+def run_job(
     ws: Workspace,
     actor: User,
-    gallery_name: str,
+    gallery: Gallery,
     source: Path,
     *,
     legal_basis: LegalBasis | str | None = None,
     on_item: Callable[[], None] | None = None,
     on_total: Callable[[int, int], None] | None = None,
 ) -> BulkReport:
-    """Enrol every image of a folder (one sub-folder per subject) or CSV, resuming a job
-    interrupted earlier on the same source. ``on_total(total, already_done)`` is called once
-    before work starts; ``on_item`` after each image."""
-    gallery = ws.store.get_gallery_by_name(gallery_name)
-    authorize(actor, Operation.ENROL, gallery.name)
+    """Enrol every image of a folder (one sub-folder per subject) or CSV into ``gallery``,
+    resuming a job interrupted earlier on the same source (the caller has authorised it).
+    ``on_total(total, already_done)`` is called once before work starts; ``on_item`` after
+    each image."""
     items = read_image_set(source)
     base = source if source.is_dir() else source.parent
     source_key = str(source.resolve())
@@ -288,6 +230,3 @@ def enrol_bulk(
         )
     )
     return report
-
-
-__all__ = ["BulkReport", "EnrolResult", "FaceLedgerError", "enrol_bulk", "enrol_image"]

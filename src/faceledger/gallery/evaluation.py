@@ -2,7 +2,7 @@
 
 ``faceledger eval identify`` must measure what ``faceledger search`` does, so this enrols the
 evaluation gallery's templates into a throw-away workspace and ranks every probe with
-:func:`faceledger.gallery.search.rank_subjects`, the ranking ``search`` itself uses (same
+:func:`faceledger.gallery.ranking.rank`, the ranking ``search`` itself uses (same
 index kind, same per-subject aggregation and score normalisation from the settings), and
 :meth:`GallerySearch.declare` gives the threshold ``search`` would declare for a target FPIR
 over the gallery last searched, so ``evaluate_identify(declare=...)`` measures its FPIR.
@@ -23,10 +23,10 @@ from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
 from faceledger.evaluate.identify import DeclaredThreshold
 from faceledger.gallery.ranking import rank
-from faceledger.gallery.search import OperatingPoint, declared_point
 from faceledger.gallery.selfcal import precount
 from faceledger.gallery.workspace import open_workspace
 from faceledger.match.gallery_calibration import GalleryCalibration
+from faceledger.match.identify import OperatingPoint, declared_point
 from faceledger.models import ModelRegistry
 from faceledger.store import NewTemplate
 from faceledger.types import Template

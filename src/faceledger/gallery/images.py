@@ -5,7 +5,7 @@ image beside its template. The rows hang off the template by a foreign key with 
 CASCADE``: whatever erases a template (subject or gallery deletion, retention, CLI or API)
 erases its image in the same transaction, with no code path to forget. Probe images of
 searches are kept by search id so a second reviewer sees what the first saw, until retention
-(``faceledger.gallery.subjects.apply_retention``) deletes them. With a template key configured
+(``faceledger.usecases.erasure.apply_retention``) deletes them. With a template key configured
 the bytes are AES-GCM encrypted like the templates.
 """
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,13 @@ class IndexManager:
         self._open: dict[int, VectorIndex] = {}
         self._dirty: set[int] = set()
         self._reindexing: set[int] = set()
+        # caches of what searches derive from these indexes, kept as long as the manager
+        # (each entry checks itself against the galleries' current templates)
+        self.cohorts: dict[tuple[int, ...], Any] = {}
+        """Galleries searched together → (their template ids' digest, search cohort state);
+        owned by ``gallery.ranking``."""
+        self.fpir_counts: dict[tuple[int, ...], Any] = {}
+        """Galleries searched together → their own FPIR count; owned by ``gallery.selfcal``."""
 
     def _path(self, gallery: Gallery) -> Path:
         return self.folder / f"gallery-{gallery.id}.index"

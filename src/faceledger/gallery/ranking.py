@@ -10,7 +10,6 @@ galleries' templates change.
 from __future__ import annotations
 
 import hashlib
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ import numpy.typing as npt
 from faceledger.errors import InvalidArgument
 from faceledger.gallery.workspace import Workspace
 from faceledger.index import VectorIndex
+from faceledger.match.identify import normalisation_for
 from faceledger.match.normalise import (
     Cohort,
     TopK,
@@ -30,21 +30,11 @@ from faceledger.match.normalise import (
     select_evenly,
 )
 from faceledger.models.calibration import OpenSetCalibration
-from faceledger.models.card import ModelCard
 from faceledger.store import Gallery
 from faceledger.types import Template
 
 SHORTLIST_FACTOR = 8
 """Templates fetched per wanted candidate, so subjects with many templates still fill k."""
-
-
-def normalisation_for(card: ModelCard, mode: str, templates: int) -> OpenSetCalibration | None:
-    """The open-set calibration a search of ``templates`` templates normalises with, or None
-    (normalisation off, no calibration on the card, or fewer templates than its cohort)."""
-    cal = card.openset
-    if mode == "none" or cal is None or templates < cal.cohort_size:
-        return None
-    return cal
 
 
 @dataclass(frozen=True)
@@ -343,12 +333,6 @@ class _CohortState:
         )
 
 
-_COHORTS: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], tuple[bytes, _CohortState]]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Per index manager: galleries searched together → (cohort key, its state)."""
-
-
 def _cohort(
     ws: Workspace, indexes: Sequence[tuple[Gallery, VectorIndex]], cal: OpenSetCalibration
 ) -> _CohortState:
@@ -360,10 +344,11 @@ def _cohort(
     chosen = select_evenly(ids, cal.cohort_max)
     digest = hashlib.sha256(np.sort(ids).tobytes() + str(cal.cohort_max).encode()).digest()
     key = tuple(sorted(g.id for g, _ in indexes))
-    cache = _COHORTS.setdefault(ws.indexes, {})
+    cache = ws.indexes.cohorts
     cached = cache.get(key)
     if cached is not None and cached[0] == digest:
-        return cached[1]
+        state: _CohortState = cached[1]
+        return state
     found = ws.store.get_templates([int(i) for i in chosen])
     kept = [int(i) for i in chosen if int(i) in found]
     cohort = Cohort(

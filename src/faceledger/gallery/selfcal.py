@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from faceledger.errors import InvalidArgument
-from faceledger.gallery.ranking import normalisation_for, rank_many
+from faceledger.gallery.ranking import rank_many
 from faceledger.gallery.workspace import Workspace
 from faceledger.index import VectorIndex
 from faceledger.match.gallery_calibration import (
@@ -40,6 +39,7 @@ from faceledger.match.gallery_calibration import (
     GalleryCalibration,
     rescaled_fpir,
 )
+from faceledger.match.identify import normalisation_for
 from faceledger.match.normalise import select_evenly
 from faceledger.models.calibration import OpenSetCalibration
 from faceledger.store import Gallery
@@ -67,11 +67,6 @@ class _Cached:
     calibration: GalleryCalibration | None
 
 
-_CACHE: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], _Cached]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def gallery_calibration(
     ws: Workspace, galleries: Sequence[Gallery], fpir: float
 ) -> GalleryCalibration | None:
@@ -89,7 +84,7 @@ def gallery_calibration(
     cal = normalisation_for(card, ws.settings.normalisation, total)
     mode = "none" if cal is None else cal.normalisation
     key = tuple(sorted(g.id for g in galleries))
-    cache = _CACHE.setdefault(ws.indexes, {})
+    cache: dict[tuple[int, ...], _Cached] = ws.indexes.fpir_counts
     file = ws.settings.data_dir / "selfcal" / f"{card.id}-{'-'.join(map(str, key))}.npz"
     hit = cache.get(key) or _load(file)
     if hit is not None and _reusable(hit, total, mode):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faceledger.errors import CalibrationError, ModelMismatch
+from faceledger.errors import CalibrationError, InvalidArgument, ModelMismatch
 from faceledger.models.calibration import CalibrationTable
 from faceledger.models.card import ModelCard
 from faceledger.types import Decision, Outcome, Template
@@ -18,6 +18,7 @@ def require_calibration(card: ModelCard) -> CalibrationTable:
 
 def decide(a: Template, b: Template, card: ModelCard, target_fmr: float) -> Decision:
     """Compare two templates of ``card``'s model and decide at ``target_fmr``."""
+    check_fmr(target_fmr)
     score = a.similarity(b)  # raises ModelMismatch across models
     if a.model_id != card.id:
         raise ModelMismatch(f"templates are of model {a.model_id!r}, not {card.id!r}")
@@ -32,6 +33,12 @@ def decide(a: Template, b: Template, card: ModelCard, target_fmr: float) -> Deci
         model_id=card.id,
         group_fmr=group_fmr_at(table, threshold),
     )
+
+
+def check_fmr(fmr: float) -> None:
+    """A target false-match rate must be a rate: in (0, 1)."""
+    if not 0.0 < fmr < 1.0:
+        raise InvalidArgument(f"target FMR must be in (0, 1), got {fmr:g}")
 
 
 def group_fmr_at(table: CalibrationTable, threshold: float) -> tuple[tuple[str, float], ...]:

@@ -185,8 +185,11 @@ class Reviews:
             conn.rollback()
         return result
 
-    def awaiting_review(self, reviewer: User, *, limit: int = 50) -> list[SearchRecord]:
-        """Searches by others with an open lead that ``reviewer`` may review and has not decided."""
+    def awaiting_review(
+        self, reviewer: User, *, limit: int = 50, offset: int = 0
+    ) -> list[SearchRecord]:
+        """Searches by others with an open lead that ``reviewer`` may review and has not
+        decided, oldest first: ``limit`` of them after the first ``offset``."""
         t = schema.searches
         found: list[SearchRecord] = []
         with translate_errors("read searches"), self._engine.connect() as conn:
@@ -198,6 +201,9 @@ class Reviews:
             for search_id in list(ids):
                 search = self._load(conn, str(search_id))
                 if any(self._reviewable(reviewer, state) for state in search.leads):
+                    if offset > 0:
+                        offset -= 1
+                        continue
                     found.append(search)
                     if len(found) >= limit:
                         break

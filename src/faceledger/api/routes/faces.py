@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from faceledger import usecases as uc
 from faceledger.access import Operation, User, authorize
-from faceledger.api import actions, convert
+from faceledger.api import convert
 from faceledger.api import schemas as s
 from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.limits import read_upload
@@ -53,11 +54,10 @@ async def verify(
     the target rate; the comparison is recorded in the audit log."""
     a = await read_upload(image_a, svc.settings.max_image_bytes)
     b = await read_upload(image_b, svc.settings.max_image_bytes)
-    result, seq = await run_in_threadpool(
-        actions.verify_pair, svc, user, a, b, fmr=fmr, purpose=purpose, case_ref=case_ref
-    )
+    req = uc.VerifyPair(a, b, fmr, purpose, case_ref)
+    done = await run_in_threadpool(uc.verify_pair, svc.ws, user, req)
     return s.VerifyOut(
-        decision=convert.decision(result.decision),
-        faces=[convert.face(result.a), convert.face(result.b)],
-        audit_seq=seq,
+        decision=convert.decision(done.result.decision),
+        faces=[convert.face(done.result.a), convert.face(done.result.b)],
+        audit_seq=done.audit_seq,
     )

@@ -9,8 +9,8 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from faceledger.access import Operation, User, authorize
-from faceledger.api import actions, convert
+from faceledger import usecases as uc
+from faceledger.api import convert
 from faceledger.api import schemas as s
 from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.limits import filename_of, read_upload
@@ -22,10 +22,7 @@ from faceledger.api.routes.common import (
     SubjectId,
     image_response,
 )
-from faceledger.api.service import Service
-from faceledger.errors import Conflict, InputError, InvalidArgument, NotFound, TooLarge
-from faceledger.gallery import delete_gallery, export_subject
-from faceledger.gallery.galleries import create_gallery, list_galleries, show_gallery
+from faceledger.errors import InvalidArgument, TooLarge
 from faceledger.store import LegalBasis
 
 router = APIRouter(tags=["galleries"])
@@ -39,26 +36,20 @@ Reason = Annotated[
 @router.get("/galleries", summary="Galleries the caller may see")
 def get_galleries(svc: ServiceDep, user: UserDep) -> s.GalleryList:
     """Administrators see every gallery; others those they hold a grant on."""
-    items = [convert.gallery(g, svc.ws.store.counts(g.id)) for g in list_galleries(svc.ws, user)]
+    items = [convert.gallery(i.gallery, i.counts) for i in uc.list_galleries(svc.ws, user)]
     return s.GalleryList(items=items)
 
 
 @router.post("/galleries", status_code=201, summary="Create a gallery (CreateCollection)")
 def post_gallery(body: s.GalleryIn, svc: ServiceDep, user: UserDep) -> s.GalleryOut:
-    g = create_gallery(
-        svc.ws,
-        user,
-        body.name,
-        legal_basis=body.legal_basis,
-        description=body.description,
-        retention_days=body.retention_days,
-    )
-    return convert.gallery(g, svc.ws.store.counts(g.id))
+    req = uc.CreateGallery(body.name, body.legal_basis, body.description, body.retention_days)
+    info = uc.create_gallery(svc.ws, user, req)
+    return convert.gallery(info.gallery, info.counts)
 
 
 @router.get("/galleries/{gallery}", summary="One gallery with its counts")
 def get_gallery(gallery: GalleryName, svc: ServiceDep, user: UserDep) -> s.GalleryOut:
-    info = show_gallery(svc.ws, user, gallery)
+    info = uc.show_gallery(svc.ws, user, uc.ShowGallery(gallery))
     return convert.gallery(info.gallery, info.counts)
 
 
@@ -66,8 +57,7 @@ def get_gallery(gallery: GalleryName, svc: ServiceDep, user: UserDep) -> s.Galle
 def remove_gallery(
     gallery: GalleryName, reason: Reason, svc: ServiceDep, user: UserDep
 ) -> dict[str, int]:
-    authorize(user, Operation.GALLERY_MANAGE, gallery)
-    removed = delete_gallery(svc.ws, user, gallery, reason=reason)
+    removed = uc.delete_gallery(svc.ws, user, uc.DeleteGallery(gallery, reason))
     return {"templates_removed": removed}
 
 
@@ -79,11 +69,7 @@ def list_subjects(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> s.SubjectPage:
-    authorize(user, Operation.LIST_SUBJECTS, gallery)
-    g = svc.ws.store.get_gallery_by_name(gallery)
-    if cursor is not None and (not cursor.isdigit() or len(cursor) > 18):
-        raise InvalidArgument(f"malformed page cursor {cursor!r}")
-    page = svc.ws.store.list_subjects(g.id, limit=limit, cursor=cursor or None)
+    page = uc.list_subjects(svc.ws, user, gallery, limit=limit, cursor=cursor)
     return s.SubjectPage(
         items=[convert.subject(x) for x in page.items], next_cursor=page.next_cursor
     )
@@ -103,11 +89,7 @@ def list_subjects(
 def export(
     gallery: GalleryName, subject: SubjectId, svc: ServiceDep, user: UserDep
 ) -> dict[str, Any]:
-    authorize(user, Operation.VIEW_IMAGES, gallery)
-    data = export_subject(svc.ws, user, gallery, subject)
-    ids = [int(t["id"]) for t in data.get("templates", []) if isinstance(t, dict)]
-    data["enrolled_images_kept"] = sorted(svc.images.held(ids))
-    return data
+    return uc.export_subject(svc.ws, user, gallery, subject)
 
 
 @router.get("/galleries/{gallery}/subjects/{subject:path}", summary="A subject and its templates")
@@ -116,16 +98,11 @@ def get_subject(
 ) -> s.SubjectDetail:
     """The id may contain "/" (sent as is or as %2F); one whose last part is "export" is
     read through ``.../export`` instead, which that path always means."""
-    authorize(user, Operation.LIST_SUBJECTS, gallery)
-    g = svc.ws.store.get_gallery_by_name(gallery)
-    found = svc.ws.store.find_subject(g.id, subject)
-    if found is None:
-        raise NotFound(f"no subject {subject!r} in gallery {g.name!r}")
-    infos = svc.ws.store.list_templates(found.id)
-    kept = svc.images.held(t.id for t in infos)
-    base = convert.subject(found).model_dump()
+    d = uc.subject_detail(svc.ws, user, gallery, subject)
     return s.SubjectDetail(
-        **base, gallery=g.name, templates=[convert.template(t, t.id in kept) for t in infos]
+        **convert.subject(d.subject).model_dump(),
+        gallery=d.gallery.name,
+        templates=[convert.template(t, t.id in d.images_kept) for t in d.templates],
     )
 
 
@@ -137,14 +114,15 @@ def erase_subject(
     gallery: GalleryName, subject: SubjectId, reason: Reason, svc: ServiceDep, user: UserDep
 ) -> s.ErasureOut:
     """Writes an erasure receipt to the audit log; check it later with ``/erasures/{seq}``."""
-    receipt, images = actions.erase_subject(svc, user, gallery, subject, reason)
+    erased = uc.erase_subject(svc.ws, user, uc.EraseSubject(gallery, subject, reason))
+    receipt = erased.receipt
     return s.ErasureOut(
         receipt_seq=receipt.audit_seq,
         gallery=receipt.gallery,
         subject=receipt.subject,
         template_ids=list(receipt.template_ids),
         image_sha256s=list(receipt.image_sha256s),
-        enrolled_images_removed=images,
+        enrolled_images_removed=erased.images_removed,
     )
 
 
@@ -161,7 +139,7 @@ def template_image(
     template_id: Annotated[int, Path(ge=1, le=2**62)],
 ) -> Response:
     """Each view is recorded in the audit log."""
-    return image_response(actions.enrolled_image(svc, user, gallery, template_id))
+    return image_response(uc.enrolled_image(svc.ws, user, gallery, template_id))
 
 
 @router.get("/erasures/{receipt_seq}", summary="Check an erasure receipt")
@@ -170,8 +148,7 @@ def check_erasure(
 ) -> s.ErasureCheck:
     """The chain verifies, and neither the store, the index nor the image store holds any of
     the receipt's templates or images."""
-    authorize(user, Operation.AUDIT_READ)
-    return s.ErasureCheck(**actions.check_erasure(svc, receipt_seq))
+    return s.ErasureCheck.model_validate(uc.check_erasure(svc.ws, user, receipt_seq).as_json())
 
 
 # -- enrolment ----------------------------------------------------------------------------
@@ -187,17 +164,6 @@ def _attributes(raw: str | None) -> dict[str, str] | None:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise InvalidArgument("attributes must be a JSON object of strings")
     return {str(k): v for k, v in value.items()}
-
-
-def _enrolled(gallery: str, e: actions.Enrolled) -> s.EnrolOut:
-    return s.EnrolOut(
-        gallery=gallery,
-        subject=e.result.subject.external_id,
-        template_id=e.result.template_id,
-        image_sha256=e.image_sha256,
-        face=convert.face(e.result.face),
-        image_kept=e.image_kept,
-    )
 
 
 @router.post(
@@ -223,73 +189,43 @@ async def enrol_one(
     is a conflict (409)."""
     data = await read_upload(image, svc.settings.max_image_bytes)
     attrs = _attributes(attributes)
-    done = await run_in_threadpool(
-        actions.enrol_upload,
-        svc,
-        user,
+    req = uc.EnrolImage(
         gallery,
         subject,
         data,
         display_name=display_name,
-        attributes=attrs,
+        attributes=attrs or {},
         legal_basis=legal_basis,
         source=source,
     )
-    return _enrolled(gallery, done)
-
-
-def _enrol_many(
-    svc: Service,
-    user: User,
-    gallery: str,
-    files: list[tuple[str, bytes]],
-    subjects: list[str],
-    legal_basis: LegalBasis | None,
-    source: str | None,
-) -> s.BulkOut:
-    authorize(user, Operation.ENROL, gallery)
-    svc.ws.store.get_gallery_by_name(gallery)
-    items: list[s.BulkItemOut] = []
-    for (name, data), subject in zip(files, subjects, strict=True):
-        try:
-            done = actions.enrol_upload(
-                svc, user, gallery, subject, data, legal_basis=legal_basis, source=source
-            )
-        except Conflict as exc:
-            items.append(
-                s.BulkItemOut(
-                    file=name,
-                    subject=subject,
-                    status="duplicate",
-                    code=exc.code,
-                    detail=exc.message,
-                )
-            )
-        except InputError as exc:
-            items.append(
-                s.BulkItemOut(
-                    file=name,
-                    subject=subject,
-                    status="rejected",
-                    code=exc.code,
-                    detail=exc.message,
-                )
-            )
-        else:
-            items.append(
-                s.BulkItemOut(
-                    file=name,
-                    subject=subject,
-                    status="enrolled",
-                    template_id=done.result.template_id,
-                )
-            )
-    return s.BulkOut(
+    done = await run_in_threadpool(uc.enrol_image, svc.ws, user, req)
+    return s.EnrolOut(
         gallery=gallery,
-        enrolled=sum(i.status == "enrolled" for i in items),
-        duplicates=sum(i.status == "duplicate" for i in items),
-        rejected=sum(i.status == "rejected" for i in items),
-        items=items,
+        subject=done.subject.external_id,
+        template_id=done.template_id,
+        image_sha256=done.image_sha256,
+        face=convert.face(done.face),
+        image_kept=done.image_kept,
+    )
+
+
+def _bulk_out(done: uc.UploadsEnrolled) -> s.BulkOut:
+    return s.BulkOut(
+        gallery=done.gallery,
+        enrolled=done.count("enrolled"),
+        duplicates=done.count("duplicate"),
+        rejected=done.count("rejected"),
+        items=[
+            s.BulkItemOut(
+                file=i.name,
+                subject=i.subject,
+                status=i.status,
+                template_id=i.template_id,
+                code=i.code,
+                detail=i.detail,
+            )
+            for i in done.items
+        ],
     )
 
 
@@ -322,10 +258,14 @@ async def enrol_many(
     for sub in subjects:
         if not sub.strip() or len(sub) > 200:
             raise InvalidArgument("a subject id is 1-200 characters")
-    files = [(filename_of(f), await read_upload(f, svc.settings.max_image_bytes)) for f in images]
-    return await run_in_threadpool(
-        _enrol_many, svc, user, gallery, files, subjects, legal_basis, source
+    items = tuple(
+        [
+            uc.Upload(filename_of(f), sub, await read_upload(f, svc.settings.max_image_bytes))
+            for f, sub in zip(images, subjects, strict=True)
+        ]
     )
+    req = uc.EnrolUploads(gallery, items, legal_basis, source)
+    return _bulk_out(await run_in_threadpool(uc.enrol_uploads, svc.ws, user, req))
 
 
 @router.post(
@@ -343,17 +283,8 @@ async def verify_against_subject(
     case_ref: Annotated[str | None, Form(max_length=256)] = None,
 ) -> s.SubjectVerifyOut:
     data = await read_upload(image, svc.settings.max_image_bytes)
-    check = await run_in_threadpool(
-        actions.verify_subject,
-        svc,
-        user,
-        gallery,
-        subject,
-        data,
-        fmr=fmr,
-        purpose=purpose,
-        case_ref=case_ref,
-    )
+    req = uc.VerifySubject(gallery, subject, data, fmr, purpose, case_ref)
+    check = await run_in_threadpool(uc.verify_subject, svc.ws, user, req)
     return s.SubjectVerifyOut(
         decision=convert.decision(check.decision),
         face=convert.face(check.face),

@@ -8,8 +8,8 @@ from fastapi import APIRouter, File, Form, Path, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from faceledger.access import Operation, User, authorize, is_allowed
-from faceledger.api import actions, convert
+from faceledger import usecases as uc
+from faceledger.api import convert
 from faceledger.api import schemas as s
 from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.limits import read_upload
@@ -23,7 +23,6 @@ from faceledger.api.routes.common import (
 from faceledger.api.service import Service
 from faceledger.audit import AuditEntry
 from faceledger.errors import NotFound
-from faceledger.review import SearchRecord
 
 router = APIRouter(tags=["search and review"])
 
@@ -54,24 +53,15 @@ async def post_search(
     target FPIR are listed ("no_candidate" otherwise). The search, its purpose and its leads
     are recorded in the audit log; the probe is kept for the reviewers."""
     data = await read_upload(image, svc.settings.max_image_bytes)
-    result, kept = await run_in_threadpool(
-        actions.search_upload,
-        svc,
-        user,
-        data,
-        galleries,
-        purpose=purpose,
-        case_ref=case_ref,
-        k=k,
-        fpir=fpir,
-        all_faces=all_faces,
-    )
-    return convert.search_result(result, kept)
+    req = uc.SearchRequest(data, tuple(galleries), purpose, case_ref, k, fpir, all_faces)
+    result = await run_in_threadpool(uc.search, svc.ws, user, req)
+    return convert.search_result(result)
 
 
-def _record_out(svc: Service, record: SearchRecord, visible: set[str] | None) -> s.SearchRecordOut:
+def _record_out(svc: Service, found: uc.VisibleSearch) -> s.SearchRecordOut:
     """The record with what its scores are (normalisation, threshold), read from the search's
     audit entry: the review tables keep only the scores."""
+    record = found.record
     entry: AuditEntry | None
     try:
         entry = svc.ws.audit.get(record.audit_seq)
@@ -82,22 +72,15 @@ def _record_out(svc: Service, record: SearchRecord, visible: set[str] | None) ->
     return convert.search_record(
         record,
         entry=entry,
-        visible_galleries=visible,
+        visible_galleries=found.galleries,
         two_person_rule=svc.ws.reviews.two_person_rule,
         probe_faces=svc.images.probe_faces(record.search_id),
     )
 
 
-def _list_searches(svc: Service, user: User, limit: int, offset: int) -> s.SearchPage:
-    authorize(user, Operation.READ_SEARCHES)
-    everyone = is_allowed(user, Operation.AUDIT_READ)
-    found = svc.ws.reviews.searches(actor=None if everyone else user.id, limit=offset + limit + 1)
-    page = found[offset : offset + limit]
-    more = len(found) > offset + limit
-    return s.SearchPage(
-        items=[_record_out(svc, r, None) for r in page],
-        next_cursor=str(offset + limit) if more else None,
-    )
+def _page(svc: Service, page: uc.SearchPage) -> s.SearchPage:
+    nxt = None if page.next_offset is None else str(page.next_offset)
+    return s.SearchPage(items=[_record_out(svc, f) for f in page.items], next_cursor=nxt)
 
 
 @router.get("/searches", summary="Searches on record, newest first")
@@ -105,24 +88,21 @@ def list_searches(
     svc: ServiceDep, user: UserDep, limit: Limit = 50, cursor: Cursor = None
 ) -> s.SearchPage:
     """Auditors see every search; anyone else their own."""
-    return _list_searches(svc, user, limit, offset_cursor(cursor))
+    found = uc.list_searches(svc.ws, user, limit=limit, offset=offset_cursor(cursor))
+    return _page(svc, found)
 
 
 @router.get("/reviews/queue", summary="Searches with leads awaiting the caller's review")
-def review_queue(svc: ServiceDep, user: UserDep, limit: Limit = 50) -> s.SearchPage:
-    authorize(user, Operation.READ_SEARCHES)
-    found = svc.ws.reviews.awaiting_review(user, limit=limit)
-    items = []
-    for record in found:
-        visible = {g for g in record.galleries if is_allowed(user, Operation.REVIEW, g)}
-        items.append(_record_out(svc, record, visible))
-    return s.SearchPage(items=items, next_cursor=None)
+def review_queue(
+    svc: ServiceDep, user: UserDep, limit: Limit = 50, cursor: Cursor = None
+) -> s.SearchPage:
+    """Oldest first, a page at a time (``next_cursor``)."""
+    return _page(svc, uc.review_queue(svc.ws, user, limit=limit, offset=offset_cursor(cursor)))
 
 
 @router.get("/searches/{search_id}", summary="A search with its leads and their review state")
 def get_search(search_id: SearchId, svc: ServiceDep, user: UserDep) -> s.SearchRecordOut:
-    record, visible = actions.readable_search(svc, user, search_id)
-    return _record_out(svc, record, visible)
+    return _record_out(svc, uc.read_search(svc.ws, user, search_id))
 
 
 @router.get(
@@ -132,7 +112,7 @@ def get_search(search_id: SearchId, svc: ServiceDep, user: UserDep) -> s.SearchR
     responses=IMAGE_RESPONSE,
 )
 def get_probe(search_id: SearchId, svc: ServiceDep, user: UserDep) -> Response:
-    return image_response(actions.probe_image(svc, user, search_id))
+    return image_response(uc.probe_image(svc.ws, user, search_id))
 
 
 @router.post(
@@ -150,5 +130,5 @@ def decide(
     """A searcher may not review their own search. Under the two-person rule a lead is
     ``confirmed`` only once two different reviewers confirm it; until then it is
     ``awaiting_second_confirmation``."""
-    state = svc.ws.reviews.decide(user, search_id, rank, body.verdict, body.note)
+    state = uc.decide(svc.ws, user, uc.Decide(search_id, rank, body.verdict, body.note))
     return convert.lead(state, svc.ws.reviews.two_person_rule)

@@ -1,10 +1,10 @@
-"""Removing people and galleries verifiably, and subject access requests.
+"""Removing people verifiably: erasure of a subject, its check, and retention.
 
-Deleting a subject removes its templates from the store and the index in one step and writes
-an erasure receipt (what was removed, the image hashes, when, by whom) to the audit log;
-``verify_erased`` later proves from that receipt that nothing of it remains. Retention
-(``apply_retention``) erases expired subjects the same way and deletes expired kept probe
-images.
+Deleting a subject removes its templates from the store and the index in one step (their kept
+images go with them by the database's cascade) and writes an erasure receipt (what was
+removed, the image hashes, when, by whom) to the audit log; :func:`check_erasure` later proves
+from that receipt that nothing of it remains. Retention (:func:`apply_retention`) erases
+expired subjects the same way and deletes expired kept probe images.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -34,22 +33,41 @@ class ErasureReceipt:
     image_sha256s: tuple[str, ...]
 
 
-def delete_subject(
-    ws: Workspace, actor: User, gallery_name: str, external_id: str, *, reason: str
-) -> ErasureReceipt:
-    if not reason.strip():
+@dataclass(frozen=True)
+class EraseSubject:
+    gallery: str
+    subject: str
+    reason: str
+    compact: bool = False
+    """Reclaim the erased bytes from the database file now (``subject delete`` does)."""
+
+
+@dataclass(frozen=True)
+class Erased:
+    receipt: ErasureReceipt
+    images_removed: int
+    """Kept enrolled images that went with the subject's templates."""
+
+
+def erase_subject(ws: Workspace, actor: User, req: EraseSubject) -> Erased:
+    """Delete a subject from store and index at once; the receipt goes to the audit log."""
+    if not req.reason.strip():
         raise InvalidArgument("deleting a subject needs a reason (it is kept in the receipt)")
-    gallery = ws.store.get_gallery_by_name(gallery_name)
-    authorize(actor, Operation.DELETE_SUBJECT, gallery.name)
-    subject = ws.store.find_subject(gallery.id, external_id)
+    authorize(actor, Operation.DELETE_SUBJECT, req.gallery)
+    gallery = ws.store.get_gallery_by_name(req.gallery)
+    subject = ws.store.find_subject(gallery.id, req.subject)
     if subject is None:
-        raise NotFound(f"no subject {external_id!r} in gallery {gallery.name!r}")
+        raise NotFound(f"no subject {req.subject!r} in gallery {gallery.name!r}")
+    images = len(ws.images.held(t.id for t in ws.store.list_templates(subject.id)))
     removed = ws.store.delete_subject(subject.id)
     ws.indexes.remove(gallery.id, removed.template_ids)
     ws.indexes.save(gallery)
     # a graph left mostly tombstones, or a gallery shrunk far below its kind, is rebuilt
     ws.indexes.maybe_reindex(gallery, ws.engine.card.dimension)
-    return _receipt(ws, actor, gallery.name, external_id, removed, reason)
+    receipt = _receipt(ws, actor, gallery.name, req.subject, removed, req.reason)
+    if req.compact:
+        ws.store.compact()
+    return Erased(receipt, images)
 
 
 def _receipt(
@@ -71,99 +89,75 @@ def _receipt(
     return ErasureReceipt(entry.seq, gallery, subject, removed.template_ids, removed.image_sha256s)
 
 
-def delete_gallery(ws: Workspace, actor: User, gallery_name: str, *, reason: str) -> int:
-    """Delete a gallery with everything in it; returns the number of templates removed."""
-    gallery = ws.store.get_gallery_by_name(gallery_name)
-    authorize(actor, Operation.GALLERY_MANAGE, gallery.name)
-    removed = ws.store.delete_gallery(gallery.id)
-    ws.indexes.drop(gallery)
-    ws.audit.append(
-        AuditRecord(
-            operation=AuditOp.GALLERY_DELETE,
-            actor=actor.id,
-            galleries=(gallery.name,),
-            details={
-                "reason": reason,
-                "subjects": [s.external_id for s in removed.subjects],
-                "template_ids": list(removed.template_ids),
-                "image_sha256s": list(removed.image_sha256s),
-            },
-        )
-    )
-    return len(removed.template_ids)
+@dataclass(frozen=True)
+class ErasureCheck:
+    """What :func:`check_erasure` found for one receipt; ``ok`` only when nothing is left."""
+
+    ok: bool
+    receipt_seq: int
+    subject: str
+    gallery: str
+    erased_at: str
+    erased_by: str
+    audit_chain_ok: bool
+    templates_in_store: list[int]
+    templates_in_index: list[int]
+    image_hashes_still_enrolled: list[str]
+    enrolled_images_still_held: list[str]
+    subject_id_reused: bool
+    """The subject id names a subject again (enrolled anew after the erasure)."""
+
+    def as_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
 
 
-def verify_erased(ws: Workspace, receipt_seq: int) -> dict[str, Any]:
-    """Check an erasure receipt: the chain verifies, and neither the store nor the index
-    holds any of the receipt's templates or image hashes."""
+def check_erasure(ws: Workspace, actor: User, receipt_seq: int) -> ErasureCheck:
+    """Check an erasure receipt: the chain verifies, and neither the store, the index nor
+    the image store holds any of the receipt's templates or images."""
+    authorize(actor, Operation.AUDIT_READ)
     entry = ws.audit.get(receipt_seq)
     if entry.record.operation != AuditOp.ERASURE_RECEIPT:
         raise InvalidArgument(f"audit entry {receipt_seq} is not an erasure receipt")
     details = dict(entry.record.details)
-    gallery_name = entry.record.galleries[0]
     raw_ids = details.get("template_ids") or []
     raw_hashes = details.get("image_sha256s") or []
     if not isinstance(raw_ids, list) or not isinstance(raw_hashes, list):
         raise InvalidArgument(f"audit entry {receipt_seq} is a malformed erasure receipt")
     tids = [int(str(t)) for t in raw_ids]
     hashes = [str(h) for h in raw_hashes]
+    subject = str(details.get("subject"))
+    gallery_name = entry.record.galleries[0]
     chain = ws.audit.verify()
     in_store = sorted(ws.store.get_templates(tids))
-    in_index: list[int] = []
-    images_held: list[str] = []
-    subject_held = False
     try:
         gallery = ws.store.get_gallery_by_name(gallery_name)
     except NotFound:
         gallery = None
+    in_index: list[int] = []
+    images_held: list[str] = []
+    subject_held = False
     if gallery is not None:
         idx = ws.indexes.get(gallery, ws.engine.card.dimension)
         if tids:
             mask = idx.contains(np.asarray(tids, dtype=np.int64))
             in_index = [t for t, m in zip(tids, mask, strict=True) if m]
         images_held = [h for h in hashes if ws.store.has_image(gallery.id, h)]
-        subject_held = ws.store.find_subject(gallery.id, str(details.get("subject"))) is not None
-    ok = chain.ok and not in_store and not in_index and not images_held
-    return {
-        "ok": ok,
-        "receipt_seq": receipt_seq,
-        "subject": details.get("subject"),
-        "gallery": gallery_name,
-        "erased_at": entry.timestamp.isoformat(),
-        "erased_by": entry.record.actor,
-        "audit_chain_ok": chain.ok,
-        "templates_in_store": in_store,
-        "templates_in_index": in_index,
-        "image_hashes_still_enrolled": images_held,
-        "subject_id_reused": subject_held,
-    }
-
-
-def export_subject(
-    ws: Workspace, actor: User, gallery_name: str, external_id: str
-) -> dict[str, Any]:
-    """Everything held on one subject (subject access request), as JSON-able data."""
-    gallery = ws.store.get_gallery_by_name(gallery_name)
-    authorize(actor, Operation.VIEW_IMAGES, gallery.name)
-    subject = ws.store.find_subject(gallery.id, external_id)
-    if subject is None:
-        raise NotFound(f"no subject {external_id!r} in gallery {gallery.name!r}")
-    data = ws.store.export_subject(subject.id)
-    searches = [
-        {
-            "seq": e.seq,
-            "timestamp": e.timestamp.isoformat(),
-            "actor": e.record.actor,
-            "purpose": e.record.purpose,
-            "case_ref": e.record.case_ref,
-        }
-        for e in ws.audit.entries(operation=AuditOp.SEARCH)
-        if any(
-            c.gallery == gallery.name and c.subject_id == external_id for c in e.record.candidates
-        )
-    ]
-    data["appeared_in_searches"] = searches
-    return data
+        subject_held = ws.store.find_subject(gallery.id, subject) is not None
+    kept = ws.images.hashes_held(hashes, None if gallery is None else gallery.id)
+    return ErasureCheck(
+        ok=chain.ok and not in_store and not in_index and not images_held and not kept,
+        receipt_seq=receipt_seq,
+        subject=subject,
+        gallery=gallery_name,
+        erased_at=entry.timestamp.isoformat(),
+        erased_by=entry.record.actor,
+        audit_chain_ok=chain.ok,
+        templates_in_store=in_store,
+        templates_in_index=in_index,
+        image_hashes_still_enrolled=images_held,
+        enrolled_images_still_held=kept,
+        subject_id_reused=subject_held,
+    )
 
 
 @dataclass(frozen=True)
@@ -176,9 +170,17 @@ class RetentionRun:
     """Search ids whose kept probe image was deleted."""
 
 
-def apply_retention(
-    ws: Workspace, actor: User, *, now: datetime | None = None, gallery: str | None = None
-) -> RetentionRun:
+@dataclass(frozen=True)
+class ApplyRetention:
+    gallery: str | None = None
+    """Only this gallery (and the probes of searches that named it)."""
+    now: datetime | None = None
+    """The moment to apply the periods at (default: the workspace's clock)."""
+    compact: bool = False
+    """Reclaim the erased bytes from the database files when anything was erased."""
+
+
+def apply_retention(ws: Workspace, actor: User, req: ApplyRetention) -> RetentionRun:
     """Erase every subject held longer than its gallery's retention period (one receipt
     each), delete the kept probe images that have expired, and log the purge.
 
@@ -194,11 +196,14 @@ def apply_retention(
     entry listing them (search id and image hash of each, and why) commit in one transaction.
     The audit log holds only each probe's sha256, never its bytes, so nothing outlives this.
     """
-    only = ws.store.get_gallery_by_name(gallery) if gallery else None
-    authorize(actor, Operation.RETENTION_APPLY, gallery)
-    at = now or ws.clock()
+    authorize(actor, Operation.RETENTION_APPLY, req.gallery)
+    only = ws.store.get_gallery_by_name(req.gallery) if req.gallery else None
+    at = req.now or ws.clock()
     receipts = _erase_expired_subjects(ws, actor, at, None if only is None else only.id)
     probes = _purge_probes(ws, actor, at, receipts, None if only is None else only.name)
+    if req.compact and (receipts or probes):  # erased bytes leave the files
+        ws.store.compact()
+        ws.images.compact()
     return RetentionRun(receipts, probes)
 
 

@@ -1,0 +1,134 @@
+"""The application layer: one function per use case, a frozen request in, a typed result out.
+
+The command line (``faceledger.cli``) and the service (``faceledger.api``) only parse their
+input, call these functions and render what they return; every rule that combines the engine,
+the store, the indexes, the audit log and the access policy lives here once. Each function
+takes the :class:`~faceledger.gallery.Workspace` it works in and the
+:class:`~faceledger.access.User` acting (the service's authenticated user, or the CLI's local
+operator), and authorises that user before it touches anything.
+
+==================  ======================================================================
+module              use cases
+==================  ======================================================================
+``galleries``       create, list, show, delete a gallery
+``enrolment``       enrol one image, several uploads, a folder or CSV in bulk (resumable)
+``search``          1:N search with a purpose: candidate lists or "no candidate", audited
+``verification``    1:1 of two images, or of an image against an enrolled subject, audited
+``subjects``        list, show and export (subject access request) subjects
+``erasure``         erase a subject with a receipt, check a receipt, apply retention
+``review``          read searches, the review queue, verdicts, the probe of a search
+``images``          kept enrolled images, each view audited
+==================  ======================================================================
+"""
+
+from faceledger.usecases.enrolment import (
+    EnrolFolder,
+    EnrolImage,
+    Enrolled,
+    EnrolUploads,
+    Upload,
+    UploadOutcome,
+    UploadsEnrolled,
+    enrol_folder,
+    enrol_image,
+    enrol_uploads,
+)
+from faceledger.usecases.erasure import (
+    ApplyRetention,
+    Erased,
+    EraseSubject,
+    ErasureCheck,
+    ErasureReceipt,
+    RetentionRun,
+    apply_retention,
+    check_erasure,
+    erase_subject,
+)
+from faceledger.usecases.galleries import (
+    CreateGallery,
+    DeleteGallery,
+    GalleryInfo,
+    ShowGallery,
+    create_gallery,
+    delete_gallery,
+    list_galleries,
+    show_gallery,
+)
+from faceledger.usecases.images import enrolled_image
+from faceledger.usecases.review import (
+    Decide,
+    SearchPage,
+    VisibleSearch,
+    decide,
+    list_searches,
+    probe_image,
+    read_search,
+    review_queue,
+)
+from faceledger.usecases.search import SearchRequest, SearchResult, search
+from faceledger.usecases.subjects import (
+    SubjectDetail,
+    export_subject,
+    list_subjects,
+    subject_detail,
+)
+from faceledger.usecases.verification import (
+    PairVerified,
+    SubjectVerified,
+    VerifyPair,
+    VerifySubject,
+    verify_pair,
+    verify_subject,
+)
+
+__all__ = [
+    "ApplyRetention",
+    "CreateGallery",
+    "Decide",
+    "DeleteGallery",
+    "EnrolFolder",
+    "EnrolImage",
+    "EnrolUploads",
+    "Enrolled",
+    "EraseSubject",
+    "Erased",
+    "ErasureCheck",
+    "ErasureReceipt",
+    "GalleryInfo",
+    "PairVerified",
+    "RetentionRun",
+    "SearchPage",
+    "SearchRequest",
+    "SearchResult",
+    "ShowGallery",
+    "SubjectDetail",
+    "SubjectVerified",
+    "Upload",
+    "UploadOutcome",
+    "UploadsEnrolled",
+    "VerifyPair",
+    "VerifySubject",
+    "VisibleSearch",
+    "apply_retention",
+    "check_erasure",
+    "create_gallery",
+    "decide",
+    "delete_gallery",
+    "enrol_folder",
+    "enrol_image",
+    "enrol_uploads",
+    "enrolled_image",
+    "erase_subject",
+    "export_subject",
+    "list_galleries",
+    "list_searches",
+    "list_subjects",
+    "probe_image",
+    "read_search",
+    "review_queue",
+    "search",
+    "show_gallery",
+    "subject_detail",
+    "verify_pair",
+    "verify_subject",
+]

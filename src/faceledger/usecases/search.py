@@ -1,0 +1,239 @@
+"""1:N search: a probe's face(s) against galleries → ranked candidate lists for human review.
+
+Each face gets at most ``k`` candidates, one per subject, whose score passes a threshold set
+from a target false-positive identification rate (FPIR); when none passes, the outcome is an
+explicit "no candidate". Every search states a purpose and case reference, is authorised per
+gallery and lands in the audit log with the leads it returned (``Reviews.record_search``).
+The probe is kept for its reviewers when ``SearchRequest.keep_probe`` (default
+``Settings.keep_probe_images``) says so; one that cannot be kept does not fail the search.
+
+Scores: galleries of at least the card's cohort size are scored by adaptive symmetric
+normalisation against their own templates (``gallery.ranking``); the threshold comes from
+the galleries' own count when it can count the target (``gallery.selfcal``) or the model
+card; the candidate list itself is :func:`faceledger.match.identify.candidate_list`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from faceledger.access import Operation, User, authorize
+from faceledger.access.purpose import require_purpose
+from faceledger.audit import AuditOp, AuditRecord, Lead
+from faceledger.errors import FaceLedgerError, InvalidArgument, NoFace
+from faceledger.gallery.images import media_type_of
+from faceledger.gallery.ranking import rank
+from faceledger.gallery.selfcal import gallery_calibration
+from faceledger.gallery.workspace import Workspace
+from faceledger.match.gallery_calibration import GalleryCalibration
+from faceledger.match.identify import (
+    FaceCandidates,
+    OperatingPoint,
+    ScoreRates,
+    SubjectScore,
+    candidate_list,
+    declared_point,
+    face_candidates,
+    rates_for,
+)
+from faceledger.pipeline import ImageInput
+from faceledger.serialize import face_record
+from faceledger.store import Gallery
+from faceledger.types import DecodedImage, FaceResult, Template
+from faceledger.usecases.enrolment import image_bytes
+
+log = logging.getLogger("faceledger.usecases")
+
+MAX_K = 1000
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    image: ImageInput
+    galleries: tuple[str, ...]
+    purpose: str | None
+    case_ref: str | None
+    k: int | None = None
+    """Longest candidate list per face (1-1000; default ``Settings.top_k``)."""
+    fpir: float | None = None
+    """Target FPIR (default ``Settings.default_fpir``)."""
+    all_faces: bool = False
+    keep_probe: bool | None = None
+    """Keep the probe for reviewers (default ``Settings.keep_probe_images``)."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    search_id: str
+    audit_seq: int
+    probe_sha256: str
+    galleries: tuple[str, ...]
+    model_id: str
+    target_fpir: float
+    templates_searched: int
+    faces: tuple[FaceCandidates, ...]
+    probe_kept: bool = False
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a search applies to every face: the galleries and the declared operating point."""
+
+    galleries: list[Gallery]
+    k: int
+    point: OperatingPoint
+    rates: ScoreRates
+    own: GalleryCalibration | None
+
+
+def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
+    """Search ``req.image``'s face(s) in ``req.galleries`` for ``req.purpose`` (audited)."""
+    purpose, case_ref = require_purpose(req.purpose, req.case_ref)
+    gals = _galleries(ws, actor, req.galleries)
+    k = req.k if req.k is not None else ws.settings.top_k
+    if not 1 <= k <= MAX_K:
+        raise InvalidArgument(f"k must be between 1 and {MAX_K}, got {k}")
+    fpir = req.fpir if req.fpir is not None else ws.settings.default_fpir
+    engine = ws.engine
+    img = engine.load(req.image)
+    faces = engine.embed_all(img) if req.all_faces else [engine.embed(img)]
+    if not faces:
+        raise NoFace("no face found in the probe image")
+    plan = _plan(ws, gals, k, fpir)
+    results = tuple(_face(ws, plan, face) for face in faces)
+    record = ws.reviews.record_search(
+        actor, _audit_record(engine.card.id, actor, purpose, case_ref, img, plan, results)
+    )
+    result = SearchResult(
+        search_id=record.search_id,
+        audit_seq=record.audit_seq,
+        probe_sha256=img.sha256,
+        galleries=tuple(g.name for g in gals),
+        model_id=engine.card.id,
+        target_fpir=fpir,
+        templates_searched=plan.point.templates,
+        faces=results,
+    )
+    keep = req.keep_probe if req.keep_probe is not None else ws.settings.keep_probe_images
+    if keep and _keep_probe(ws, result, req.image):
+        result = dataclasses.replace(result, probe_kept=True)
+    return result
+
+
+def _galleries(ws: Workspace, actor: User, names: Sequence[str]) -> list[Gallery]:
+    """The galleries named (each once), each authorised and of the engine's model."""
+    if not names:
+        raise InvalidArgument("name at least one gallery to search")
+    unique = list(dict.fromkeys(names))
+    for name in unique:
+        authorize(actor, Operation.SEARCH, name)
+    gals = [ws.store.get_gallery_by_name(name) for name in unique]
+    model = ws.engine.card.id
+    for g in gals:
+        if g.model_id != model:
+            raise InvalidArgument(
+                f"gallery {g.name!r} holds templates of model {g.model_id!r}, not {model!r}"
+            )
+    return gals
+
+
+def _plan(ws: Workspace, gals: list[Gallery], k: int, fpir: float) -> _Plan:
+    card = ws.engine.card
+    total = sum(len(ws.indexes.get(g, card.dimension)) for g in gals)
+    own = gallery_calibration(ws, gals, fpir)
+    point, cal = declared_point(card, ws.settings.normalisation, fpir, total, own)
+    return _Plan(gals, k, point, rates_for(card, cal), own)
+
+
+def _face(ws: Workspace, plan: _Plan, face: FaceResult) -> FaceCandidates:
+    """One face's candidate list."""
+    template: Template | None = face.template
+    assert template is not None
+    ranked = [
+        r
+        for r in rank(ws, plan.galleries, template, plan.k).subjects
+        if r.score >= plan.point.threshold
+    ]
+    subjects = ws.store.get_subjects([r.subject_id for r in ranked])
+    scores = [
+        SubjectScore(
+            gallery=r.gallery.name,
+            subject_id=r.subject_id,
+            external_id=subjects[r.subject_id].external_id,
+            display_name=subjects[r.subject_id].display_name,
+            template_id=r.template_id,
+            score=r.score,
+            similarity=r.similarity,
+        )
+        for r in ranked
+    ]
+    return face_candidates(
+        face, candidate_list(scores, plan.point, plan.rates, plan.own), plan.point
+    )
+
+
+def _audit_record(
+    model_id: str,
+    actor: User,
+    purpose: str,
+    case_ref: str,
+    img: DecodedImage,
+    plan: _Plan,
+    results: Sequence[FaceCandidates],
+) -> AuditRecord:
+    point = plan.point
+    leads = tuple(
+        Lead(
+            gallery=c.gallery,
+            subject_id=c.external_id,
+            score=round(c.score, 6),
+            fmr=c.fmr.value,
+            fmr_upper_bound=c.fmr.upper_bound,
+            template_id=c.template_id,
+        )
+        for r in results
+        for c in r.candidates
+    )
+    return AuditRecord(
+        operation=AuditOp.SEARCH,
+        actor=actor.id,
+        purpose=purpose,
+        case_ref=case_ref,
+        galleries=tuple(g.name for g in plan.galleries),
+        model_id=model_id,
+        threshold=round(point.threshold, 6),
+        target_fpir=point.target_fpir,
+        probe_sha256=img.sha256,
+        candidates=leads,
+        details={
+            "faces": len(results),
+            "templates_searched": point.templates,
+            "outcomes": [r.outcome for r in results],
+            "k": plan.k,
+            "normalisation": point.normalisation,
+            "comparison_fmr": point.comparison_fmr,
+            "threshold_extrapolated": point.extrapolated,
+            "threshold_source": point.source,
+        },
+    )
+
+
+def keep_probe_image(ws: Workspace, result: SearchResult, data: bytes) -> None:
+    """Keep a search's probe image for its reviewers, with the record of its faces."""
+    faces = [face_record(f.face) for f in result.faces]
+    ws.images.put_probe(result.search_id, result.probe_sha256, data, media_type_of(data), faces)
+
+
+def _keep_probe(ws: Workspace, result: SearchResult, image: ImageInput) -> bool:
+    data = image_bytes(image)
+    if data is None:
+        return False
+    try:
+        keep_probe_image(ws, result, data)
+    except FaceLedgerError as exc:
+        log.warning("probe of search %s not kept: %s", result.search_id, exc.message)
+        return False
+    return True
