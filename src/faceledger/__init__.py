@@ -15,8 +15,7 @@ from faceledger.types import (
     QualityReport,
     Template,
 )
-
-__version__ = "0.1.0"
+from faceledger.version import __version__
 
 __all__ = [
     "Box",

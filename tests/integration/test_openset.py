@@ -16,7 +16,7 @@ import pytest
 from faceledger import Settings
 from faceledger.gallery import Workspace, local_operator, open_workspace
 from faceledger.gallery.evaluation import GallerySearch
-from faceledger.gallery.ranking import rank_subjects
+from faceledger.gallery.ranking import rank
 from faceledger.match.gallery_calibration import GalleryCalibration
 from faceledger.match.identify import comparison_fmr_for, operating_point
 from faceledger.match.normalise import Cohort, normalise, select_evenly
@@ -283,7 +283,7 @@ def test_quality_aggregation_weighs_each_template_by_its_quality(
                 NewTemplate(sid, "b" * 64, Template(MODEL, b), quality_score=10.0),
             ]
         )
-        (top,) = rank_subjects(ws, [g], Template(MODEL, probe), 1)
+        (top,) = rank(ws, [g], Template(MODEL, probe), 1).subjects
         scores[mode] = top.score
         ws.close()
     for mode, (wa, wb) in (("fused", (1, 1)), ("quality", (90, 10))):

@@ -17,7 +17,6 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from faceledger import __version__
 from faceledger.api import problems
 from faceledger.api.limits import BodyLimit
 from faceledger.api.openapi import build_openapi
@@ -26,6 +25,7 @@ from faceledger.api.service import Service, ServiceOptions
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
 from faceledger.gallery import Workspace
+from faceledger.version import __version__
 
 API_PREFIX = "/api/v1"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"

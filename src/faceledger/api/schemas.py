@@ -224,6 +224,12 @@ class ErasureOut(Model):
     )
 
 
+class RetentionOut(Model):
+    receipts: list[int] = Field(description="Audit entries of the erasure receipts written.")
+    subjects: list[str] = Field(description="`gallery/subject` of each subject erased.")
+    probes_deleted: list[str] = Field(description="Searches whose kept probe was deleted.")
+
+
 class ErasureCheck(Model):
     model_config = ConfigDict(extra="allow")
     ok: bool
@@ -310,6 +316,11 @@ class BulkOut(Model):
     duplicates: int
     rejected: int
     items: list[BulkItemOut]
+    own_fpir_searches: int | None = Field(
+        default=None,
+        description="Members searched with their own subject left out when the grown "
+        "gallery's own FPIR was counted after this enrolment (null: not counted).",
+    )
 
 
 class FmrOut(Model):

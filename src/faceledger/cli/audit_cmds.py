@@ -16,6 +16,7 @@ from faceledger.cli.output import console, guarded, print_json
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
+from faceledger.review import LeadState
 
 audit_app = typer.Typer(help="Verify, export and report on the audit log.", no_args_is_help=True)
 retention_app = typer.Typer(help="Enforce galleries' retention periods.", no_args_is_help=True)
@@ -112,6 +113,7 @@ def audit_report(
 def retention_apply(
     ctx: typer.Context,
     gallery: Annotated[str | None, typer.Option(help="Only this gallery.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Erase subjects held past their gallery's retention period (a receipt for each) and
     delete kept probe images past theirs; the run is logged."""
@@ -120,6 +122,15 @@ def retention_apply(
     def run() -> None:
         with workspace(settings) as (ws, me):
             done = uc.apply_retention(ws, me, uc.ApplyRetention(gallery, compact=True))
+            if json_out:
+                print_json(
+                    {
+                        "receipts": [r.audit_seq for r in done.receipts],
+                        "subjects": [f"{r.gallery}/{r.subject}" for r in done.receipts],
+                        "probes_deleted": list(done.probes_deleted),
+                    }
+                )
+                return
             console.print(
                 f"retention: {len(done.receipts)} subject(s) erased, "
                 f"{len(done.probes_deleted)} kept probe image(s) deleted"
@@ -133,18 +144,63 @@ def retention_apply(
 
 
 @review_app.command("list")
-def review_list(ctx: typer.Context) -> None:
-    """Searches with leads awaiting a decision by the operator."""
+def review_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="Most searches to list.")] = 50,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Searches with leads awaiting a decision by the operator, oldest first."""
     settings: Settings = ctx.obj
-    with workspace(settings) as (ws, me):
-        for found in uc.review_queue(ws, me, limit=1000).items:
-            rec = found.record
-            console.print(f"{rec.search_id} by {rec.actor} ({rec.purpose}, case {rec.case_ref}):")
-            for lead in rec.leads:
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            page = uc.review_queue(ws, me, limit=limit)
+            if json_out:
+                print_json([_queue_json(f) for f in page.items])
+                return
+            for found in page.items:
+                rec = found.record
                 console.print(
-                    f"  #{lead.rank} {lead.lead.gallery}/{lead.lead.subject_id} "
-                    f"score {lead.lead.score:.4f}: {lead.status}"
+                    f"{rec.search_id} by {rec.actor} ({rec.purpose}, case {rec.case_ref}):"
                 )
+                for lead in _shown(found):
+                    console.print(
+                        f"  #{lead.rank} {lead.lead.gallery}/{lead.lead.subject_id} "
+                        f"score {lead.lead.score:.4f}: {lead.status}"
+                    )
+            if page.next_offset is not None:
+                console.print(f"[dim]… more: --limit {page.next_offset + limit}[/]")
+
+    guarded(run)
+
+
+def _shown(found: uc.VisibleSearch) -> list[LeadState]:
+    return [
+        s
+        for s in found.record.leads
+        if found.galleries is None or s.lead.gallery in found.galleries
+    ]
+
+
+def _queue_json(found: uc.VisibleSearch) -> dict[str, object]:
+    rec = found.record
+    return {
+        "search_id": rec.search_id,
+        "actor": rec.actor,
+        "purpose": rec.purpose,
+        "case_ref": rec.case_ref,
+        "galleries": list(rec.galleries),
+        "leads": [
+            {
+                "rank": s.rank,
+                "gallery": s.lead.gallery,
+                "subject": s.lead.subject_id,
+                "score": s.lead.score,
+                "status": str(s.status),
+            }
+            for s in _shown(found)
+        ],
+    }
 
 
 @review_app.command("decide")

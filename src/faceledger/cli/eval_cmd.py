@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from faceledger import __version__
 from faceledger.cache import TemplateCache, open_cache
 from faceledger.cli.output import console, err_console, guarded, progress_bar
 from faceledger.config import Settings
@@ -34,6 +33,7 @@ from faceledger.evaluate.report import (
 )
 from faceledger.gallery.evaluation import GallerySearch
 from faceledger.models import ModelRegistry
+from faceledger.version import __version__
 
 eval_app = typer.Typer(
     name="eval",

@@ -10,7 +10,16 @@ import typer
 from rich.table import Table
 
 from faceledger import usecases as uc
-from faceledger.cli.output import console, fmr_text, guarded, print_json, progress_bar
+from faceledger.cli.output import (
+    console,
+    decision_json,
+    face_json,
+    fmr_json,
+    fmr_text,
+    guarded,
+    print_json,
+    progress_bar,
+)
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
 from faceledger.store import LegalBasis
@@ -255,8 +264,6 @@ def _print_search(res: uc.SearchResult) -> None:
 
 
 def _search_json(res: uc.SearchResult) -> dict[str, object]:
-    from faceledger.cli.output import face_json, fmr_json
-
     return {
         "search_id": res.search_id,
         "audit_seq": res.audit_seq,
@@ -378,6 +385,45 @@ def subject_delete(
             console.print(
                 f"erased {subject} from {gallery}: {len(r.template_ids)} template(s); "
                 f"erasure receipt = audit entry {r.audit_seq}"
+            )
+
+    guarded(run)
+
+
+@subject_app.command("verify")
+def subject_verify(
+    ctx: typer.Context,
+    gallery: str,
+    subject: str,
+    image: Annotated[Path, typer.Argument(help="Image of the person to compare.")],
+    purpose: Annotated[str | None, typer.Option(help="Why (audited).")] = None,
+    case: Annotated[str | None, typer.Option(help="Case reference (audited).")] = None,
+    fmr: Annotated[float | None, typer.Option(help="Target false-match rate.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """1:1: is the face in IMAGE the enrolled SUBJECT (its best-matching template)? Audited."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            req = uc.VerifySubject(gallery, subject, image, fmr, purpose, case)
+            done = uc.verify_subject(ws, me, req)
+            data = {
+                "gallery": gallery,
+                "subject": subject,
+                "template_id": done.template_id,
+                "audit_seq": done.audit_seq,
+                "face": face_json(done.face),
+                **decision_json(done.decision),
+            }
+            if json_out:
+                print_json(data)
+                return
+            d = done.decision
+            console.print(
+                f"{d.outcome.value.upper()} against {gallery}/{subject} at target FMR "
+                f"{d.target_fmr:g}: similarity {d.score:.4f} (threshold {d.threshold:.4f}), "
+                f"estimated FMR {fmr_text(d.fmr)}; audit entry {done.audit_seq}"
             )
 
     guarded(run)

@@ -128,6 +128,7 @@ class _BatchWriter:
             return
         store = self.ws.store
         news: list[NewTemplate] = []
+        paths: list[str | Path] = []
         templates: list[Template] = []
         outcomes: list[ItemOutcome] = []
         for item, key, out in self.pending:
@@ -156,9 +157,13 @@ class _BatchWriter:
                 source=self.source,
             )
             news.append(new_template(subject, sha, out.result, key))
+            paths.append(item.path)
             templates.append(out.result.template)
         ids = store.add_templates(news, job_id=self.job_id, outcomes=outcomes)
         self.ws.indexes.add(self.gallery, ids, templates)
+        if self.ws.settings.keep_enrolled_images:
+            for tid, new, path in zip(ids, news, paths, strict=True):
+                self.ws.images.keep(tid, new.image_sha256, Path(path).read_bytes())
         self.report.enrolled += len(ids)
         self.pending.clear()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,14 @@ from PIL import Image, UnidentifiedImageError
 
 from faceledger.audit.records import parse_timestamp
 from faceledger.audit.sqlutil import create_tables
-from faceledger.errors import BadImage, EncryptionKeyError, IntegrityError, NotFound
+from faceledger.errors import (
+    BadImage,
+    Conflict,
+    EncryptionKeyError,
+    IntegrityError,
+    NotFound,
+    StoreError,
+)
 from faceledger.review.schema import searches
 from faceledger.store import (
     TemplateCipher,
@@ -33,6 +41,8 @@ from faceledger.store import (
     write_transaction,
 )
 from faceledger.store.schema import templates
+
+log = logging.getLogger("faceledger.images")
 
 metadata = sa.MetaData()
 _BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -190,6 +200,16 @@ class ImageStore:
                     created_at=_now(),
                 )
             )
+
+    def keep(self, template_id: int, sha256: str, data: bytes) -> bool:
+        """:meth:`put`, for an enrolment that must not fail because its image could not be
+        kept (its template erased meanwhile, say): False, with a warning, in that case."""
+        try:
+            self.put(template_id, sha256, data, media_type_of(data))
+        except (Conflict, StoreError) as exc:
+            log.warning("image of template %s not kept: %s", template_id, exc.message)
+            return False
+        return True
 
     def get(self, template_id: int) -> StoredImage:
         t = enrolled_images

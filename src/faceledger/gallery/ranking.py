@@ -54,14 +54,6 @@ class Ranking:
     templates: int
 
 
-def rank_subjects(
-    ws: Workspace, galleries: Sequence[Gallery], template: Template, k: int
-) -> list[RankedSubject]:
-    """The best ``k`` subjects over ``galleries`` for one template, best first (see
-    :func:`rank`)."""
-    return rank(ws, galleries, template, k).subjects
-
-
 def rank(
     ws: Workspace,
     galleries: Sequence[Gallery],

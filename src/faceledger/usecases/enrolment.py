@@ -16,9 +16,8 @@ from typing import Literal
 
 from faceledger.access import Operation, User, authorize
 from faceledger.audit import AuditOp, AuditRecord
-from faceledger.errors import Conflict, InputError, StoreError
+from faceledger.errors import Conflict, InputError
 from faceledger.gallery.enrol import BulkReport, new_template, run_job
-from faceledger.gallery.images import media_type_of
 from faceledger.gallery.selfcal import precount
 from faceledger.gallery.workspace import Workspace
 from faceledger.pipeline import ImageInput
@@ -90,17 +89,9 @@ def enrol_image(ws: Workspace, actor: User, req: EnrolImage) -> Enrolled:
 
 
 def _keep_image(ws: Workspace, template_id: int, sha256: str, image: ImageInput) -> bool:
-    """Keep the enrolled image for reviewers; an image that cannot be kept (its template
-    erased meanwhile, say) does not undo the enrolment."""
+    """Keep the enrolled image for reviewers (never undoing the enrolment)."""
     data = image_bytes(image)
-    if data is None:
-        return False
-    try:
-        ws.images.put(template_id, sha256, data, media_type_of(data))
-    except (Conflict, StoreError) as exc:
-        log.warning("image of template %s not kept: %s", template_id, exc.message)
-        return False
-    return True
+    return data is not None and ws.images.keep(template_id, sha256, data)
 
 
 def image_bytes(image: ImageInput) -> bytes | None:

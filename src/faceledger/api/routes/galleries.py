@@ -151,6 +151,22 @@ def check_erasure(
     return s.ErasureCheck.model_validate(uc.check_erasure(svc.ws, user, receipt_seq).as_json())
 
 
+@router.post("/retention/apply", summary="Erase what retention periods no longer allow")
+def apply_retention(
+    svc: ServiceDep,
+    user: UserDep,
+    gallery: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> s.RetentionOut:
+    """Subjects held past their gallery's period are erased (a receipt each) and kept probe
+    images past theirs deleted; the run is logged (``retention_purge``)."""
+    done = uc.apply_retention(svc.ws, user, uc.ApplyRetention(gallery))
+    return s.RetentionOut(
+        receipts=[r.audit_seq for r in done.receipts],
+        subjects=[f"{r.gallery}/{r.subject}" for r in done.receipts],
+        probes_deleted=list(done.probes_deleted),
+    )
+
+
 # -- enrolment ----------------------------------------------------------------------------
 
 
@@ -215,6 +231,7 @@ def _bulk_out(done: uc.UploadsEnrolled) -> s.BulkOut:
         enrolled=done.count("enrolled"),
         duplicates=done.count("duplicate"),
         rejected=done.count("rejected"),
+        own_fpir_searches=done.own_fpir_searches,
         items=[
             s.BulkItemOut(
                 file=i.name,

@@ -6,12 +6,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from faceledger import __version__
 from faceledger.api import convert
 from faceledger.api import schemas as s
 from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.service import Service
 from faceledger.store import translate_errors
+from faceledger.version import __version__
 
 router = APIRouter(tags=["system"])
 
