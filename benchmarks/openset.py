@@ -36,7 +36,7 @@ from faceledger import Settings
 from faceledger.cache import open_cache
 from faceledger.evaluate.identify import IdentifyEvaluation, evaluate_identify
 from faceledger.evaluate.intervals import clopper_pearson
-from faceledger.evaluate.openset import IdentOperatingPoint, SearchResult, rates_at_threshold
+from faceledger.evaluate.openset import IdentOperatingPoint, ProbeSearch, rates_at_threshold
 from faceledger.evaluate.protocols import ImageList, ListEntry, read_image_list
 from faceledger.evaluate.templates import ImageTemplates, embed_images
 from faceledger.gallery.evaluation import GallerySearch
@@ -88,7 +88,7 @@ class Row:
     declared: dict[float, tuple[float, IdentOperatingPoint, int, int, str]]
 
 
-def augmented_nonmated(searches: Sequence[SearchResult]) -> list[SearchResult]:
+def augmented_nonmated(searches: Sequence[ProbeSearch]) -> list[ProbeSearch]:
     """Non-mated searches plus every mated search with its mate removed from the list: exact
     for raw scores only (with normalised ones the mate stays in the probe's cohort statistics
     and lowers every impostor's score; :func:`mate_removed` does it properly)."""
@@ -96,13 +96,13 @@ def augmented_nonmated(searches: Sequence[SearchResult]) -> list[SearchResult]:
     for s in searches:
         if s.mated:
             rest = tuple(c for c in s.candidates if c[0] != s.subject)
-            out.append(SearchResult(s.subject, False, rest, s.group))
+            out.append(ProbeSearch(s.subject, False, rest, s.group))
     return out
 
 
 def mate_removed(
     settings: Settings, model_id: str, gallery: ImageList, probes: ImageList, tm: ImageTemplates
-) -> list[SearchResult]:
+) -> list[ProbeSearch]:
     """Every mated probe searched again, through the production ranking, with its subject
     taken out of the gallery (candidates and normalisation statistics): a non-mated search."""
     gal = [e for e in gallery.entries if tm.vectors.get(e.image) is not None]
@@ -119,7 +119,7 @@ def mate_removed(
         20,
         leave_out=[e.subject for e in prb],
     )
-    return [SearchResult(e.subject, False, tuple(c)) for e, c in zip(prb, lists, strict=True)]
+    return [ProbeSearch(e.subject, False, tuple(c)) for e, c in zip(prb, lists, strict=True)]
 
 
 def run(

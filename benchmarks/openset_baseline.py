@@ -37,7 +37,7 @@ from faceledger import Settings
 from faceledger.evaluate.identify import evaluate_identify
 from faceledger.evaluate.openset import (
     IdentOperatingPoint,
-    SearchResult,
+    ProbeSearch,
     cmc,
     fnir_at_fpir,
     rates_at_threshold,
@@ -86,7 +86,7 @@ def fr_encodings(
 
 def fr_searches(
     gallery: ImageList, probes: ImageList, enc: dict[str, np.ndarray | None]
-) -> list[SearchResult]:
+) -> list[ProbeSearch]:
     """Each probe against every gallery image with an encoding: score = -distance, best first,
     one candidate per subject (its closest image); no face: no candidates."""
     rows = [(e.subject, enc[str(e.image)]) for e in gallery.entries]
@@ -104,11 +104,11 @@ def fr_searches(
             for name, dist in zip(names, d, strict=True):
                 best[name] = max(best.get(name, -np.inf), -float(dist))
             cands = tuple(sorted(best.items(), key=lambda c: -c[1])[:20])
-        out.append(SearchResult(e.subject, e.subject in enrolled, cands, e.group))
+        out.append(ProbeSearch(e.subject, e.subject in enrolled, cands, e.group))
     return out
 
 
-def summary(searches: Sequence[SearchResult]) -> tuple[float, dict[float, float | None]]:
+def summary(searches: Sequence[ProbeSearch]) -> tuple[float, dict[float, float | None]]:
     ops = fnir_at_fpir(searches, TARGETS)
     fnir = {t: (op.fnir if isinstance(op, IdentOperatingPoint) else None) for t, op in ops.items()}
     ranks = cmc(searches) or [float("nan")]
@@ -139,9 +139,9 @@ def utkface_rest(protocols: Sequence[ImageList], data: Path) -> tuple[ListEntry,
 
 def row(
     name: str,
-    searches: Sequence[SearchResult],
+    searches: Sequence[ProbeSearch],
     no_face: int,
-    removed: Sequence[SearchResult] | None = None,
+    removed: Sequence[ProbeSearch] | None = None,
 ) -> tuple[float | None, float | None]:
     """Print one pipeline's figures; return its FNIR at FPIR 0.01, plain and mate-removed
     (``removed``: the mated probes' searches with their subject out of the gallery; without

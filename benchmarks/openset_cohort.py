@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faceledger import Settings
-from faceledger.evaluate.openset import IdentOperatingPoint, SearchResult, fnir_at_fpir
+from faceledger.evaluate.openset import IdentOperatingPoint, ProbeSearch, fnir_at_fpir
 from faceledger.evaluate.protocols import ImageList, ListEntry, read_image_list
 from faceledger.match.normalise import Cohort, as_norm, candidate_stats, probe_stats, select_evenly
 from faceledger.models import ModelRegistry
@@ -81,7 +81,7 @@ def scores(
 
 def ranked(
     z: npt.NDArray[np.float64], subjects: npt.NDArray[np.int64], truth: Sequence[int]
-) -> list[SearchResult]:
+) -> list[ProbeSearch]:
     """Per probe, the best 20 subjects (best template each), as the evaluation reads them."""
     enrolled = set(subjects.tolist())
     out = []
@@ -91,7 +91,7 @@ def ranked(
             if np.isfinite(row[j]):
                 best.setdefault(str(subjects[j]), float(row[j]))
         cands = tuple(sorted(best.items(), key=lambda c: -c[1])[:20])
-        out.append(SearchResult(str(who), who in enrolled, cands))
+        out.append(ProbeSearch(str(who), who in enrolled, cands))
     return out
 
 
@@ -139,8 +139,8 @@ def main() -> None:
 
     for n_distract in args.distractors:
         rng = np.random.default_rng(n_distract)
-        results: dict[str, list[SearchResult]] = {name: [] for name, _, _ in RULES}
-        reference: list[SearchResult] = []
+        results: dict[str, list[ProbeSearch]] = {name: [] for name, _, _ in RULES}
+        reference: list[ProbeSearch] = []
         if args.flattering:
             results.update({f"{name}, flattering": [] for name, _, _ in RULES})
         for _ in range(args.draws):
@@ -169,7 +169,7 @@ def main() -> None:
                 gone = [truth[i] for i in np.flatnonzero(nm)]
                 alone = scores(g, gs, p[nm], size, top, leave_out=gone)
                 results[name] += [
-                    SearchResult(s.subject, False, s.candidates)
+                    ProbeSearch(s.subject, False, s.candidates)
                     for s in ranked(alone, gs, [-1] * len(gone))
                 ]
                 if args.flattering:

@@ -140,7 +140,7 @@ def test_use_cases_are_pinned() -> None:
         [
             "ApplyRetention",
             "CreateGallery",
-            "Decide",
+            "DecideLead",
             "DeleteGallery",
             "EnrolFolder",
             "EnrolImage",
@@ -168,7 +168,7 @@ def test_use_cases_are_pinned() -> None:
             "apply_retention",
             "check_erasure",
             "create_gallery",
-            "decide",
+            "decide_lead",
             "delete_gallery",
             "enrol_folder",
             "enrol_image",

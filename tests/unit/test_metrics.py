@@ -11,7 +11,7 @@ from faceledger.errors import InvalidArgument
 from faceledger.evaluate.intervals import clopper_pearson
 from faceledger.evaluate.metrics import (
     NotMeasurable,
-    OperatingPoint,
+    VerifyOperatingPoint,
     accuracy_at,
     best_accuracy_threshold,
     differential,
@@ -94,7 +94,7 @@ def test_no_genuine_edge_case_still_measures_fmr() -> None:
     assert np.isnan(curve.fnmr).all()
     assert equal_error_rate(curve) is None
     op = fnmr_at_fmr([], imp, [0.01])[0.01]
-    assert isinstance(op, OperatingPoint)
+    assert isinstance(op, VerifyOperatingPoint)
     # 1 false match allowed of 100: the threshold is the highest impostor score
     assert (op.threshold, op.false_matches, op.fmr) == (0.99, 1, 0.01)
     assert op.fnmr is None and op.fnmr_ci is None
@@ -114,14 +114,14 @@ def test_fnmr_at_fmr_only_where_the_impostor_count_supports_it() -> None:
     gen = [0.5, 0.985, 0.995, 1.0]
     ops = fnmr_at_fmr(gen, imp, [0.02, 0.01, 0.001])
     op1 = ops[0.01]
-    assert isinstance(op1, OperatingPoint)
+    assert isinstance(op1, VerifyOperatingPoint)
     assert op1.threshold == 0.985
     assert (op1.false_matches, op1.impostor, op1.false_non_matches, op1.genuine) == (1, 100, 1, 4)
     assert op1.fmr == 0.01 and op1.fnmr == 0.25
     assert op1.fmr_ci == clopper_pearson(1, 100)
     assert op1.fnmr_ci == clopper_pearson(1, 4)
     op2 = ops[0.02]
-    assert isinstance(op2, OperatingPoint)
+    assert isinstance(op2, VerifyOperatingPoint)
     assert (op2.threshold, op2.false_matches) == (0.98, 2)
     nm = ops[0.001]
     assert isinstance(nm, NotMeasurable)

@@ -11,7 +11,7 @@ from faceledger.evaluate.intervals import clopper_pearson
 from faceledger.evaluate.metrics import NotMeasurable
 from faceledger.evaluate.openset import (
     IdentOperatingPoint,
-    SearchResult,
+    ProbeSearch,
     cmc,
     fnir_at_fpir,
     rates_at_threshold,
@@ -20,14 +20,14 @@ from faceledger.evaluate.openset import (
 
 # Four mated searches (A..D enrolled) and four non-mated ones (X..W not enrolled).
 SEARCHES = [
-    SearchResult("A", True, (("A", 0.9), ("B", 0.5)), "g1"),  # mate rank 1, .9
-    SearchResult("B", True, (("C", 0.8), ("B", 0.7)), "g1"),  # mate rank 2, .7
-    SearchResult("C", True, (("C", 0.6), ("A", 0.6)), "g2"),  # tie: pessimistic rank 2, .6
-    SearchResult("D", True, (), "g2"),  # no face in the probe: nothing returned
-    SearchResult("X", False, (("A", 0.65), ("B", 0.3)), "g1"),  # top .65
-    SearchResult("Y", False, (("B", 0.4),), "g1"),  # top .4
-    SearchResult("Z", False, (), "g2"),  # no face: no candidate, never a false positive
-    SearchResult("W", False, (("C", 0.2),), "g2"),  # top .2
+    ProbeSearch("A", True, (("A", 0.9), ("B", 0.5)), "g1"),  # mate rank 1, .9
+    ProbeSearch("B", True, (("C", 0.8), ("B", 0.7)), "g1"),  # mate rank 2, .7
+    ProbeSearch("C", True, (("C", 0.6), ("A", 0.6)), "g2"),  # tie: pessimistic rank 2, .6
+    ProbeSearch("D", True, (), "g2"),  # no face in the probe: nothing returned
+    ProbeSearch("X", False, (("A", 0.65), ("B", 0.3)), "g1"),  # top .65
+    ProbeSearch("Y", False, (("B", 0.4),), "g1"),  # top .4
+    ProbeSearch("Z", False, (), "g2"),  # no face: no candidate, never a false positive
+    ProbeSearch("W", False, (("C", 0.2),), "g2"),  # top .2
 ]
 
 

@@ -98,7 +98,7 @@ def format_number(x: float) -> str:
     return sign + body
 
 
-def _encode(value: object, out: list[str], depth: int) -> None:
+def _encode(value: object, out: list[str], depth: int) -> None:  # noqa: C901
     # exact-type checks first: this runs for every value of every entry during verification
     kind = type(value)
     if kind is str:

@@ -83,7 +83,7 @@ class ChainWalker:
             self.problem = self._check(row)
         return self.problem
 
-    def _check(self, row: StoredRow) -> Problem | None:
+    def _check(self, row: StoredRow) -> Problem | None:  # noqa: C901
         n = self.expected
 
         def bad(reason: str) -> Problem:

@@ -121,7 +121,7 @@ class AuditRecord:
     candidates: tuple[Lead, ...] = ()
     details: Mapping[str, Json] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # noqa: C901
         if not isinstance(self.operation, str) or not _OPERATION.match(self.operation):
             raise InvalidArgument(
                 f"audit operation must match [a-z][a-z0-9_]*, got {self.operation!r}"

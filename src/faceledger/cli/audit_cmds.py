@@ -215,7 +215,7 @@ def review_decide(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            state = uc.decide(ws, me, uc.Decide(search_id, rank, verdict, note))
+            state = uc.decide_lead(ws, me, uc.DecideLead(search_id, rank, verdict, note))
             console.print(f"lead #{rank} of {search_id}: {state.status}")
 
     guarded(run)

@@ -83,7 +83,7 @@ def _pad_to(b: _Builder, x: str, shape: Shape, target: Shape) -> str:
     return b.node("Pad", [x, b.const("pads", pads)], mode="constant")
 
 
-def build_onnx(net: DlibNet, *, producer_version: str = "") -> Any:
+def build_onnx(net: DlibNet, *, producer_version: str = "") -> Any:  # noqa: C901
     """An ``onnx.ModelProto`` computing the same descriptor as the dlib network."""
     try:
         import onnx

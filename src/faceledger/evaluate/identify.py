@@ -25,7 +25,7 @@ from faceledger.evaluate.openset import (
     FPIR_TARGETS,
     Candidate,
     IdentOperatingPoint,
-    SearchResult,
+    ProbeSearch,
     cmc,
     fnir_at_fpir,
     rates_at_threshold,
@@ -150,7 +150,7 @@ class IdentifyEvaluation:
     gallery: ImageList
     probes: ImageList
     model_id: str
-    searches: tuple[SearchResult, ...]
+    searches: tuple[ProbeSearch, ...]
     probe_failed: tuple[bool, ...]
     gallery_failures: dict[str, int]
     probe_failures: dict[str, int]
@@ -248,7 +248,7 @@ def ident_point_json(op: IdentOperatingPoint | NotMeasurable) -> dict[str, Any]:
     }
 
 
-def evaluate_identify(
+def evaluate_identify(  # noqa: PLR0913
     gallery: ImageList,
     probes: ImageList,
     templates: ImageTemplates,
@@ -287,7 +287,7 @@ def evaluate_identify(
         k: tuple(c) for k, c in zip(p_keep, found, strict=True)
     }
     searches = tuple(
-        SearchResult(e.subject, e.subject in enrolled, lists.get(k, ()), e.group)
+        ProbeSearch(e.subject, e.subject in enrolled, lists.get(k, ()), e.group)
         for k, e in enumerate(probes.entries)
     )
     kept = set(p_keep)
@@ -342,7 +342,7 @@ def evaluate_identify(
     )
 
 
-def run_identify(
+def run_identify(  # noqa: PLR0913
     gallery: ImageList,
     probes: ImageList,
     settings: Settings,

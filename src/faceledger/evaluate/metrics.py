@@ -144,7 +144,7 @@ def equal_error_rate(curve: ErrorCurve) -> EqualErrorRate | None:
 
 
 @dataclass(frozen=True)
-class OperatingPoint:
+class VerifyOperatingPoint:
     """Measured rates at the threshold chosen for a target false-match rate."""
 
     target: float
@@ -209,11 +209,11 @@ def operating_point(
     threshold: float,
     target: float = float("nan"),
     confidence: float = 0.95,
-) -> OperatingPoint:
+) -> VerifyOperatingPoint:
     fm, ni, fnm, ng = rates_at(genuine, impostor, threshold)
     if ni == 0:
         raise InvalidArgument("an operating point needs at least one impostor pair")
-    return OperatingPoint(
+    return VerifyOperatingPoint(
         target=target,
         threshold=threshold,
         false_matches=fm,
@@ -230,7 +230,7 @@ def fnmr_at_fmr(
     impostor: npt.ArrayLike,
     targets: Sequence[float] = FMR_TARGETS,
     confidence: float = 0.95,
-) -> dict[float, OperatingPoint | NotMeasurable]:
+) -> dict[float, VerifyOperatingPoint | NotMeasurable]:
     """FNMR (with Clopper-Pearson intervals) at each target FMR the impostor count supports.
 
     A target f is measurable when impostors * f >= 1; below that, no threshold can show a rate
@@ -239,7 +239,7 @@ def fnmr_at_fmr(
     g = as_scores(genuine, "genuine scores")
     i = as_scores(impostor, "impostor scores")
     curve = error_curve(g, i)
-    out: dict[float, OperatingPoint | NotMeasurable] = {}
+    out: dict[float, VerifyOperatingPoint | NotMeasurable] = {}
     for target in targets:
         t = threshold_at_fmr(curve, target)
         if t is None:

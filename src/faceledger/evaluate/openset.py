@@ -38,7 +38,7 @@ CMC_RANKS = 20
 
 
 @dataclass(frozen=True)
-class SearchResult:
+class ProbeSearch:
     """One probe's search: its true subject, whether that subject is enrolled, the candidates."""
 
     subject: str
@@ -65,11 +65,11 @@ class SearchResult:
         return max((s for _, s in self.candidates), default=float("-inf"))
 
 
-def _split(searches: Sequence[SearchResult]) -> tuple[list[SearchResult], list[SearchResult]]:
+def _split(searches: Sequence[ProbeSearch]) -> tuple[list[ProbeSearch], list[ProbeSearch]]:
     return [s for s in searches if s.mated], [s for s in searches if not s.mated]
 
 
-def cmc(searches: Sequence[SearchResult], max_rank: int = CMC_RANKS) -> list[float] | None:
+def cmc(searches: Sequence[ProbeSearch], max_rank: int = CMC_RANKS) -> list[float] | None:
     """CMC(1..max_rank) over the mated searches; None when there are none."""
     if max_rank < 1:
         raise InvalidArgument(f"max rank must be >= 1, got {max_rank}")
@@ -82,7 +82,7 @@ def cmc(searches: Sequence[SearchResult], max_rank: int = CMC_RANKS) -> list[flo
     return [float(np.count_nonzero(found & (ranks <= r)) / n) for r in range(1, max_rank + 1)]
 
 
-def mate_scores(searches: Sequence[SearchResult], rank: int) -> Scores:
+def mate_scores(searches: Sequence[ProbeSearch], rank: int) -> Scores:
     """Per mated search: the mate's score if it is within ``rank``, else ``-inf``."""
     out = []
     for s in searches:
@@ -92,7 +92,7 @@ def mate_scores(searches: Sequence[SearchResult], rank: int) -> Scores:
     return np.asarray(out, dtype=np.float64)
 
 
-def nonmated_top_scores(searches: Sequence[SearchResult]) -> Scores:
+def nonmated_top_scores(searches: Sequence[ProbeSearch]) -> Scores:
     return np.asarray([s.top_score for s in searches], dtype=np.float64)
 
 
@@ -119,7 +119,7 @@ class IdentOperatingPoint:
 
 
 def rates_at_threshold(
-    searches: Sequence[SearchResult],
+    searches: Sequence[ProbeSearch],
     threshold: float,
     rank: int = 1,
     target: float = float("nan"),
@@ -143,7 +143,7 @@ def rates_at_threshold(
 
 
 def threshold_at_fpir(
-    searches: Sequence[SearchResult], target: float, rank: int = 1
+    searches: Sequence[ProbeSearch], target: float, rank: int = 1
 ) -> float | None:
     """Lowest observed score whose FPIR <= target; None when the non-mated count cannot show
     ``target`` (non-mated * target < 1). Among thresholds with the same FPIR this one gives
@@ -154,7 +154,7 @@ def threshold_at_fpir(
 
 
 def fnir_at_fpir(
-    searches: Sequence[SearchResult],
+    searches: Sequence[ProbeSearch],
     targets: Sequence[float] = FPIR_TARGETS,
     rank: int = 1,
     confidence: float = 0.95,

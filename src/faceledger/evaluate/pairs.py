@@ -25,8 +25,8 @@ from faceledger.evaluate.metrics import (
     KFoldAccuracy,
     Labels,
     NotMeasurable,
-    OperatingPoint,
     Scores,
+    VerifyOperatingPoint,
     accuracy_at,
     equal_error_rate,
     error_curve,
@@ -80,11 +80,11 @@ class PairsEvaluation:
     images: int
     curve: ErrorCurve
     eer: EqualErrorRate | None
-    operating: dict[float, OperatingPoint | NotMeasurable]
+    operating: dict[float, VerifyOperatingPoint | NotMeasurable]
     folds: KFoldAccuracy | None
     threshold: ThresholdChoice | None
     groups: GroupReport | None
-    calibration_check: OperatingPoint | None = None
+    calibration_check: VerifyOperatingPoint | None = None
     """Rates measured here at the model card's calibrated threshold for its target FMR."""
 
     @property
@@ -112,7 +112,7 @@ class PairsEvaluation:
             "eer": number(self.eer.value) if self.eer else None,
             "eer_threshold": number(self.eer.threshold) if self.eer else None,
             "fnmr_at_fmr": {
-                rate_key(t): (number(op.fnmr) if isinstance(op, OperatingPoint) else None)
+                rate_key(t): (number(op.fnmr) if isinstance(op, VerifyOperatingPoint) else None)
                 for t, op in self.operating.items()
             },
             "fmr_operating_points": {
@@ -151,7 +151,7 @@ class PairsEvaluation:
         return out
 
 
-def operating_json(op: OperatingPoint | NotMeasurable) -> dict[str, Any]:
+def operating_json(op: VerifyOperatingPoint | NotMeasurable) -> dict[str, Any]:
     if isinstance(op, NotMeasurable):
         return {
             "measurable": False,
@@ -171,7 +171,7 @@ def operating_json(op: OperatingPoint | NotMeasurable) -> dict[str, Any]:
     }
 
 
-def calibration_json(op: OperatingPoint | None) -> dict[str, Any] | None:
+def calibration_json(op: VerifyOperatingPoint | None) -> dict[str, Any] | None:
     """Declared (by the model card's calibration table) against measured on this data."""
     if op is None:
         return None

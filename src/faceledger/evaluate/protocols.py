@@ -61,7 +61,7 @@ class ImageList:
 
 
 @dataclass(frozen=True)
-class LabelledImage:
+class ProtocolImage:
     image: Path
     labels: Mapping[str, str] = field(default_factory=dict)
     line: int = 0
@@ -72,7 +72,7 @@ class LabelSet:
     """Images of pairwise different people with attribute columns (``image,<label>...``)."""
 
     source: Path
-    images: tuple[LabelledImage, ...]
+    images: tuple[ProtocolImage, ...]
     columns: tuple[str, ...]
     """Label column names, file order, without ``image``."""
 
@@ -193,13 +193,13 @@ def read_labels(path: Path, *, check_files: bool = True) -> LabelSet:
     rows = _Rows(path, ("image",))
     columns = tuple(h for h in rows.header if h != "image")
     seen: dict[Path, int] = {}
-    images: list[LabelledImage] = []
+    images: list[ProtocolImage] = []
     for line, row in rows:
         img = rows.image(line, row["image"], check_files)
         if img in seen:
             raise rows.error(line, f"image {row['image']!r} already listed on line {seen[img]}")
         seen[img] = line
-        images.append(LabelledImage(img, {c: row[c] for c in columns}, line))
+        images.append(ProtocolImage(img, {c: row[c] for c in columns}, line))
     if len(images) < 2:
         raise InvalidArgument(f"{path} needs at least two images to form impostor pairs")
     return LabelSet(path, tuple(images), columns)

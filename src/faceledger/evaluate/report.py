@@ -16,7 +16,7 @@ from pathlib import Path
 
 from faceledger.evaluate.identify import IdentifyEvaluation
 from faceledger.evaluate.impostors import ImpostorsEvaluation
-from faceledger.evaluate.metrics import NotMeasurable, OperatingPoint, rate_key
+from faceledger.evaluate.metrics import NotMeasurable, VerifyOperatingPoint, rate_key
 from faceledger.evaluate.openset import IdentOperatingPoint
 from faceledger.evaluate.pairs import PairsEvaluation
 from faceledger.evaluate.plots import (
@@ -151,7 +151,7 @@ def pairs_html(ev: PairsEvaluation, info: RunInfo) -> str:
     marks: list[tuple[str, float, float]] = []
     rows: list[list[object]] = []
     for target, op in ev.operating.items():
-        if isinstance(op, OperatingPoint):
+        if isinstance(op, VerifyOperatingPoint):
             rows.append(
                 [
                     rate_key(target),
@@ -195,7 +195,7 @@ def pairs_html(ev: PairsEvaluation, info: RunInfo) -> str:
     thresholds = [
         (f"FMR≤{rate_key(t)}", op.threshold)
         for t, op in ev.operating.items()
-        if isinstance(op, OperatingPoint)
+        if isinstance(op, VerifyOperatingPoint)
     ]
     figs = [
         _figure(
@@ -278,7 +278,7 @@ def pairs_notes(ev: PairsEvaluation) -> list[str]:
         "accept, then read the cost in refused genuine users.",
     ]
     for target, op in ev.operating.items():
-        if isinstance(op, OperatingPoint):
+        if isinstance(op, VerifyOperatingPoint):
             notes.append(
                 f"At threshold {op.threshold:.4f} (target FMR {rate_key(target)}): strangers "
                 f"were accepted in {op.false_matches} of {op.impostor:,} impostor pairs "

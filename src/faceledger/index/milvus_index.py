@@ -88,7 +88,7 @@ class MilvusIndex(VectorIndex):
 
     kind = "milvus"
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         client: Any,
         *,

@@ -56,10 +56,10 @@ from faceledger.usecases.galleries import (
 )
 from faceledger.usecases.images import enrolled_image
 from faceledger.usecases.review import (
-    Decide,
+    DecideLead,
     SearchPage,
     VisibleSearch,
-    decide,
+    decide_lead,
     list_searches,
     probe_image,
     read_search,
@@ -84,7 +84,7 @@ from faceledger.usecases.verification import (
 __all__ = [
     "ApplyRetention",
     "CreateGallery",
-    "Decide",
+    "DecideLead",
     "DeleteGallery",
     "EnrolFolder",
     "EnrolImage",
@@ -112,7 +112,7 @@ __all__ = [
     "apply_retention",
     "check_erasure",
     "create_gallery",
-    "decide",
+    "decide_lead",
     "delete_gallery",
     "enrol_folder",
     "enrol_image",

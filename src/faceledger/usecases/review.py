@@ -36,7 +36,7 @@ class SearchPage:
 
 
 @dataclass(frozen=True)
-class Decide:
+class DecideLead:
     search_id: str
     rank: int
     verdict: Verdict | str
@@ -78,7 +78,7 @@ def review_queue(ws: Workspace, actor: User, *, limit: int, offset: int = 0) -> 
     return SearchPage(items, offset + limit if len(found) > limit else None)
 
 
-def decide(ws: Workspace, actor: User, req: Decide) -> LeadState:
+def decide_lead(ws: Workspace, actor: User, req: DecideLead) -> LeadState:
     """Record ``actor``'s verdict on one lead (audited); returns the lead's new state."""
     return ws.reviews.decide(actor, req.search_id, req.rank, req.verdict, req.note)
 

@@ -120,7 +120,7 @@ def get_probe(search_id: SearchId, svc: ServiceDep, user: UserDep) -> Response:
     status_code=201,
     summary="Record a reviewer's verdict on one lead",
 )
-def decide(
+def post_decision(
     search_id: SearchId,
     rank: Annotated[int, Path(ge=1, le=1000)],
     body: s.DecisionIn,
@@ -130,5 +130,5 @@ def decide(
     """A searcher may not review their own search. Under the two-person rule a lead is
     ``confirmed`` only once two different reviewers confirm it; until then it is
     ``awaiting_second_confirmation``."""
-    state = uc.decide(svc.ws, user, uc.Decide(search_id, rank, body.verdict, body.note))
+    state = uc.decide_lead(svc.ws, user, uc.DecideLead(search_id, rank, body.verdict, body.note))
     return convert.lead(state, svc.ws.reviews.two_person_rule)
