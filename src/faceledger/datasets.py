@@ -28,22 +28,46 @@ class LabelledImage:
     """1-based CSV line (0 for folder sources)."""
 
 
-def read_image_set(source: Path) -> list[LabelledImage]:
+def read_image_set(
+    source: Path, skipped: list[tuple[str, str]] | None = None
+) -> list[LabelledImage]:
+    """The images of a folder (one sub-folder per subject) or CSV. What a folder holds that is
+    not taken (files beside the subject folders, nested folders, links that lead nowhere,
+    FIFOs, files that are not images) is appended to ``skipped`` as (path, why)."""
     if source.is_dir():
-        return list(_read_folder(source))
+        return list(_read_folder(source, [] if skipped is None else skipped))
     if source.is_file():
         return list(_read_csv(source))
     raise InvalidArgument(f"{source}: no such folder or CSV file")
 
 
-def _read_folder(root: Path) -> Iterator[LabelledImage]:
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+def _read_folder(root: Path, skipped: list[tuple[str, str]]) -> Iterator[LabelledImage]:
+    subdirs = []
+    for p in sorted(root.iterdir()):
+        if p.is_dir():
+            subdirs.append(p)
+        else:
+            skipped.append((str(p), "not in a subject folder"))
     if not subdirs:
         raise InvalidArgument(f"{root}: expected one sub-folder per subject")
     for d in subdirs:
         for p in sorted(d.iterdir()):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            why = _not_an_image(p)
+            if why is None:
                 yield LabelledImage(p, d.name)
+            else:
+                skipped.append((str(p), why))
+
+
+def _not_an_image(p: Path) -> str | None:
+    """Why ``p`` in a subject folder is not enrolled, or None for an image file."""
+    if p.is_dir():
+        return "nested folder (only images directly in a subject folder are enrolled)"
+    if not p.is_file():  # FIFO, socket, device, a link that loops or leads nowhere
+        return "not a regular file"
+    if p.suffix.lower() not in IMAGE_SUFFIXES:
+        return "not an image file (by its suffix)"
+    return None
 
 
 def _read_csv(path: Path) -> Iterator[LabelledImage]:

@@ -22,6 +22,8 @@ from tests.api.live import GALLERY, Deployment, Live, deploy, serve
 from tests.conftest import TemplateSet
 
 API = "/api/v1"
+WHY = {"purpose": "identity check", "case_ref": "T-1"}
+"""Every audited 1:1 comparison states a purpose and a case (issue #19)."""
 
 
 def _jpeg(name: str, data: bytes) -> tuple[str, bytes, str]:
@@ -338,7 +340,7 @@ def test_given_two_images_when_verified_then_decision_has_fmr_and_is_audited(
                 "image_a": _jpeg("a", london["003_neutral"]),
                 "image_b": _jpeg("b", london["003_smiling"]),
             },
-            data={"fmr": "0.001"},
+            data={"fmr": "0.001", **WHY},
             headers=dep.headers("searcher"),
         )
         assert same.status_code == 200, same.text
@@ -348,6 +350,7 @@ def test_given_two_images_when_verified_then_decision_has_fmr_and_is_audited(
                 "image_a": _jpeg("a", london["003_neutral"]),
                 "image_b": _jpeg("b", london["004_neutral"]),
             },
+            data=WHY,
             headers=dep.headers("searcher"),
         )
         assert same.json()["decision"]["outcome"] == "match"
@@ -363,6 +366,7 @@ def test_given_two_images_when_verified_then_decision_has_fmr_and_is_audited(
         r = c.post(
             f"{API}/galleries/{GALLERY}/subjects/003/verify",
             files={"image": _jpeg("p", london["003_smiling"])},
+            data=WHY,
             headers=dep.headers("searcher"),
         )
         assert r.status_code == 200, r.text
@@ -501,6 +505,7 @@ def test_given_subject_ids_with_slashes_then_every_subject_route_reaches_them(
         r = c.post(
             f"{base}/{sid}/verify",
             files={"image": _jpeg("p", london["006_smiling"])},
+            data=WHY,
             headers=dep.headers("searcher"),
         )
         assert r.status_code == 200, r.text

@@ -166,7 +166,7 @@ CELLS: list[Cell] = [
         "POST",
         "/galleries/{gallery}/subjects/001/verify",
         frozenset({"searcher"}),
-        lambda w: _img(w.london["001_smiling"]),
+        lambda w: {**_img(w.london["001_smiling"]), "data": {"purpose": "p", "case_ref": "c"}},
     ),
     Cell(
         "POST",
@@ -182,7 +182,8 @@ CELLS: list[Cell] = [
             "files": {
                 "image_a": ("a.jpg", w.london["001_neutral"], "image/jpeg"),
                 "image_b": ("b.jpg", w.london["001_smiling"], "image/jpeg"),
-            }
+            },
+            "data": {"purpose": "p", "case_ref": "c"},
         },
     ),
     Cell(

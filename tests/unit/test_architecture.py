@@ -139,6 +139,7 @@ def test_use_cases_are_pinned() -> None:
     assert sorted(faceledger.usecases.__all__) == sorted(
         [
             "ApplyRetention",
+            "BulkReport",
             "CreateGallery",
             "DecideLead",
             "DeleteGallery",

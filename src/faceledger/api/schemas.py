@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from faceledger.access import GrantLevel, Role
 from faceledger.review import LeadStatus, Verdict
 from faceledger.store import LegalBasis
+from faceledger.store.validate import GALLERY_NAME, MAX_RETENTION_DAYS
 
 NAME = r"^[^\x00-\x20\x7f-\xa0](?:[^\x00-\x1f]{0,198}[^\x00-\x20\x7f-\xa0])?$"
 """A name or id: 1-200 characters, no control characters, no space at either end."""
@@ -130,10 +131,10 @@ class GalleryIn(Model):
             ]
         },
     )
-    name: str = Field(min_length=1, max_length=200, pattern=NAME)
+    name: str = Field(min_length=1, max_length=100, pattern=GALLERY_NAME)
     legal_basis: LegalBasis
     description: str = Field(default="", max_length=2000)
-    retention_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_days: int | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)
 
 
 class GalleryOut(Model):
@@ -228,6 +229,10 @@ class RetentionOut(Model):
     receipts: list[int] = Field(description="Audit entries of the erasure receipts written.")
     subjects: list[str] = Field(description="`gallery/subject` of each subject erased.")
     probes_deleted: list[str] = Field(description="Searches whose kept probe was deleted.")
+    failed: list[str] = Field(
+        default_factory=list,
+        description="`gallery/subject: why` of expired subjects that could not be erased.",
+    )
 
 
 class ErasureCheck(Model):

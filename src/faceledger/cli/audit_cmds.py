@@ -128,6 +128,7 @@ def retention_apply(
                         "receipts": [r.audit_seq for r in done.receipts],
                         "subjects": [f"{r.gallery}/{r.subject}" for r in done.receipts],
                         "probes_deleted": list(done.probes_deleted),
+                        "failed": list(done.failed),
                     }
                 )
                 return
@@ -139,6 +140,10 @@ def retention_apply(
                 console.print(f"  {r.gallery}/{r.subject}: receipt = audit entry {r.audit_seq}")
             for search_id in done.probes_deleted:
                 console.print(f"  probe of search {search_id} deleted")
+            for failure in done.failed:
+                console.print(f"  [bold red]not erased[/] {failure} (retried by the next run)")
+            if done.failed:
+                raise typer.Exit(1)
 
     guarded(run)
 

@@ -22,6 +22,7 @@ from faceledger.cli.output import (
 )
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
+from faceledger.errors import InvalidArgument
 from faceledger.store import LegalBasis
 
 gallery_app = typer.Typer(help="Create, list, show and delete galleries.", no_args_is_help=True)
@@ -173,10 +174,17 @@ def enroll(
     settings: Settings = ctx.obj
 
     def run() -> None:
+        if not source.exists():
+            raise InvalidArgument(f"{source}: no such image, folder or CSV file")
+        one_image = source.is_file() and source.suffix.lower() != ".csv"
+        if one_image and not subject:
+            raise InvalidArgument("enrolling one image needs --subject")
+        if not one_image and (subject or name):
+            raise InvalidArgument(
+                "--subject and --name are for one image; a folder or CSV names its subjects"
+            )
         with workspace(settings) as (ws, me):
-            if source.is_file() and source.suffix.lower() != ".csv":
-                if not subject:
-                    raise typer.BadParameter("enrolling one image needs --subject")
+            if subject is not None:
                 req = uc.EnrolImage(
                     gallery, subject, source, display_name=name, legal_basis=legal_basis
                 )
@@ -195,34 +203,39 @@ def enroll(
                     on_item=bar.advance,
                     on_counting=lambda: bar.describe("counting the gallery's own FPIR"),
                 )
-            console.print(
-                f"job {rep.job_id}{' (resumed)' if rep.resumed else ''}: {rep.enrolled} enrolled, "
-                f"{rep.duplicates} duplicate(s) skipped, {len(rep.rejected)} rejected, "
-                f"{rep.already_done} done before; {rep.seconds:.1f} s"
-            )
-            for key, why in rep.rejected[:20]:
-                console.print(f"  rejected {key}: {why}")
-            if len(rep.rejected) > 20:
-                console.print(f"  … {len(rep.rejected) - 20} more (see --report)")
-            if rep.subjects_without_template:
-                console.print(
-                    f"  subjects with no usable image: {', '.join(rep.subjects_without_template)}"
-                )
-            if rep.reindexed:
-                r = rep.reindexed
-                console.print(
-                    f"  index rebuilt for {r['size']:,} templates: {r['before']} -> {r['after']} "
-                    f"({r['reason']}; {r['seconds']} s)"
-                )
-            if rep.own_fpir_searches is not None:
-                console.print(
-                    "  search thresholds counted on the gallery itself: "
-                    f"{rep.own_fpir_searches:,} members searched with their own subject left out"
-                )
+            _print_bulk(rep)
             if report:
                 report.write_text(json.dumps(rep.as_json(), indent=1) + "\n")
 
     guarded(run)
+
+
+def _print_bulk(rep: uc.BulkReport) -> None:
+    console.print(
+        f"job {rep.job_id}{' (resumed)' if rep.resumed else ''}: {rep.enrolled} enrolled, "
+        f"{rep.duplicates} duplicate(s) skipped, {len(rep.rejected)} rejected, "
+        f"{rep.already_done} done before; {rep.seconds:.1f} s"
+    )
+    for what, items in (("rejected", rep.rejected), ("skipped", rep.skipped)):
+        for key, why in items[:20]:
+            console.print(f"  {what} {key}: {why}")
+        if len(items) > 20:
+            console.print(f"  … {len(items) - 20} more {what} (see --report)")
+    if rep.subjects_without_template:
+        console.print(
+            f"  subjects with no usable image: {', '.join(rep.subjects_without_template)}"
+        )
+    if rep.reindexed:
+        r = rep.reindexed
+        console.print(
+            f"  index rebuilt for {r['size']:,} templates: {r['before']} -> {r['after']} "
+            f"({r['reason']}; {r['seconds']} s)"
+        )
+    if rep.own_fpir_searches is not None:
+        console.print(
+            "  search thresholds counted on the gallery itself: "
+            f"{rep.own_fpir_searches:,} members searched with their own subject left out"
+        )
 
 
 def _print_search(res: uc.SearchResult) -> None:

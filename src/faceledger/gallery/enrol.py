@@ -22,7 +22,15 @@ from faceledger.config import Settings
 from faceledger.datasets import LabelledImage, read_image_set
 from faceledger.gallery.workspace import Workspace
 from faceledger.serialize import quality_to_dict
-from faceledger.store import Gallery, ItemOutcome, ItemStatus, LegalBasis, NewTemplate, Subject
+from faceledger.store import (
+    Gallery,
+    ItemOutcome,
+    ItemStatus,
+    LegalBasis,
+    NewTemplate,
+    Subject,
+    erased_item_key,
+)
 from faceledger.types import FaceResult, Template
 
 BATCH_ITEMS = 32
@@ -66,6 +74,8 @@ class BulkReport:
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
     """(item, reason) of every rejected item of this run."""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) of what the source folder holds that is not an image to enrol."""
     subjects_without_template: list[str] = field(default_factory=list)
     seconds: float = 0.0
     reindexed: dict[str, object] | None = None
@@ -85,6 +95,7 @@ class BulkReport:
             "enrolled": self.enrolled,
             "duplicates": self.duplicates,
             "rejected": [{"item": k, "reason": r} for k, r in self.rejected],
+            "skipped": [{"path": k, "reason": r} for k, r in self.skipped],
             "subjects_without_template": self.subjects_without_template,
             "seconds": round(self.seconds, 2),
             "reindexed": self.reindexed,
@@ -182,7 +193,8 @@ def run_job(
     resuming a job interrupted earlier on the same source (the caller has authorised it).
     ``on_total(total, already_done)`` is called once before work starts; ``on_item`` after
     each image."""
-    items = read_image_set(source)
+    skipped: list[tuple[str, str]] = []
+    items = read_image_set(source, skipped)
     base = source if source.is_dir() else source.parent
     source_key = str(source.resolve())
     job = ws.store.find_open_job(gallery.id, source_key)
@@ -191,10 +203,13 @@ def run_job(
         job = ws.store.start_job(gallery.id, source_key, started_by=actor.id)
     done = ws.store.job_item_keys(job.id)
     keyed = [(item, _item_key(item, base)) for item in items]
-    todo = [(item, key) for item, key in keyed if key not in done]
+    todo = [
+        (item, key) for item, key in keyed if key not in done and erased_item_key(key) not in done
+    ]
     report = BulkReport(
         gallery.name, str(source), job.id, resumed, len(items), len(items) - len(todo)
     )
+    report.skipped = [(os.path.relpath(p, base), why) for p, why in skipped]
     if on_total:
         on_total(len(items), report.already_done)
     ws.indexes.get(gallery, ws.engine.card.dimension)  # open + reconcile before writing

@@ -68,7 +68,12 @@ def open_workspace(
     With a template key configured, every stored template must be encrypted with it
     (``EncryptionKeyError`` otherwise) unless ``check_encryption`` is off, for migrating.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidArgument(f"data dir {settings.data_dir} is a file, not a folder") from None
+    except OSError as exc:
+        raise InvalidArgument(f"cannot use data dir {settings.data_dir}: {exc}") from None
     url = settings.database_url or str(settings.data_dir / "faceledger.db")
     db = open_database(url)
     signing = None

@@ -20,10 +20,11 @@ from faceledger.access.purpose import require_purpose
 from faceledger.audit.log import AuditLog
 from faceledger.audit.records import AuditOp, AuditRecord, Lead, format_timestamp, parse_timestamp
 from faceledger.audit.sqlutil import create_tables, translate_errors
-from faceledger.errors import InvalidArgument, NotFound, PermissionDenied
+from faceledger.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from faceledger.review import schema
 from faceledger.review.model import (
     LeadState,
+    LeadStatus,
     ReviewDecision,
     SearchRecord,
     Verdict,
@@ -31,6 +32,10 @@ from faceledger.review.model import (
 )
 
 MAX_NOTE_CHARS = 4000
+ERASED_SUBJECT = "\x1ferased"
+"""What an erased subject's leads hold instead of its id: no subject id can be this (ids have
+no control characters); shown as :data:`ERASED_SHOWN`."""
+ERASED_SHOWN = "[erased]"
 
 
 class Reviews:
@@ -118,6 +123,8 @@ class Reviews:
                 state = search.lead(rank)
             except KeyError:
                 raise NotFound(f"search {search_id} has no lead {rank}") from None
+            if state.status is LeadStatus.ERASED:
+                raise Conflict(f"lead {rank} of search {search_id} names a subject since erased")
             if reviewer.id == search.actor:
                 raise PermissionDenied("a searcher may not review their own search")
             authorize(reviewer, Operation.REVIEW, state.lead.gallery)
@@ -158,6 +165,31 @@ class Reviews:
                 )
             )
             return self._load(conn, search_id).lead(rank)
+
+    def forget_subject(self, gallery: str, subject_id: str) -> int:
+        """Close every lead naming an erased subject and keep no trace of who it named: the
+        lead's subject becomes :data:`ERASED_SUBJECT` and its template is unlinked (the search's
+        audit entry, which cannot change, is the only record). Returns the leads changed."""
+        t = schema.leads
+        with translate_errors("erase leads"), self._engine.begin() as conn:
+            done = conn.execute(
+                t.update()
+                .where(t.c.gallery == gallery, t.c.subject_id == subject_id)
+                .values(subject_id=ERASED_SUBJECT, template_id=None)
+            )
+            return int(done.rowcount or 0)
+
+    def leads_naming(self, gallery: str, subject_id: str) -> int:
+        """How many leads still name ``subject_id`` of ``gallery`` (erasure checks)."""
+        t = schema.leads
+        with translate_errors("read leads"), self._engine.connect() as conn:
+            found = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t)
+                .where(t.c.gallery == gallery, t.c.subject_id == subject_id)
+            ).scalar_one()
+            conn.rollback()
+        return int(found)
 
     def search(self, search_id: str) -> SearchRecord:
         with translate_errors("read search"), self._engine.connect() as conn:
@@ -244,15 +276,18 @@ class Reviews:
         states = []
         for r in conn.execute(sa.select(t).where(t.c.search_id == search_id).order_by(t.c.rank)):
             decided = tuple(by_rank[int(r.rank)])
+            erased = r.subject_id == ERASED_SUBJECT
             lead = Lead(
                 gallery=str(r.gallery),
-                subject_id=str(r.subject_id),
+                subject_id=ERASED_SHOWN if erased else str(r.subject_id),
                 score=float(r.score),
                 fmr=None if r.fmr is None else float(r.fmr),
                 fmr_upper_bound=bool(r.fmr_upper_bound),
                 template_id=None if r.template_id is None else int(r.template_id),
             )
             status = lead_status(decided, two_person_rule=self.two_person_rule)
+            if erased:
+                status = LeadStatus.ERASED
             states.append(LeadState(int(r.rank), lead, status, decided))
         return SearchRecord(
             search_id=str(row.search_id),

@@ -8,7 +8,8 @@ their mind; every decision stays in the history and the audit log):
 - ``awaiting_second_confirmation``: confirmed by one reviewer, two are required;
 - ``rejected``: someone rejects, nobody confirms;
 - ``inconclusive``: only inconclusive decisions;
-- ``pending``: no decision yet.
+- ``pending``: no decision yet;
+- ``erased``: the subject was erased since (closed whatever was decided).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class LeadStatus(StrEnum):
     REJECTED = "rejected"
     INCONCLUSIVE = "inconclusive"
     DISPUTED = "disputed"
+    ERASED = "erased"
+    """The lead's subject was erased: the lead is closed and names nobody."""
 
     @property
     def open(self) -> bool:

@@ -13,6 +13,7 @@ from faceledger.store.database import (
     write_transaction,
 )
 from faceledger.store.protocol import MetadataStore
+from faceledger.store.queries import erased_item_key
 from faceledger.store.records import (
     UNSET,
     Counts,
@@ -51,6 +52,7 @@ __all__ = [
     "TemplateBatch",
     "TemplateCipher",
     "TemplateInfo",
+    "erased_item_key",
     "generate_key",
     "is_sqlite",
     "open_database",

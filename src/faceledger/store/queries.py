@@ -6,6 +6,7 @@ the operation that uses it.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -124,6 +125,33 @@ def check_new_keys(conn: sa.Connection, job_id: int, keys: list[str]) -> None:
         ).first()
         if dup is not None:
             raise Conflict(f"job {job_id} already recorded item {dup[0]!r}")
+
+
+def erased_item_key(key: str) -> str:
+    """What a job keeps of an erased subject's item: a hash of its key (a key is often a path
+    naming the person), enough for a resumed job to skip the item and no more."""
+    if key.startswith(ERASED_ITEM):
+        return key
+    return ERASED_ITEM + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+ERASED_ITEM = "erased:"
+
+
+def forget_items(conn: sa.Connection, template_ids: Sequence[int]) -> None:
+    """Replace the keys of the job items that enrolled ``template_ids`` by their hashes."""
+    for chunk in chunks(list(template_ids)):
+        found = conn.execute(
+            sa.select(job_items.c.job_id, job_items.c.item_key).where(
+                job_items.c.template_id.in_(chunk)
+            )
+        ).all()
+        for job_id, key in found:
+            conn.execute(
+                job_items.update()
+                .where(job_items.c.job_id == job_id, job_items.c.item_key == key)
+                .values(item_key=erased_item_key(str(key)), reason="subject erased")
+            )
 
 
 def removed(conn: sa.Connection, which: sa.ColumnElement[bool], gallery_id: int) -> Removed:

@@ -109,7 +109,7 @@ class SqlStore:
         retention_days: int | None = None,
         index_description: JsonObject | None = None,
     ) -> Gallery:
-        gallery_name = check.text(name, "gallery name", _NAME_LEN)
+        gallery_name = check.gallery_name(name)
         values = {
             "name": gallery_name,
             "description": description.strip() if isinstance(description, str) else "",
@@ -313,10 +313,12 @@ class SqlStore:
             return q.get_subject(conn, subject_id)
 
     def delete_subject(self, subject_id: int) -> Removed:
-        """Delete a subject and its templates (job records keep the item, lose the link)."""
+        """Delete a subject and its templates. Job records keep each item as handled (so a
+        resumed job does not enrol it again) under a hash of its key, with no link."""
         with write_transaction(self.engine) as conn:
             s = q.get_subject(conn, subject_id, lock=True)
             removed = q.removed(conn, subjects.c.id == subject_id, s.gallery_id)
+            q.forget_items(conn, removed.template_ids)
             conn.execute(subjects.delete().where(subjects.c.id == subject_id))
             q.check_gone(conn, removed)
             return removed
@@ -337,7 +339,10 @@ class SqlStore:
                 q.get_gallery(conn, gallery_id)
                 query = query.where(galleries.c.id == gallery_id)
             for gid, days in conn.execute(query.order_by(galleries.c.id)).all():
-                cutoff = at - timedelta(days=int(days))
+                try:
+                    cutoff = at - timedelta(days=int(days))
+                except OverflowError:  # a period older than the calendar: nothing expires
+                    continue
                 found = conn.execute(
                     sa.select(subjects)
                     .where(subjects.c.gallery_id == gid, subjects.c.enrolled_at < cutoff)
@@ -720,7 +725,8 @@ class SqlStore:
         self.add_templates([], job_id=job_id, outcomes=outcomes)
 
     def job_item_keys(self, job_id: int) -> set[str]:
-        """The item keys already recorded for a job: a resumed job skips these."""
+        """The item keys already recorded for a job: a resumed job skips these (and the items
+        whose key is recorded as :func:`erased_item_key`)."""
         with read_transaction(self.engine) as conn:
             q.get_job(conn, job_id)
             return set(

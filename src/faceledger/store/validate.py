@@ -80,11 +80,35 @@ def sha256(value: object) -> str:
     return value.lower()
 
 
+MAX_RETENTION_DAYS = 36_500
+"""A hundred years: longer periods are no period (and overflow date arithmetic)."""
+
+
 def retention_days(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidArgument("retention_days must be a positive whole number of days or None")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_RETENTION_DAYS:
+        raise InvalidArgument(
+            f"retention_days must be a whole number of days from 1 to {MAX_RETENTION_DAYS:,}, "
+            "or None"
+        )
+    return value
+
+
+GALLERY_NAME = r"^[^\W_](?:[\w .-]{0,98}[\w.-])?$"
+"""A gallery name: 1-100 letters, digits, spaces, '.', '_' and '-', starting with a letter or
+digit and not ending with a space. Names go into URLs and file names: no '/', no control,
+format (zero-width, right-to-left override) or other invisible characters."""
+_GALLERY_NAME = re.compile(GALLERY_NAME)
+
+
+def gallery_name(value: object) -> str:
+    """A new gallery's name under :data:`GALLERY_NAME` (CLI, API and library alike)."""
+    if not isinstance(value, str) or not _GALLERY_NAME.fullmatch(value):
+        raise InvalidArgument(
+            f"gallery name {value!r} is not allowed: use 1-100 letters, digits, spaces, '.', "
+            "'_' or '-', starting with a letter or digit"
+        )
     return value
 
 

@@ -21,6 +21,7 @@ module              use cases
 ==================  ======================================================================
 """
 
+from faceledger.gallery.enrol import BulkReport
 from faceledger.usecases.enrolment import (
     EnrolFolder,
     EnrolImage,
@@ -83,6 +84,7 @@ from faceledger.usecases.verification import (
 
 __all__ = [
     "ApplyRetention",
+    "BulkReport",
     "CreateGallery",
     "DecideLead",
     "DeleteGallery",

@@ -9,8 +9,9 @@ expired subjects the same way and deletes expired kept probe images.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -18,10 +19,12 @@ import sqlalchemy as sa
 
 from faceledger.access import Operation, User, authorize
 from faceledger.audit import AuditOp, AuditRecord
-from faceledger.errors import InvalidArgument, NotFound
+from faceledger.errors import FaceLedgerError, InvalidArgument, NotFound
 from faceledger.gallery.images import KeptProbe, delete_probes, kept_probes
 from faceledger.gallery.workspace import Workspace
-from faceledger.store import Removed
+from faceledger.store import Gallery, Removed, Subject
+
+log = logging.getLogger("faceledger.usecases")
 
 
 @dataclass(frozen=True)
@@ -59,15 +62,24 @@ def erase_subject(ws: Workspace, actor: User, req: EraseSubject) -> Erased:
     if subject is None:
         raise NotFound(f"no subject {req.subject!r} in gallery {gallery.name!r}")
     images = len(ws.images.held(t.id for t in ws.store.list_templates(subject.id)))
+    receipt = _erase(ws, actor, gallery, subject, req.reason)
+    if req.compact:
+        ws.store.compact()
+    return Erased(receipt, images)
+
+
+def _erase(
+    ws: Workspace, actor: User, gallery: Gallery, subject: Subject, reason: str
+) -> ErasureReceipt:
+    """The one erasure (a request or retention): store (templates, kept images by cascade, job
+    items' keys), index, the review leads that name the subject, then the receipt."""
     removed = ws.store.delete_subject(subject.id)
     ws.indexes.remove(gallery.id, removed.template_ids)
     ws.indexes.save(gallery)
     # a graph left mostly tombstones, or a gallery shrunk far below its kind, is rebuilt
     ws.indexes.maybe_reindex(gallery, ws.engine.card.dimension)
-    receipt = _receipt(ws, actor, gallery.name, req.subject, removed, req.reason)
-    if req.compact:
-        ws.store.compact()
-    return Erased(receipt, images)
+    ws.reviews.forget_subject(gallery.name, subject.external_id)
+    return _receipt(ws, actor, gallery.name, subject.external_id, removed, reason)
 
 
 def _receipt(
@@ -104,6 +116,8 @@ class ErasureCheck:
     templates_in_index: list[int]
     image_hashes_still_enrolled: list[str]
     enrolled_images_still_held: list[str]
+    review_leads_naming_subject: int
+    """Leads of searches that still name the subject (erasure closes and unnames them)."""
     subject_id_reused: bool
     """The subject id names a subject again (enrolled anew after the erasure)."""
 
@@ -144,8 +158,9 @@ def check_erasure(ws: Workspace, actor: User, receipt_seq: int) -> ErasureCheck:
         images_held = [h for h in hashes if ws.store.has_image(gallery.id, h)]
         subject_held = ws.store.find_subject(gallery.id, subject) is not None
     kept = ws.images.hashes_held(hashes, None if gallery is None else gallery.id)
+    leads = 0 if subject_held else ws.reviews.leads_naming(gallery_name, subject)
     return ErasureCheck(
-        ok=chain.ok and not in_store and not in_index and not images_held and not kept,
+        ok=chain.ok and not (in_store or in_index or images_held or kept or leads),
         receipt_seq=receipt_seq,
         subject=subject,
         gallery=gallery_name,
@@ -156,6 +171,7 @@ def check_erasure(ws: Workspace, actor: User, receipt_seq: int) -> ErasureCheck:
         templates_in_index=in_index,
         image_hashes_still_enrolled=images_held,
         enrolled_images_still_held=kept,
+        review_leads_naming_subject=leads,
         subject_id_reused=subject_held,
     )
 
@@ -168,6 +184,9 @@ class RetentionRun:
     """One erasure receipt per subject held past its gallery's period."""
     probes_deleted: list[str]
     """Search ids whose kept probe image was deleted."""
+    failed: list[str] = field(default_factory=list)
+    """``gallery/subject: why`` of each expired subject that could not be erased (retried by
+    the next run)."""
 
 
 @dataclass(frozen=True)
@@ -199,35 +218,29 @@ def apply_retention(ws: Workspace, actor: User, req: ApplyRetention) -> Retentio
     authorize(actor, Operation.RETENTION_APPLY, req.gallery)
     only = ws.store.get_gallery_by_name(req.gallery) if req.gallery else None
     at = req.now or ws.clock()
-    receipts = _erase_expired_subjects(ws, actor, at, None if only is None else only.id)
+    failed: list[str] = []
+    receipts = _erase_expired_subjects(ws, actor, at, None if only is None else only.id, failed)
     probes = _purge_probes(ws, actor, at, receipts, None if only is None else only.name)
     if req.compact and (receipts or probes):  # erased bytes leave the files
         ws.store.compact()
         ws.images.compact()
-    return RetentionRun(receipts, probes)
+    return RetentionRun(receipts, probes, failed)
 
 
 def _erase_expired_subjects(
-    ws: Workspace, actor: User, at: datetime, gallery_id: int | None
+    ws: Workspace, actor: User, at: datetime, gallery_id: int | None, failed: list[str]
 ) -> list[ErasureReceipt]:
+    """Erase each expired subject; one that cannot be erased is logged and listed in
+    ``failed`` and does not stop the others."""
     receipts: list[ErasureReceipt] = []
-    names = {g.id: g.name for g in ws.store.list_galleries()}
     for subject in ws.store.list_expired_subjects(now=at, gallery_id=gallery_id):
         g = ws.store.get_gallery(subject.gallery_id)
-        removed = ws.store.delete_subject(subject.id)
-        ws.indexes.remove(g.id, removed.template_ids)
-        ws.indexes.save(g)
-        ws.indexes.maybe_reindex(g, ws.engine.card.dimension)
-        receipts.append(
-            _receipt(
-                ws,
-                actor,
-                names[g.id],
-                subject.external_id,
-                removed,
-                f"retention period of {g.retention_days} days expired",
-            )
-        )
+        why = f"retention period of {g.retention_days} days expired"
+        try:
+            receipts.append(_erase(ws, actor, g, subject, why))
+        except FaceLedgerError as exc:
+            log.error("retention: %s/%s not erased: %s", g.name, subject.external_id, exc)
+            failed.append(f"{g.name}/{subject.external_id}: {exc.message}")
     return receipts
 
 
@@ -289,6 +302,10 @@ def probe_expiry(probe: KeptProbe, periods: Mapping[str, int | None], at: dateti
     if not days:
         return None
     shortest = min(days)
-    if probe.searched_at < at - timedelta(days=shortest):
+    try:
+        cutoff = at - timedelta(days=shortest)
+    except OverflowError:  # a period older than the calendar: nothing expires
+        return None
+    if probe.searched_at < cutoff:
         return f"retention period of {shortest} days expired"
     return None

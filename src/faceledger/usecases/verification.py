@@ -1,15 +1,18 @@
 """1:1 verification, audited: two images, or an image against an enrolled subject.
 
-Every audited comparison records who, why (when the deployment or the gallery asks for a
-purpose), the decision and the images' hashes, never the images. The CLI's comparison of two
-local files without a purpose runs the engine directly and is not audited (README).
+Every audited comparison states a purpose and a case reference and records who, why, the
+decision and the images' hashes, never the images. Only the CLI's comparison of two local
+files given without a purpose skips this: it runs the engine directly, reads no stored face
+and is not audited (README; ``FACELEDGER_VERIFY_REQUIRES_PURPOSE=1`` makes the CLI ask for a
+purpose there too).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from faceledger.access import Operation, PurposePolicy, User, authorize
+from faceledger.access import Operation, User, authorize
+from faceledger.access.purpose import require_purpose
 from faceledger.audit import AuditOp, AuditRecord
 from faceledger.config import FaceSelection
 from faceledger.errors import NotFound
@@ -54,18 +57,15 @@ class SubjectVerified:
     audit_seq: int
 
 
-def _purpose(
-    ws: Workspace, purpose: str | None, case_ref: str | None
-) -> tuple[str | None, str | None]:
-    return PurposePolicy(ws.settings.verify_requires_purpose).check(
-        Operation.VERIFY, purpose, case_ref
-    )
+def _purpose(purpose: str | None, case_ref: str | None) -> tuple[str, str]:
+    """Every audited comparison against a person's face states why (issue #19)."""
+    return require_purpose(purpose, case_ref)
 
 
 def _record(
     actor: User,
     decision: Decision,
-    why: tuple[str | None, str | None],
+    why: tuple[str, str],
     *,
     probe_sha256: str,
     galleries: tuple[str, ...] = (),
@@ -93,7 +93,7 @@ def _record(
 def verify_pair(ws: Workspace, actor: User, req: VerifyPair) -> PairVerified:
     """Are the faces of A and B the same person at the target FMR? Audited."""
     authorize(actor, Operation.VERIFY)
-    why = _purpose(ws, req.purpose, req.case_ref)
+    why = _purpose(req.purpose, req.case_ref)
     if req.fmr is not None:
         check_fmr(req.fmr)
     engine = ws.engine
@@ -115,7 +115,7 @@ def verify_subject(ws: Workspace, actor: User, req: VerifySubject) -> SubjectVer
     """Is the face in the image the enrolled subject (its best-matching template)? Audited."""
     authorize(actor, Operation.VERIFY, req.gallery)
     g = ws.store.get_gallery_by_name(req.gallery)
-    why = _purpose(ws, req.purpose, req.case_ref)
+    why = _purpose(req.purpose, req.case_ref)
     target = req.fmr if req.fmr is not None else ws.settings.default_fmr
     check_fmr(target)
     found = ws.store.find_subject(g.id, req.subject)

@@ -164,6 +164,7 @@ def apply_retention(
         receipts=[r.audit_seq for r in done.receipts],
         subjects=[f"{r.gallery}/{r.subject}" for r in done.receipts],
         probes_deleted=list(done.probes_deleted),
+        failed=list(done.failed),
     )
 
 

@@ -1,0 +1,89 @@
+"""Regression tests of issue #19's items on the real service (a live loopback server, real
+images): the numbers are the issue's items."""
+
+from __future__ import annotations
+
+from faceledger.api import ServiceOptions
+from tests.api.live import GALLERY, Deployment, Live, serve
+from tests.api.test_flow import API, _enrol_bulk, _jpeg, _search
+
+WITHOUT = ({}, {"purpose": "check"}, {"case_ref": "C-1"}, {"purpose": " ", "case_ref": "C"})
+"""Forms without a purpose and a case reference."""
+
+
+def test_3_every_audited_1_to_1_states_a_purpose(
+    live: Live, deployment: Deployment, london: dict[str, bytes]
+) -> None:
+    dep = deployment
+    with live.client() as c:
+        assert _enrol_bulk(c, dep, london, ["003_neutral"]).json()["enrolled"] == 1
+        before = dep.ws.audit.head().seq
+        pair = {
+            "image_a": _jpeg("a", london["003_neutral"]),
+            "image_b": _jpeg("b", london["003_smiling"]),
+        }
+        for path, files in (
+            ("/verify", pair),
+            (
+                f"/galleries/{GALLERY}/subjects/003/verify",
+                {"image": _jpeg("p", london["003_smiling"])},
+            ),
+        ):
+            for data in WITHOUT:
+                r = c.post(API + path, files=files, data=data, headers=dep.headers("searcher"))
+                assert r.status_code == 422 and r.json()["code"] == "purpose_required", r.text
+        assert dep.ws.audit.head().seq == before  # nothing was compared, nothing audited
+        r = c.post(
+            API + "/verify",
+            files=pair,
+            data={"purpose": "identity check", "case_ref": "C-1"},
+            headers=dep.headers("searcher"),
+        )
+        assert r.status_code == 200
+        entry = dep.ws.audit.get(r.json()["audit_seq"])
+        assert (entry.record.purpose, entry.record.case_ref) == ("identity check", "C-1")
+
+
+def test_7_a_gallery_name_the_service_cannot_address_is_refused(
+    live: Live, deployment: Deployment
+) -> None:
+    with live.client() as c:
+        for name in ("a/b", "a\u202eb", "x" * 101):
+            r = c.post(
+                f"{API}/galleries",
+                json={"name": name, "legal_basis": "consent"},
+                headers=deployment.headers("admin"),
+            )
+            assert r.status_code == 422, r.text
+        r = c.post(
+            f"{API}/galleries",
+            json={"name": "big", "legal_basis": "consent", "retention_days": 3_000_000},
+            headers=deployment.headers("admin"),
+        )
+        assert r.status_code == 422
+
+
+def test_8_the_review_queue_pages_through_every_search(
+    deployment: Deployment, london: dict[str, bytes]
+) -> None:
+    dep = deployment
+    with serve(dep, ServiceOptions(keep_probes=False)) as live, live.client() as c:
+        _enrol_bulk(c, dep, london, ["001_neutral", "002_neutral", "003_neutral"])
+        ids = []
+        for stem in ("001_smiling", "002_smiling", "003_smiling", "001_smiling", "002_smiling"):
+            r = _search(c, dep, london[stem])
+            assert r.json()["faces"][0]["outcome"] == "candidates"
+            ids.append(r.json()["search_id"])
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = c.get(
+                f"{API}/reviews/queue", params=params, headers=dep.headers("reviewer")
+            ).json()
+            assert len(page["items"]) <= 2
+            seen += [x["search_id"] for x in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == ids  # oldest first, each once, none lost past the first page

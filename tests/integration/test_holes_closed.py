@@ -1,0 +1,183 @@
+"""Regression tests for the holes found by testing the CLI and the service as an attacker and
+a careless user would (issue #19), on real images and real SQLite workspaces; the numbers are
+the issue's items."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from faceledger.cli.app import app
+from faceledger.config import Settings
+from faceledger.errors import Conflict, InvalidArgument
+from faceledger.gallery import Workspace, local_operator, open_workspace
+from faceledger.review import LeadStatus
+from faceledger.store.schema import galleries, job_items
+from faceledger.usecases import (
+    ApplyRetention,
+    CreateGallery,
+    DecideLead,
+    EnrolFolder,
+    EraseSubject,
+    SearchRequest,
+    apply_retention,
+    check_erasure,
+    create_gallery,
+    decide_lead,
+    enrol_folder,
+    erase_subject,
+    review_queue,
+    search,
+)
+
+
+def cli(data: Path, *args: str, who: str = "tester") -> tuple[int, str]:
+    r = CliRunner().invoke(app, ["--data-dir", str(data), "--operator", who, *args])
+    return r.exit_code, " ".join(r.output.split())  # rich wraps long lines
+
+
+@pytest.fixture
+def people(tmp_path: Path, data_dir: Path) -> Path:
+    """Five London people, one sub-folder each, plus what a careless folder also holds."""
+    root = tmp_path / "people"
+    for sid in ("001", "002", "003", "004", "005"):
+        (root / sid).mkdir(parents=True)
+        shutil.copy(data_dir / f"london/images/{sid}_neutral.jpg", root / sid / "a.jpg")
+    (root / "003" / "more").mkdir()
+    shutil.copy(data_dir / "london/images/003_smiling.jpg", root / "003" / "more" / "b.jpg")
+    (root / "004" / "notes.txt").write_text("not an image")
+    os.mkfifo(root / "005" / "pipe.jpg")
+    (root / "005" / "loop.jpg").symlink_to(root / "005" / "loop.jpg")
+    (root / "readme.md").write_text("beside the subject folders")
+    return root
+
+
+def _workspace(tmp: Path) -> tuple[Workspace, Path]:
+    ws = open_workspace(Settings(data_dir=tmp / "ws"))
+    create_gallery(ws, local_operator(ws, "admin"), CreateGallery("g", "consent"))
+    return ws, tmp / "ws"
+
+
+def test_1_erasure_closes_and_unnames_review_leads_and_job_items(
+    tmp_path: Path, people: Path, data_dir: Path
+) -> None:
+    ws, _ = _workspace(tmp_path)
+    enrol = enrol_folder(ws, local_operator(ws, "enroller"), EnrolFolder("g", people))
+    assert enrol.enrolled == 5
+    probe = data_dir / "london/images/002_smiling.jpg"
+    found = search(
+        ws, local_operator(ws, "searcher"), SearchRequest(probe, ("g",), "case work", "C-1")
+    )
+    assert found.faces[0].candidates[0].external_id == "002"
+    reviewer = local_operator(ws, "reviewer")
+    assert [q.record.search_id for q in review_queue(ws, reviewer, limit=10).items] == [
+        found.search_id
+    ]
+
+    erased = erase_subject(ws, local_operator(ws, "enroller"), EraseSubject("g", "002", "asked"))
+    lead = ws.reviews.search(found.search_id).lead(1)
+    assert lead.status is LeadStatus.ERASED and lead.lead.subject_id == "[erased]"
+    assert lead.lead.template_id is None
+    assert review_queue(ws, reviewer, limit=10).items == ()
+    with pytest.raises(Conflict):
+        decide_lead(ws, reviewer, DecideLead(found.search_id, 1, "confirmed", "looks alike"))
+    with ws.db.connect() as conn:
+        keys = [str(k) for k in conn.execute(sa.select(job_items.c.item_key)).scalars()]
+    assert not any("002" in k for k in keys)
+    assert sum(k.startswith("erased:") for k in keys) == 1
+
+    check = check_erasure(ws, local_operator(ws, "auditor"), erased.receipt.audit_seq)
+    assert check.ok and check.review_leads_naming_subject == 0
+    ws.close()
+
+
+def test_1_erasure_check_fails_while_a_lead_still_names_the_subject(
+    tmp_path: Path, people: Path, data_dir: Path
+) -> None:
+    ws, _ = _workspace(tmp_path)
+    enrol_folder(ws, local_operator(ws, "enroller"), EnrolFolder("g", people))
+    probe = data_dir / "london/images/001_smiling.jpg"
+    found = search(ws, local_operator(ws, "s"), SearchRequest(probe, ("g",), "case", "C-2"))
+    erased = erase_subject(ws, local_operator(ws, "e"), EraseSubject("g", "001", "asked"))
+    with ws.db.begin() as conn:  # an erasure interrupted before the leads were unnamed
+        conn.execute(
+            sa.text("UPDATE review_leads SET subject_id = '001' WHERE search_id = :s"),
+            {"s": found.search_id},
+        )
+    check = check_erasure(ws, local_operator(ws, "a"), erased.receipt.audit_seq)
+    assert not check.ok and check.review_leads_naming_subject == 1
+    ws.close()
+
+
+def test_6_retention_is_bounded_and_one_bad_gallery_stops_no_other(tmp_path: Path) -> None:
+    ws, data = _workspace(tmp_path)
+    ws.close()
+    code, out = cli(data, "gallery", "create", "huge", "--legal-basis", "consent",
+                    "--retention-days", "3000000")  # fmt: skip
+    assert code == 2 and "invalid_argument" in out and "36,500" in out
+    # a gallery made by an older release with such a period, beside a normal expiring one
+    ws = open_workspace(Settings(data_dir=data))
+    me = local_operator(ws, "admin")
+    create_gallery(ws, me, CreateGallery("old", "consent", retention_days=30))
+    with ws.db.begin() as conn:
+        conn.execute(galleries.update().values(retention_days=3_000_000))
+        conn.execute(galleries.update().where(galleries.c.name == "g").values(retention_days=1))
+    ws.store.add_subject(ws.store.get_gallery_by_name("g").id, "gone", enrolled_by="t")
+    later = ws.clock().replace(year=ws.clock().year + 1)
+    run = apply_retention(ws, me, ApplyRetention(now=later))
+    assert [r.subject for r in run.receipts] == ["gone"] and run.failed == []
+    ws.close()
+    code, out = cli(data, "retention", "apply")
+    assert code == 0, out
+
+
+def test_7_one_rule_for_gallery_names(tmp_path: Path) -> None:
+    ws, data = _workspace(tmp_path)
+    me = local_operator(ws, "admin")
+    for bad in ("a/b", " lead", "trail ", "zero\u200bwidth", "rtl\u202eoverride", "", "x" * 101):
+        with pytest.raises(InvalidArgument):
+            create_gallery(ws, me, CreateGallery(bad, "consent"))
+    create_gallery(ws, me, CreateGallery("Mugshots 2026-Q4_v.2", "consent"))
+    create_gallery(ws, me, CreateGallery("Fahndung Köln", "consent"))
+    ws.close()
+    code, out = cli(data, "gallery", "create", "a/b", "--legal-basis", "consent")
+    assert code == 2 and "invalid_argument" in out
+
+
+def test_12_careless_command_lines_get_clear_errors(
+    tmp_path: Path, people: Path, data_dir: Path
+) -> None:
+    ws, data = _workspace(tmp_path)
+    ws.close()
+    code, out = cli(data, "enroll", "g", str(people), "--subject", "p1")
+    assert code == 2 and "--subject and --name are for one image" in out
+    code, out = cli(data, "enroll", "g", str(tmp_path / "missing.jpg"), "--subject", "p1")
+    assert code == 2 and "no such image, folder or CSV file" in out
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    code, out = cli(a_file, "gallery", "list")
+    assert code == 2 and "is a file, not a folder" in out
+    img = str(data_dir / "london/images/001_neutral.jpg")
+    code, out = cli(data, "verify", img, img, "--fmr", "0")
+    assert code == 2 and "target FMR must be in (0, 1)" in out
+    code, out = cli(data, "search", img, "-g", "g", "--purpose", "p", "--case", "c", "--k", "0")
+    assert code == 2 and "k must be between 1 and 1000" in out
+
+    report = tmp_path / "report.json"
+    code, out = cli(data, "enroll", "g", str(people), "--report", str(report))
+    assert code == 0, out
+    skipped = {s["path"]: s["reason"] for s in json.loads(report.read_text())["skipped"]}
+    assert skipped == {
+        "readme.md": "not in a subject folder",
+        "003/more": "nested folder (only images directly in a subject folder are enrolled)",
+        "004/notes.txt": "not an image file (by its suffix)",
+        "005/loop.jpg": "not a regular file",
+        "005/pipe.jpg": "not a regular file",
+    }
+    assert "skipped 003/more" in out
