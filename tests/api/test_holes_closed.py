@@ -87,3 +87,33 @@ def test_8_the_review_queue_pages_through_every_search(
             if cursor is None:
                 break
         assert seen == ids  # oldest first, each once, none lost past the first page
+
+
+def test_10_accounts_searches_and_methods(
+    live: Live, deployment: Deployment, london: dict[str, bytes]
+) -> None:
+    dep = deployment
+    admin = dep.user("admin")
+    dep.ws.access.create_user("other", ["searcher"], by=admin)
+    dep.ws.access.grant("other", GALLERY, "search", by=admin)
+    other = dep.ws.access.issue_api_key("other", by=admin).token
+    with live.client() as c:
+        h = dep.headers("admin")
+        r = c.post(f"{API}/users/admin/deactivate", headers=h)
+        assert r.status_code == 403 and dep.user("admin").active
+        assert c.post(f"{API}/users/searcher/deactivate", headers=h).status_code == 200
+        assert c.get(f"{API}/me", headers=dep.headers("searcher")).status_code in (401, 403)
+        assert c.post(f"{API}/users/searcher/reactivate", headers=h).json()["active"] is True
+        assert c.get(f"{API}/me", headers=dep.headers("searcher")).status_code == 200
+
+        _enrol_bulk(c, dep, london, ["001_neutral"])
+        sid = _search(c, dep, london["001_smiling"]).json()["search_id"]
+        mine = c.get(f"{API}/searches/{sid}", headers=dep.headers("searcher"))
+        assert mine.status_code == 200
+        theirs = c.get(f"{API}/searches/{sid}", headers={"Authorization": f"Bearer {other}"})
+        assert theirs.status_code == 403  # a searcher sees only their own searches
+        assert c.get(f"{API}/searches/{sid}", headers=dep.headers("reviewer")).status_code == 200
+
+        r = c.put(f"{API}/galleries/{GALLERY}", headers=h)
+        assert r.status_code == 405
+        assert set(r.headers["allow"].split(", ")) == {"DELETE", "GET", "HEAD"}

@@ -105,6 +105,8 @@ CELLS: list[Cell] = [
         lambda w: {"json": {"id": w.fresh("n"), "roles": ["auditor"]}},
     ),
     Cell("POST", "/users/{user}/deactivate", frozenset({"admin"}), _new_user),
+    Cell("POST", "/users/{user}/reactivate", frozenset({"admin"}), _new_user),
+    Cell("POST", "/retention/apply", frozenset({"admin"})),
     Cell(
         "POST", "/users/{user}/keys", frozenset({"admin"}), lambda w: {**_new_user(w), "json": {}}
     ),

@@ -47,6 +47,7 @@ from faceledger.store import (
     NewTemplate,
     SqlStore,
     TemplateCipher,
+    erased_item_key,
     generate_key,
     open_database,
     write_transaction,
@@ -492,9 +493,11 @@ def test_delete_subject_cascades_and_reports(store: SqlStore) -> None:
     assert not store.has_image(gid, sha("a0"))
     assert store.counts(gid).subjects == 1 and store.counts(gid).templates == 2
     assert set(store.get_templates(b_tpl)) == set(b_tpl)
-    # the job still knows the items were handled (a resume must not re-enrol), unlinked
+    # the job still knows the items were handled (a resume must not re-enrol), unlinked and
+    # under a hash of their keys (a key is often a path naming the person)
     items = store.list_job_items(job.id)
-    assert {i.item_key for i in items} == {"a0", "a1", "a2"}
+    assert {i.item_key for i in items} == {erased_item_key(f"a{i}") for i in range(3)}
+    assert all(i.reason == "subject erased" for i in items)
     assert all(i.template_id is None and i.status is ItemStatus.ENROLLED for i in items)
     with pytest.raises(NotFound):
         store.delete_subject(a.id)

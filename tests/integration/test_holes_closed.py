@@ -140,7 +140,7 @@ def test_6_retention_is_bounded_and_one_bad_gallery_stops_no_other(tmp_path: Pat
 def test_7_one_rule_for_gallery_names(tmp_path: Path) -> None:
     ws, data = _workspace(tmp_path)
     me = local_operator(ws, "admin")
-    for bad in ("a/b", " lead", "trail ", "zero\u200bwidth", "rtl\u202eoverride", "", "x" * 101):
+    for bad in ("a/b", "-lead", "zero\u200bwidth", "rtl\u202eoverride", " ", "x" * 101, "a\\b"):
         with pytest.raises(InvalidArgument):
             create_gallery(ws, me, CreateGallery(bad, "consent"))
     create_gallery(ws, me, CreateGallery("Mugshots 2026-Q4_v.2", "consent"))
@@ -181,3 +181,35 @@ def test_12_careless_command_lines_get_clear_errors(
         "005/pipe.jpg": "not a regular file",
     }
     assert "skipped 003/more" in out
+
+
+def test_5_a_signed_log_stays_signed_and_bad_verify_inputs_are_typed(tmp_path: Path) -> None:
+    data = tmp_path / "ws"
+    pem = tmp_path / "audit.pem"
+    assert cli(data, "keys", "audit", str(pem))[0] == 0
+    signed = CliRunner().invoke(
+        app,
+        ["--data-dir", str(data), "gallery", "create", "g", "--legal-basis", "consent"],
+        env={"FACELEDGER_AUDIT_SIGNING_KEY": str(pem)},
+    )
+    assert signed.exit_code == 0, signed.output
+    head = tmp_path / "head.json"
+    code, out = cli(data, "audit", "head")
+    assert code == 0
+    head.write_text(out)
+    assert cli(data, "audit", "verify", "--anchor", str(head))[0] == 0
+    # someone without the key appends: the log no longer verifies, with no --key given
+    assert cli(data, "gallery", "create", "h", "--legal-basis", "consent")[0] == 0
+    code, out = cli(data, "audit", "verify")
+    assert code == 1 and "BROKEN" in out and "unsigned, though the log is signed" in out
+    # bad inputs to the check are typed errors (exit 2), not tracebacks (exit 1)
+    not_json = tmp_path / "notjson.json"
+    not_json.write_text("{not json")
+    for args in (
+        ["--anchor", str(not_json)],
+        ["--anchor", str(tmp_path / "missing.json")],
+        ["--key", str(tmp_path / "missing.pem")],
+        ["--key", str(not_json)],
+    ):
+        code, out = cli(data, "audit", "verify", *args)
+        assert code == 2 and "invalid_argument" in out, (args, out)

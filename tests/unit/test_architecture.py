@@ -163,6 +163,7 @@ def test_use_cases_are_pinned() -> None:
             "Upload",
             "UploadOutcome",
             "UploadsEnrolled",
+            "VerifyChain",
             "VerifyPair",
             "VerifySubject",
             "VisibleSearch",
@@ -186,6 +187,7 @@ def test_use_cases_are_pinned() -> None:
             "search",
             "show_gallery",
             "subject_detail",
+            "verify_chain",
             "verify_pair",
             "verify_subject",
         ]

@@ -135,17 +135,26 @@ class AccessControl:
             return self._load(conn, user_id)
 
     def deactivate(self, user_id: str, *, by: User) -> User:
-        """Refuse every further request of ``user_id`` (its history stays)."""
+        """Refuse every further request of ``user_id`` (its history stays). An administrator
+        may not deactivate their own account (another administrator must)."""
         authorize(by, Operation.USER_MANAGE)
+        if user_id == by.id:
+            raise PermissionDenied("an administrator may not deactivate their own account")
+        return self._set_active(user_id, False, by, AuditOp.USER_DEACTIVATE)
+
+    def reactivate(self, user_id: str, *, by: User) -> User:
+        """Let a deactivated user make requests again (their keys and grants as they were)."""
+        authorize(by, Operation.USER_MANAGE)
+        return self._set_active(user_id, True, by, AuditOp.USER_REACTIVATE)
+
+    def _set_active(self, user_id: str, active: bool, by: User, op: AuditOp) -> User:
         with self._audit.writing() as conn:
             self._require(conn, user_id)
             conn.execute(
-                sa.update(schema.users).where(schema.users.c.id == user_id).values(active=False)
+                sa.update(schema.users).where(schema.users.c.id == user_id).values(active=active)
             )
             self._audit.append(
-                AuditRecord(
-                    operation=AuditOp.USER_DEACTIVATE, actor=by.id, details={"user": user_id}
-                ),
+                AuditRecord(operation=op, actor=by.id, details={"user": user_id}),
                 connection=conn,
             )
             return self._load(conn, user_id)

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from faceledger import errors as e
 from faceledger.errors import AuthenticationFailed
@@ -124,6 +125,22 @@ def error_response(exc: e.FaceLedgerError, instance: str | None = None) -> JSONR
     return problem(status, exc.code, detail, instance=instance, headers=headers, **extra)
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path (Starlette names only
+    the first matching route's)."""
+    found = []
+    for method in HTTP_METHODS:
+        scope = {**request.scope, "type": "http", "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            found.append(method)
+    if "GET" in found and "HEAD" not in found:
+        found.insert(1, "HEAD")
+    return found
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem document."""
 
@@ -156,6 +173,8 @@ def install(app: FastAPI) -> None:
         code = FRAMEWORK_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         return problem(exc.status_code, code, detail, instance=request.url.path, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -65,6 +65,8 @@ class ChainWalker:
         self.prev = first_prev
         self.count = 0
         self.signed = 0
+        self.first_signed: int | None = None
+        """The first signed entry walked: every later entry must be signed too."""
         self.problem: Problem | None = None
         self._wanted = set(want_hashes)
         self.hashes: dict[int, str] = {first_seq - 1: first_prev}
@@ -122,12 +124,19 @@ class ChainWalker:
         if self.trusted_signer is not None and signer != self.trusted_signer:
             what = "unsigned" if signer is None else "signed by another key"
             return bad(f"entry {n}: {what}, not by the trusted key")
+        if signer is None and self.first_signed is not None:
+            return bad(
+                f"entry {n}: unsigned, though the log is signed from entry {self.first_signed} "
+                "(appended without the signing key)"
+            )
         if signer is not None:
             if not isinstance(row.signature, str) or not entry_signature_ok(
                 signer, row.signature, digest
             ):
                 return bad(f"entry {n}: signature does not verify")
             self.signed += 1
+            if self.first_signed is None:
+                self.first_signed = n
         elif row.signature is not None:
             return bad(f"entry {n}: has a signature but its body names no signer")
         self.prev = digest

@@ -44,6 +44,7 @@ class AuditOp(StrEnum):
     USER_CREATE = "user_create"
     USER_ROLES = "user_roles"
     USER_DEACTIVATE = "user_deactivate"
+    USER_REACTIVATE = "user_reactivate"
     PASSWORD_SET = "password_set"
     KEY_ISSUE = "key_issue"
     KEY_REVOKE = "key_revoke"

@@ -44,7 +44,10 @@ def load_verify_key(data: bytes) -> Ed25519PublicKey:
         except (ValueError, UnicodeDecodeError):
             pass
     if len(data) == 32:
-        return Ed25519PublicKey.from_public_bytes(data)
+        try:
+            return Ed25519PublicKey.from_public_bytes(data)
+        except ValueError as exc:
+            raise InvalidArgument(f"not an Ed25519 public key: {exc}") from None
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:

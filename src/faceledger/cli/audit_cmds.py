@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Annotated
 import typer
 
 from faceledger import usecases as uc
-from faceledger.audit import ChainHead, load_verify_key
 from faceledger.cli.output import console, guarded, print_json
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
@@ -33,6 +31,13 @@ def _when(text: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
 @audit_app.command("verify")
 def audit_verify(
     ctx: typer.Context,
@@ -47,10 +52,12 @@ def audit_verify(
     settings: Settings = ctx.obj
 
     def run() -> None:
-        with workspace(settings) as (ws, _):
-            head = ChainHead.from_json(json.loads(anchor.read_text())) if anchor else None
-            vkey = load_verify_key(key.read_bytes()) if key else None
-            rep = ws.audit.verify(verify_key=vkey, anchor=head)
+        req = uc.VerifyChain(
+            None if anchor is None else _read(anchor, "anchor").decode("utf-8", "replace"),
+            None if key is None else _read(key, "key"),
+        )
+        with workspace(settings) as (ws, me):
+            rep = uc.verify_chain(ws, me, req)
             if rep.ok:
                 console.print(f"audit log OK: {rep.entries} entries, {rep.signed_entries} signed")
                 return

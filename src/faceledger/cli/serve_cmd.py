@@ -209,6 +209,19 @@ def users_deactivate(ctx: typer.Context, user_id: str) -> None:
     guarded(run)
 
 
+@users_app.command("reactivate")
+def users_reactivate(ctx: typer.Context, user_id: str) -> None:
+    """Let a deactivated user make requests again (keys and grants as they were)."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            ws.access.reactivate(user_id, by=me)
+            console.print(f"reactivated {user_id}")
+
+    guarded(run)
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(users_app, name="users")

@@ -103,13 +103,14 @@ _GALLERY_NAME = re.compile(GALLERY_NAME)
 
 
 def gallery_name(value: object) -> str:
-    """A new gallery's name under :data:`GALLERY_NAME` (CLI, API and library alike)."""
-    if not isinstance(value, str) or not _GALLERY_NAME.fullmatch(value):
+    """A new gallery's name, stripped, under :data:`GALLERY_NAME` (CLI, API and library)."""
+    name = text(value, "gallery name", 100)
+    if not _GALLERY_NAME.fullmatch(name):
         raise InvalidArgument(
             f"gallery name {value!r} is not allowed: use 1-100 letters, digits, spaces, '.', "
             "'_' or '-', starting with a letter or digit"
         )
-    return value
+    return name
 
 
 def quality_score(value: object) -> float | None:

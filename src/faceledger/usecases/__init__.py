@@ -18,10 +18,12 @@ module              use cases
 ``erasure``         erase a subject with a receipt, check a receipt, apply retention
 ``review``          read searches, the review queue, verdicts, the probe of a search
 ``images``          kept enrolled images, each view audited
+``audit``           verify the audit log's chain (anchor, trusted key)
 ==================  ======================================================================
 """
 
 from faceledger.gallery.enrol import BulkReport
+from faceledger.usecases.audit import VerifyChain, verify_chain
 from faceledger.usecases.enrolment import (
     EnrolFolder,
     EnrolImage,
@@ -108,6 +110,7 @@ __all__ = [
     "Upload",
     "UploadOutcome",
     "UploadsEnrolled",
+    "VerifyChain",
     "VerifyPair",
     "VerifySubject",
     "VisibleSearch",
@@ -131,6 +134,7 @@ __all__ = [
     "search",
     "show_gallery",
     "subject_detail",
+    "verify_chain",
     "verify_pair",
     "verify_subject",
 ]

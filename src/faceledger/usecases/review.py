@@ -1,10 +1,10 @@
 """Human review of searches: who may read which search, the review queue, verdicts, and the
 probe a reviewer looks at.
 
-The searcher and auditors see a whole search; anyone else sees the leads from the galleries
-they may read searches of (reviewers of a shared gallery see only theirs). A searcher may not
-review their own search; under the two-person rule a lead is confirmed only by two reviewers
-(``faceledger.review``).
+The searcher and auditors see a whole search; a reviewer sees the leads from the galleries
+they review (reviewers of a shared gallery see only theirs); other searchers see nothing.
+A searcher may not review their own search; under the two-person rule a lead is confirmed
+only by two reviewers (``faceledger.review``).
 """
 
 from __future__ import annotations
@@ -44,12 +44,14 @@ class DecideLead:
 
 
 def read_search(ws: Workspace, actor: User, search_id: str) -> VisibleSearch:
-    """A search ``actor`` may read, with the galleries whose leads they may see."""
+    """A search ``actor`` may read, with the galleries whose leads they may see: its searcher
+    and auditors see all of it; a reviewer sees the leads of the galleries they review;
+    another searcher sees nothing of it."""
     authorize(actor, Operation.READ_SEARCHES)
     record = ws.reviews.search(search_id)
     if actor.id == record.actor or is_allowed(actor, Operation.AUDIT_READ):
         return VisibleSearch(record, None)
-    galleries = {g for g in record.galleries if is_allowed(actor, Operation.READ_SEARCHES, g)}
+    galleries = {g for g in record.galleries if is_allowed(actor, Operation.REVIEW, g)}
     if not galleries:
         raise PermissionDenied(f"user {actor.id!r} may not read search {search_id}")
     return VisibleSearch(record, frozenset(galleries))

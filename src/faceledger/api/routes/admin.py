@@ -41,6 +41,13 @@ def deactivate_user(svc: ServiceDep, user: UserDep, user_id: str = UserId) -> s.
     return convert.user(changed)
 
 
+@router.post("/users/{user_id}/reactivate", summary="Let a deactivated user in again")
+def reactivate_user(svc: ServiceDep, user: UserDep, user_id: str = UserId) -> s.UserOut:
+    changed = svc.ws.access.reactivate(user_id, by=user)
+    svc.keys.clear()
+    return convert.user(changed)
+
+
 @router.post("/users/{user_id}/keys", status_code=201, summary="Issue an API key")
 def issue_key(
     body: s.KeyIn, svc: ServiceDep, user: UserDep, user_id: str = UserId
