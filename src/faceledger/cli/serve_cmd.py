@@ -196,30 +196,28 @@ def users_grant(
     guarded(run)
 
 
-@users_app.command("deactivate")
-def users_deactivate(ctx: typer.Context, user_id: str) -> None:
-    """Refuse every further request of a user (their history stays)."""
+def _set_active(ctx: typer.Context, user_id: str, active: bool) -> None:
     settings: Settings = ctx.obj
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            ws.access.deactivate(user_id, by=me)
-            console.print(f"deactivated {user_id}")
+            change = ws.access.reactivate if active else ws.access.deactivate
+            change(user_id, by=me)
+            console.print(f"{'reactivated' if active else 'deactivated'} {user_id}")
 
     guarded(run)
+
+
+@users_app.command("deactivate")
+def users_deactivate(ctx: typer.Context, user_id: str) -> None:
+    """Refuse every further request of a user (their history stays)."""
+    _set_active(ctx, user_id, False)
 
 
 @users_app.command("reactivate")
 def users_reactivate(ctx: typer.Context, user_id: str) -> None:
     """Let a deactivated user make requests again (keys and grants as they were)."""
-    settings: Settings = ctx.obj
-
-    def run() -> None:
-        with workspace(settings) as (ws, me):
-            ws.access.reactivate(user_id, by=me)
-            console.print(f"reactivated {user_id}")
-
-    guarded(run)
+    _set_active(ctx, user_id, True)
 
 
 def register(app: typer.Typer) -> None:
