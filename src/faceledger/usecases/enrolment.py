@@ -8,7 +8,6 @@ grown gallery's own FPIR is counted at once, so its next search does not pay for
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,6 @@ from faceledger.gallery.workspace import Workspace
 from faceledger.pipeline import ImageInput
 from faceledger.store import Gallery, LegalBasis, Subject
 from faceledger.types import FaceResult
-
-log = logging.getLogger("faceledger.usecases")
 
 
 @dataclass(frozen=True)

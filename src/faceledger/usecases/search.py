@@ -152,11 +152,7 @@ def _face(ws: Workspace, plan: _Plan, face: FaceResult) -> FaceCandidates:
     """One face's candidate list."""
     template: Template | None = face.template
     assert template is not None
-    ranked = [
-        r
-        for r in rank(ws, plan.galleries, template, plan.k).subjects
-        if r.score >= plan.point.threshold
-    ]
+    ranked = rank(ws, plan.galleries, template, plan.k).subjects
     subjects = ws.store.get_subjects([r.subject_id for r in ranked])
     scores = [
         SubjectScore(
