@@ -10,6 +10,10 @@ Workers are started from a fork server, never forked from the caller: dlib's CNN
 keeps a thread pool, and a process forked after the caller had used it waits forever on that
 pool's locks in its first CNN call (seen when the ``hog+cnn`` default sent a worker's image to
 the CNN after the parent had run it). The fork server is a fresh process that has run nothing.
+
+A worker's parent is the fork server, and every worker holds the pipe whose closing tells the
+fork server that the caller died, so neither notices a ``kill -9`` of the caller: each worker
+therefore watches the caller's pid itself (:func:`_exit_when_gone`) and exits when it is gone.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -58,9 +65,43 @@ def worker_engine(settings: Settings) -> Engine:
     return Engine(settings, card=engine.card, embedder=embedder)
 
 
-def _init_worker(settings: Settings) -> None:
+def _init_worker(settings: Settings, caller_pid: int) -> None:
     global _engine
+    _exit_when_gone(caller_pid)
     _engine = worker_engine(settings)
+
+
+def _exit_when_gone(pid: int) -> None:
+    """End this process as soon as process ``pid`` (the caller of the pool) has ended.
+
+    Waits on a pidfd where the kernel has them (Linux ≥ 5.3), else polls once a second.
+    """
+    try:
+        fd: int | None = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(70)
+    except (OSError, AttributeError):
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])  # readable once the process has exited
+        else:
+            while _alive(pid):
+                time.sleep(1.0)
+        os._exit(70)  # no cleanup: the caller that wanted the results is gone
+
+    threading.Thread(target=watch, name="faceledger-caller-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _embed_chunk(paths: list[str], enrolment: bool) -> list[EmbedOutcome]:
@@ -171,7 +212,7 @@ def iter_embed_paths(
         max_workers=n_workers,
         mp_context=multiprocessing.get_context("forkserver"),
         initializer=_init_worker,
-        initargs=(settings,),
+        initargs=(settings, os.getpid()),
     ) as pool:
         pending: dict[Future[list[EmbedOutcome]], list[int]] = {}
         it = iter(chunks)
