@@ -50,6 +50,10 @@ class PreparedFace:
 
     face: AlignedFace
     quality: QualityReport
+    face_index: int = 0
+    """The chosen face's position among the image's detections."""
+    faces_in_image: int = 1
+    selection: str | None = None
 
     @property
     def detection(self) -> Detection:
@@ -58,7 +62,14 @@ class PreparedFace:
 
     def result(self, template: Template) -> FaceResult:
         """This face's :class:`FaceResult` once ``template`` has been computed from its chip."""
-        return FaceResult(self.detection, self.quality, template)
+        return FaceResult(
+            self.detection,
+            self.quality,
+            template,
+            face_index=self.face_index,
+            faces_in_image=self.faces_in_image,
+            selection=self.selection,
+        )
 
 
 class Engine:
@@ -115,9 +126,15 @@ class Engine:
     def detect(self, image: ImageInput) -> list[FaceResult]:
         """Every face with its quality report (no templates), largest first."""
         img = self.load(image)
+        found = self.detector.detect(img.pixels)
         return [
-            FaceResult(d, assess_quality(img.pixels, d, self.settings.gates))
-            for d in self.detector.detect(img.pixels)
+            FaceResult(
+                d,
+                assess_quality(img.pixels, d, self.settings.gates),
+                face_index=i,
+                faces_in_image=len(found),
+            )
+            for i, d in enumerate(found)
         ]
 
     def embed_detections(
@@ -128,8 +145,14 @@ class Engine:
         faces = [align_face(img.pixels, d, spec) for d in detections]
         templates = self.embedder.embed(faces)
         return [
-            FaceResult(d, assess_quality(img.pixels, d, self.settings.gates), t)
-            for d, t in zip(detections, templates, strict=True)
+            FaceResult(
+                d,
+                assess_quality(img.pixels, d, self.settings.gates),
+                t,
+                face_index=i,
+                faces_in_image=len(detections),
+            )
+            for i, (d, t) in enumerate(zip(detections, templates, strict=True))
         ]
 
     def embed_all(self, image: ImageInput) -> list[FaceResult]:
@@ -178,9 +201,8 @@ class Engine:
         from selection and :class:`QualityRejected` for an enrolment face failing the gates;
         probes are never refused, only flagged in their quality report.
         """
-        chosen = select_face(
-            detections, selection or self.settings.face_selection, img.width, img.height
-        )
+        policy = selection or self.settings.face_selection
+        chosen = select_face(detections, policy, img.width, img.height)
         quality = assess_quality(img.pixels, chosen, self.settings.gates)
         if enrolment and not quality.passes:
             raise QualityRejected(
@@ -188,7 +210,13 @@ class Engine:
                 + ", ".join(quality.flags),
                 reasons=quality.flags,
             )
-        return PreparedFace(align_face(img.pixels, chosen, self.card.align), quality)
+        return PreparedFace(
+            align_face(img.pixels, chosen, self.card.align),
+            quality,
+            face_index=next(i for i, d in enumerate(detections) if d is chosen),
+            faces_in_image=len(detections),
+            selection=policy,
+        )
 
     def verify(
         self,

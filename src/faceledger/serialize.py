@@ -56,6 +56,16 @@ def face_to_dict(f: FaceResult) -> dict[str, Any]:
         "detection": detection_to_dict(f.detection),
         "quality": quality_to_dict(f.quality),
         "template": template_to_dict(f.template) if f.template is not None else None,
+        **face_position(f),
+    }
+
+
+def face_position(f: FaceResult) -> dict[str, Any]:
+    """Which face of its image ``f`` is, of how many, and what picked it (#19 item 14)."""
+    return {
+        "face_index": f.face_index,
+        "faces_in_image": f.faces_in_image,
+        "selection": f.selection,
     }
 
 
@@ -67,6 +77,7 @@ def face_record(f: FaceResult) -> dict[str, Any]:
         "confidence": f.detection.confidence,
         "detector": f.detection.detector,
         "quality": quality_to_dict(f.quality),
+        **face_position(f),
     }
 
 
@@ -76,4 +87,7 @@ def face_from_dict(data: dict[str, Any]) -> FaceResult:
         detection_from_dict(data["detection"]),
         quality_from_dict(data["quality"]),
         template_from_dict(t) if t else None,
+        face_index=int(data.get("face_index", 0)),
+        faces_in_image=int(data.get("faces_in_image", 1)),
+        selection=data.get("selection"),
     )

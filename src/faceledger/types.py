@@ -207,6 +207,18 @@ class FaceResult:
     detection: Detection
     quality: QualityReport
     template: Template | None = None
+    face_index: int = 0
+    """Position of this face among the image's detections (detector order, from 0)."""
+    faces_in_image: int = 1
+    """How many faces the detector found in the image."""
+    selection: str | None = None
+    """The policy that picked this face for a one-face operation (``largest``, ``central``,
+    ``only``); None when every face of the image was used."""
+
+    @property
+    def others(self) -> int:
+        """Faces of the image that a one-face operation did not use."""
+        return self.faces_in_image - 1 if self.selection is not None else 0
 
 
 class Outcome(StrEnum):

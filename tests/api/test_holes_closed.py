@@ -3,6 +3,8 @@ images): the numbers are the issue's items."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from faceledger.api import ServiceOptions
 from tests.api.live import GALLERY, Deployment, Live, serve
 from tests.api.test_flow import API, _enrol_bulk, _jpeg, _search
@@ -117,3 +119,37 @@ def test_10_accounts_searches_and_methods(
         r = c.put(f"{API}/galleries/{GALLERY}", headers=h)
         assert r.status_code == 405
         assert set(r.headers["allow"].split(", ")) == {"DELETE", "GET", "HEAD"}
+
+
+def test_14_answers_say_which_face_was_used_and_how_many_others(
+    live: Live, deployment: Deployment, london: dict[str, bytes], data_dir: Path
+) -> None:
+    dep = deployment
+    two = (data_dir / "fr_examples/two_people.jpg").read_bytes()
+    with live.client() as c:
+        found = c.post(
+            f"{API}/detect", files={"image": _jpeg("two", two)}, headers=dep.headers("searcher")
+        ).json()["faces"]
+        assert len(found) == 2
+        assert [f["face_index"] for f in found] == [0, 1]
+        assert {(f["faces_in_image"], f["selection"]) for f in found} == {(2, None)}
+        r = c.post(
+            f"{API}/verify",
+            files={"image_a": _jpeg("a", two), "image_b": _jpeg("b", london["001_neutral"])},
+            data={"purpose": "identity check", "case_ref": "C-14"},
+            headers=dep.headers("searcher"),
+        )
+        assert r.status_code == 200, r.text
+        a, b = r.json()["faces"]
+        assert (a["faces_in_image"], a["selection"]) == (2, "largest")
+        assert a["face_index"] in (0, 1) and (b["faces_in_image"], b["face_index"]) == (1, 0)
+        entry = dep.ws.audit.get(r.json()["audit_seq"])
+        assert entry.record.details["faces_in_probe"] == 2
+
+        _enrol_bulk(c, dep, london, ["001_neutral"])
+        one = _search(c, dep, two).json()["faces"]
+        assert len(one) == 1 and one[0]["face"]["faces_in_image"] == 2
+        assert one[0]["face"]["selection"] == "largest"
+        every = _search(c, dep, two, all_faces="true").json()["faces"]
+        assert [f["face"]["face_index"] for f in every] == [0, 1]
+        assert {f["face"]["selection"] for f in every} == {None}

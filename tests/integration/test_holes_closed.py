@@ -213,3 +213,56 @@ def test_5_a_signed_log_stays_signed_and_bad_verify_inputs_are_typed(tmp_path: P
     ):
         code, out = cli(data, "audit", "verify", *args)
         assert code == 2 and "invalid_argument" in out, (args, out)
+
+
+def test_14_every_output_says_which_face_was_used_and_how_many_others(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    crowd = data_dir / "scenes/bald_guys.jpg"
+    one = data_dir / "london/images/001_neutral.jpg"
+    data = tmp_path / "ws"
+    code, out = cli(data, "detect", str(crowd), "--json")
+    assert code == 0, out
+    boxes = [f["box"] for f in json.loads(out)["faces"]]
+    n = len(boxes)
+    assert n >= 10
+    areas = [(b["right"] - b["left"]) * (b["bottom"] - b["top"]) for b in boxes]
+    largest = areas.index(max(areas))
+
+    # 1:1: which face of the crowd was compared, of how many, by which policy
+    r = CliRunner().invoke(app, ["--data-dir", str(data), "verify", str(crowd), str(one), "--json"])
+    assert r.exit_code == 0, r.output
+    a, b = json.loads(r.output)["a"]["face"], json.loads(r.output)["b"]["face"]
+    assert (a["faces_in_image"], a["face_index"], a["selection"]) == (n, largest, "largest")
+    assert a["other_faces"] == n - 1 and a["box"] == boxes[largest]
+    assert (b["faces_in_image"], b["other_faces"]) == (1, 0)
+    code, out = cli(data, "verify", str(crowd), str(one))
+    assert f"face {largest} of {n} (largest); {n - 1} others not compared" in out, out
+    code, out = cli(data, "verify", str(one), str(data_dir / "london/images/001_smiling.jpg"))
+    assert code == 0 and "not compared" not in out  # a lone face needs no note
+
+    # 1:N: the one face searched, the others named; --all-faces searches each
+    assert cli(data, "gallery", "create", "g", "--legal-basis", "consent")[0] == 0
+    assert cli(data, "enroll", "g", str(one), "--subject", "001")[0] == 0
+    probe = ["search", str(crowd), "-g", "g", "--purpose", "check", "--case", "C-14"]
+    code, out = cli(data, *probe, "--json")
+    assert code == 0, out
+    (face,) = json.loads(out)["faces"]
+    assert (face["face"]["faces_in_image"], face["face"]["face_index"]) == (n, largest)
+    assert face["face"]["other_faces"] == n - 1
+    code, out = cli(data, *probe)
+    assert f"{n - 1} others not searched: --all-faces searches every face" in out, out
+    code, out = cli(data, *probe, "--all-faces", "--json")
+    faces = [f["face"] for f in json.loads(out)["faces"]]
+    assert [f["face_index"] for f in faces] == list(range(n))
+    assert {(f["faces_in_image"], f["selection"], f["other_faces"]) for f in faces} == {
+        (n, None, 0)
+    }
+    ws = open_workspace(Settings(data_dir=data))
+    try:
+        searches = [e for e in ws.audit.entries() if e.record.operation == "search"]
+        assert [e.record.details["faces_in_image"] for e in searches] == [n, n, n]
+        assert searches[0].record.details["face_indexes"] == [largest]
+        assert searches[-1].record.details["face_indexes"] == list(range(n))
+    finally:
+        ws.close()

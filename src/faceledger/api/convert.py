@@ -98,6 +98,9 @@ def face(f: FaceResult) -> s.FaceOut:
         confidence=round(f.detection.confidence, 4),
         detector=f.detection.detector,
         quality=quality(f.quality),
+        face_index=f.face_index,
+        faces_in_image=f.faces_in_image,
+        selection=f.selection,
     )
 
 

@@ -257,6 +257,16 @@ class FaceOut(Model):
     confidence: float
     detector: str
     quality: QualityOut
+    face_index: int = Field(
+        0, description="This face's position among the image's detections (from 0)."
+    )
+    faces_in_image: int = Field(1, description="How many faces the detector found.")
+    selection: str | None = Field(
+        None,
+        description="The policy that picked this face for a one-face operation "
+        "(largest, central, only); null when every face was used. The other "
+        "faces_in_image - 1 faces were then not compared or searched.",
+    )
 
 
 class DetectOut(Model):

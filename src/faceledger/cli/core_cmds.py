@@ -13,6 +13,7 @@ from faceledger.cli.output import (
     console,
     decision_json,
     face_json,
+    face_used,
     fmr_text,
     guarded,
     print_json,
@@ -143,9 +144,11 @@ def verify(
         )
     for label, f in (("A", res.a), ("B", res.b)):
         flags = ", ".join(f.quality.flags)
+        used = face_used(f)
         console.print(
             f"  {label}: quality {f.quality.score:.0f}/100"
             + (f" — flags: {flags}" if flags else "")
+            + (f" — [yellow]{used}[/] (--face picks another policy)" if used else "")
         )
     console.print("  [dim]A match is a lead for a person to check, not an identification.[/]")
 

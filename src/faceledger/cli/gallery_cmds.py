@@ -14,6 +14,7 @@ from faceledger.cli.output import (
     console,
     decision_json,
     face_json,
+    face_used,
     fmr_json,
     fmr_text,
     guarded,
@@ -243,13 +244,17 @@ def _print_search(res: uc.SearchResult) -> None:
         f"search {res.search_id} (audit entry {res.audit_seq}) of {', '.join(res.galleries)}: "
         f"{res.templates_searched} templates at target FPIR {res.target_fpir:g}"
     )
-    for i, face in enumerate(res.faces):
+    for face in res.faces:
         q = face.face.quality
         flags = f" flags: {', '.join(q.flags)}" if q.flags else ""
+        used = face_used(face.face, verb="searched")
         console.print(
-            f"face {i}: quality {q.score:.0f}/100{flags}; threshold {face.threshold:.4f} "
-            f"(per-comparison FMR {face.comparison_fmr:.1e}; from the {face.threshold_source})"
+            f"face {face.face.face_index}: quality {q.score:.0f}/100{flags}; threshold "
+            f"{face.threshold:.4f} (per-comparison FMR {face.comparison_fmr:.1e}; from the "
+            f"{face.threshold_source})"
         )
+        if face.face.others:
+            console.print(f"  [yellow]{used}[/]: --all-faces searches every face")
         if not face.candidates:
             console.print(
                 "  [bold]no candidate[/]: nobody in the galleries scored above the threshold"
@@ -438,6 +443,8 @@ def subject_verify(
                 f"{d.target_fmr:g}: similarity {d.score:.4f} (threshold {d.threshold:.4f}), "
                 f"estimated FMR {fmr_text(d.fmr)}; audit entry {done.audit_seq}"
             )
+            if done.face.others:
+                console.print(f"  [yellow]{face_used(done.face)}[/]")
 
     guarded(run)
 

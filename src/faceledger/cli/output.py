@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.text import Text
 
 from faceledger.errors import FaceLedgerError
+from faceledger.serialize import face_position
 from faceledger.types import Decision, FaceResult, FMREstimate
 
 console = Console()
@@ -77,6 +78,8 @@ def face_json(face: FaceResult) -> dict[str, Any]:
         "raw_score": round(d.raw_score, 4),
         "detector": d.detector,
         "quality": asdict(face.quality),
+        **face_position(face),
+        "other_faces": face.others,
     }
     out["quality"]["flags"] = list(face.quality.flags)
     if face.template is not None:
@@ -145,3 +148,15 @@ def progress_bar(
     with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield ProgressHandle(progress, task)
+
+
+def face_used(face: FaceResult, *, verb: str = "compared") -> str:
+    """``face 3 of 30 (largest); 29 others not compared`` — or ``""`` for a lone face."""
+    if face.faces_in_image <= 1:
+        return ""
+    if face.selection is None:
+        return f"face {face.face_index} of {face.faces_in_image}"
+    return (
+        f"face {face.face_index} of {face.faces_in_image} ({face.selection}); "
+        f"{face.others} other{'s' if face.others != 1 else ''} not {verb}"
+    )

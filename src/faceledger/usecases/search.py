@@ -206,6 +206,8 @@ def _audit_record(
         candidates=leads,
         details={
             "faces": len(results),
+            "faces_in_image": results[0].face.faces_in_image,
+            "face_indexes": [r.face.face_index for r in results],
             "templates_searched": point.templates,
             "outcomes": [r.outcome for r in results],
             "k": plan.k,

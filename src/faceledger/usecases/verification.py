@@ -105,7 +105,11 @@ def verify_pair(ws: Workspace, actor: User, req: VerifyPair) -> PairVerified:
             result.decision,
             why,
             probe_sha256=img_a.sha256,
-            details={"reference_sha256": img_b.sha256},
+            details={
+                "reference_sha256": img_b.sha256,
+                "faces_in_probe": result.a.faces_in_image,
+                "faces_in_reference": result.b.faces_in_image,
+            },
         )
     )
     return PairVerified(result, entry.seq)
@@ -137,7 +141,11 @@ def verify_subject(ws: Workspace, actor: User, req: VerifySubject) -> SubjectVer
             why,
             galleries=(g.name,),
             probe_sha256=img.sha256,
-            details={"subject": found.external_id, "template_id": best.id},
+            details={
+                "subject": found.external_id,
+                "template_id": best.id,
+                "faces_in_probe": face.faces_in_image,
+            },
         )
     )
     return SubjectVerified(dec, face, best.id, entry.seq)
