@@ -11,6 +11,17 @@ the store, the audit log and the queueing cost.
     python benchmarks/load_service.py --seconds 20 --enrollers 4 --searchers 4
 
 ``run_load`` is also the driver of ``tests/api/test_concurrency.py``.
+
+With ``--bad-keys N`` it measures instead what clients sending random API keys cost the
+others (issue #19 item 9): searchers on a gallery of the bundled sample and a /health probe,
+first alone (the baseline), then beside N clients sending random well-formed keys as fast as
+they are answered, all from one address, then each from an address of its own (the worst
+case for per-client limits), then with the authentication limits switched off. The bad-key
+clients run in a process of their own, as outside clients would; argon2 keeps its default
+(deliberately slow) parameters. Each phase prints searches per second, search and /health
+latency, what the bad-key clients got, and the ratios to the baseline.
+
+    python benchmarks/load_service.py --bad-keys 16 --seconds 20 --searchers 4
 """
 
 from __future__ import annotations
@@ -18,13 +29,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import multiprocessing
+import secrets
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -211,12 +226,25 @@ def _reference(images: Sequence[tuple[str, str, bytes]], n: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--seconds", type=float, default=None, help="60; 20 a phase with --bad-keys")
     ap.add_argument("--enrollers", type=int, default=8)
-    ap.add_argument("--searchers", type=int, default=8)
+    ap.add_argument("--searchers", type=int, default=None, help="8; 4 with --bad-keys")
     ap.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--bad-keys", type=int, default=0, help="clients sending random API keys")
+    ap.add_argument(
+        "--auth-workers", type=int, default=None, help="argon2 threads (default: one per two cores)"
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
+    if args.bad_keys > 0:
+        main_bad_keys(args.bad_keys, args.seconds or 20.0, args.searchers or 4, args.auth_workers)
+    else:
+        args.seconds = args.seconds or 60.0
+        args.searchers = args.searchers or 8
+        main_load(args)
+
+
+def main_load(args: argparse.Namespace) -> None:
     from tests.api.live import GALLERY, deploy, serve
     from tests.postgres import PostgresCluster
 
@@ -283,6 +311,206 @@ def main() -> None:
         finally:
             if cluster is not None:
                 cluster.stop()
+
+
+# ------------------------------------------------------------------ bad keys (issue #19 item 9)
+
+SAMPLE = REPO / "src" / "faceledger" / "sample"
+HEALTH_EVERY_S = 0.25
+
+
+def random_key() -> str:
+    """A token of the form of an API key, with a made-up key id and secret."""
+    return f"flk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+
+
+async def _bad_key_client(
+    client: httpx.AsyncClient, number: int, spread: bool, deadline: float, got: Counter[str]
+) -> None:
+    """Random keys, one after the other, as fast as they are answered (Retry-After ignored)."""
+    headers = {"X-Forwarded-For": f"10.66.{number // 250}.{number % 250 + 1}"} if spread else {}
+    while time.time() < deadline:
+        try:
+            r = await client.get(
+                "/api/v1/me", headers={**headers, "Authorization": f"Bearer {random_key()}"}
+            )
+            got[str(r.status_code)] += 1
+        except httpx.HTTPError as exc:
+            got[type(exc).__name__] += 1
+
+
+async def _bad_keys(url: str, clients: int, spread: bool, start: float, seconds: float) -> Any:
+    got: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120.0, limits=limits) as client:
+        await asyncio.sleep(max(0.0, start - time.time()))
+        deadline = start + seconds
+        await asyncio.gather(
+            *(_bad_key_client(client, i, spread, deadline, got) for i in range(clients))
+        )
+    return dict(got)
+
+
+def _bad_key_process(
+    url: str, clients: int, spread: bool, start: float, seconds: float, out: Any
+) -> None:
+    """The bad-key clients, in a process of their own (outside the server's GIL)."""
+    out.put(asyncio.run(_bad_keys(url, clients, spread, start, seconds)))
+
+
+async def _health_probe(client: httpx.AsyncClient, deadline: float, stats: OpStats) -> None:
+    while time.time() < deadline:
+        started = time.monotonic()
+        try:
+            r = await client.get("/api/v1/health")
+        except httpx.HTTPError as exc:
+            stats.errors.append(f"health: {type(exc).__name__}: {exc}")
+            continue
+        stats.latencies.append(time.monotonic() - started)
+        if r.status_code == 200:
+            stats.ok += 1
+        else:
+            stats.errors.append(f"health: {r.status_code} {r.text[:200]}")
+        await asyncio.sleep(max(0.0, HEALTH_EVERY_S - (time.monotonic() - started)))
+
+
+async def _searches_and_health(
+    url: str, gallery: str, headers: dict[str, str], probes: Sequence[bytes], searchers: int,
+    start: float, seconds: float,
+) -> tuple[OpStats, OpStats]:  # fmt: skip
+    search, health = OpStats(), OpStats()
+    cycle = itertools.cycle(probes)
+    limits = httpx.Limits(max_connections=searchers + 2)
+    async with httpx.AsyncClient(base_url=url, timeout=300.0, limits=limits) as client:
+        await asyncio.sleep(max(0.0, start - time.time()))
+        deadline = start + seconds
+        done: list[str] = []
+        mono_deadline = time.monotonic() + seconds
+        await asyncio.gather(
+            _health_probe(client, deadline, health),
+            *(
+                _searcher(client, gallery, headers, cycle, mono_deadline, search, done, i)
+                for i in range(searchers)
+            ),
+        )
+    return search, health
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    search: OpStats
+    health: OpStats
+    bad_keys: dict[str, int]
+    verifications: int
+
+    def row(self, baseline: Phase | None) -> str:
+        rate = self.search.ok / self.seconds
+        h50 = self.health.percentile(50) * 1000
+        line = (
+            f"{self.name:34s} {self.search.ok:5d} {rate:6.2f} "
+            f"{self.search.percentile(50) * 1000:7.0f} {self.search.percentile(99) * 1000:7.0f} "
+            f"| {h50:6.0f} {self.health.percentile(99) * 1000:6.0f} "
+            f"{max(self.health.latencies, default=float('nan')) * 1000:6.0f} "
+            f"| {sum(self.bad_keys.values()):6d} {self.bad_keys.get('401', 0):5d} "
+            f"{self.bad_keys.get('429', 0):6d} {self.verifications:6d}"
+        )
+        if baseline is not None and baseline.search.ok:
+            base_rate = baseline.search.ok / baseline.seconds
+            line += (
+                f" | x{rate / base_rate:4.2f} x{h50 / (baseline.health.percentile(50) * 1000):5.1f}"
+            )
+        return line
+
+
+HEADER = (
+    f"{'phase':34s} {'srch':>5s} {'srch/s':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
+    f"| {'health p50':>6s} {'p99':>6s} {'max':>6s} "
+    f"| {'badkey':>6s} {'401':>5s} {'429':>6s} {'argon2':>6s} "
+    f"| searches/s, health p50 vs baseline"
+)
+
+
+def _run_phase(
+    dep: Any, options: Any, name: str, probes: Sequence[bytes], searchers: int,
+    bad_keys: int, spread: bool, seconds: float,
+) -> Phase:  # fmt: skip
+    from tests.api.live import GALLERY, serve
+
+    dep.settings = dep.ws.settings  # as the first service left them, so it can be served again
+    with serve(dep, options) as live:
+        with live.client() as c:  # the searcher's key verified once, as in steady use
+            assert c.get("/api/v1/me", headers=dep.headers("searcher")).status_code == 200
+        start = time.time() + (3.0 if bad_keys else 0.2)
+        process = None
+        results: Any = None
+        if bad_keys:
+            results = multiprocessing.get_context("spawn").Queue()
+            process = multiprocessing.get_context("spawn").Process(
+                target=_bad_key_process, args=(live.url, bad_keys, spread, start, seconds, results)
+            )
+            process.start()
+        search, health = asyncio.run(
+            _searches_and_health(
+                live.url, GALLERY, dep.headers("searcher"), probes, searchers, start, seconds
+            )
+        )
+        got = results.get(timeout=300) if results is not None else {}
+        if process is not None:
+            process.join(60)
+        verifications = live.service.keys.stats.verifications
+    return Phase(name, seconds, search, health, got, verifications)
+
+
+def main_bad_keys(bad_keys: int, seconds: float, searchers: int, workers: int | None) -> None:
+    from tests.api.live import GALLERY, deploy, serve
+
+    from faceledger.api import ServiceOptions
+    from faceledger.api.concurrency import SerialEngine
+    from faceledger.api.limits import AuthLimits
+    from faceledger.config import Settings
+
+    neutral = sorted(SAMPLE.glob("*_neutral.jpg"))
+    probes = [p.with_name(p.name.replace("neutral", "smiling")).read_bytes() for p in neutral]
+    print(
+        f"{searchers} searching clients on a gallery of {len(neutral)} sample subjects, "
+        f"/health every {HEALTH_EVERY_S} s, {seconds:.0f} s a phase; {bad_keys} bad-key clients"
+    )
+    print(
+        f"authentication limits: {AuthLimits() if workers is None else AuthLimits(workers=workers)}"
+    )
+    with tempfile.TemporaryDirectory(prefix="fl-badkeys-") as tmp:
+        engine = SerialEngine(Settings())
+        dep = deploy(Path(tmp) / "ws", engine, hasher=None, users=("admin", "enroller", "searcher"))
+        try:
+            with serve(dep) as live, live.client() as c:
+                for p in neutral:
+                    r = c.post(
+                        f"/api/v1/galleries/{GALLERY}/subjects/{p.name[:3]}/images",
+                        files={"image": (p.name, p.read_bytes(), "image/jpeg")},
+                        headers=dep.headers("enroller"),
+                    )
+                    assert r.status_code == 201, r.text
+            limits = AuthLimits() if workers is None else AuthLimits(workers=workers)
+            protected = ServiceOptions(auth_limits=limits)
+            off = ServiceOptions(auth_limits=AuthLimits(max_failures=0, workers=64, queue=10_000))
+            plan = [
+                ("no bad keys (baseline)", protected, 0, False),
+                (f"{bad_keys} bad-key clients, one address", protected, bad_keys, False),
+                (f"{bad_keys} bad-key clients, own addresses", protected, bad_keys, True),
+                (f"{bad_keys} own addresses, limits off", off, bad_keys, True),
+            ]
+            print(HEADER)
+            baseline: Phase | None = None
+            for name, options, n, spread in plan:
+                phase = _run_phase(dep, options, name, probes, searchers, n, spread, seconds)
+                print(phase.row(baseline), flush=True)
+                for err in (phase.search.errors + phase.health.errors)[:3]:
+                    print("  error:", err)
+                baseline = baseline or phase
+        finally:
+            dep.ws.close()
 
 
 if __name__ == "__main__":

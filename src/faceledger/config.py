@@ -89,6 +89,12 @@ class Settings:
     """Keep each enrolled image beside its template for reviewers (erased with it). The
     service keeps them (``faceledger serve --no-keep-images`` to stop)."""
     audit_image_views: bool = True
+    near_duplicates: Literal["warn", "refuse", "off"] = "warn"
+    """A new face scoring at least the threshold at ``near_duplicate_fmr`` against another
+    subject's face in the gallery: enrol it and report the pair (``warn``), do not enrol it
+    (``refuse``), or do not look (``off``). See ``gallery.duplicates``."""
+    near_duplicate_fmr: float = 1e-5
+    """False-match rate whose threshold marks two faces as one person for that check."""
     """Record in the audit log who looked at which kept enrolled or probe image."""
     audit_signing_key: Path | None = None
     """PEM file of an Ed25519 key signing every audit entry."""

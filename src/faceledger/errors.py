@@ -25,7 +25,8 @@ mapping). The tree::
     │   ├── PurposeRequired
     │   ├── PermissionDenied
     │   │   └── AuthenticationFailed  no, unknown or revoked credentials (HTTP 401)
-    │   └── RetentionError
+    │   ├── RetentionError
+    │   └── RateLimited         too many failed or pending authentications (HTTP 429)
     └── AuditError
         └── ChainBroken         the audit hash chain does not verify
 """
@@ -103,6 +104,12 @@ class Conflict(StoreError):
     code = "conflict"
 
 
+class NearDuplicateFace(Conflict):
+    """The face is, by a calibrated score, another subject's face already in the gallery."""
+
+    code = "near_duplicate"
+
+
 class IntegrityError(StoreError):
     code = "integrity"
 
@@ -133,6 +140,17 @@ class AuthenticationFailed(PermissionDenied):
 
 class RetentionError(PolicyError):
     code = "retention"
+
+
+class RateLimited(PolicyError):
+    """Refused without being looked at: the client failed to authenticate too often, or too
+    many keys are being checked at once; ``retry_after_s`` says when to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class AuditError(FaceLedgerError):

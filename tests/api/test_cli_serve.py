@@ -61,7 +61,7 @@ def test_users_commands_bootstrap_an_admin_and_manage_keys_and_grants(tmp_path: 
         assert alice.id == "alice" and {str(r) for r in alice.roles} == {"searcher", "reviewer"}
         creators = [(e.record.actor, e.record.details["user"]) for e in ws.audit.entries(
             operation="user_create")]  # fmt: skip
-        assert creators == [("root", "root"), ("ops", "alice")]
+        assert creators == [("root", "root"), ("local:ops", "alice")]  # no key: local
         (key,) = ws.access.api_keys("alice")
     finally:
         ws.close()

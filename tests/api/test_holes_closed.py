@@ -153,3 +153,44 @@ def test_14_answers_say_which_face_was_used_and_how_many_others(
         every = _search(c, dep, two, all_faces="true").json()["faces"]
         assert [f["face"]["face_index"] for f in every] == [0, 1]
         assert {f["face"]["selection"] for f in every} == {None}
+
+
+def test_2_account_names_have_one_spelling(live: Live, deployment: Deployment) -> None:
+    h = deployment.headers("admin")
+    with live.client() as c:
+        r = c.post(f"{API}/users", json={"id": "Main", "roles": ["reviewer"]}, headers=h)
+        assert r.status_code == 201 and r.json()["id"] == "main", r.text
+        for twin in ("MAIN", "main", "REVIEWER"):
+            r = c.post(f"{API}/users", json={"id": twin, "roles": ["reviewer"]}, headers=h)
+            assert r.status_code == 409, (twin, r.text)
+        for bad in ("ma\u200bin", "a\u202eb", "m\u0430in"):
+            r = c.post(f"{API}/users", json={"id": bad, "roles": ["reviewer"]}, headers=h)
+            assert r.status_code == 422, (bad, r.text)
+
+
+def test_13_one_face_under_two_subject_ids_is_reported(
+    live: Live, deployment: Deployment, london: dict[str, bytes]
+) -> None:
+    dep = deployment
+    with live.client() as c:
+        assert _enrol_bulk(c, dep, london, ["001_neutral"]).json()["enrolled"] == 1
+        r = c.post(
+            f"{API}/galleries/{GALLERY}/subjects/P-7/images",
+            files={"image": _jpeg("p7", london["001_smiling"])},
+            headers=dep.headers("enroller"),
+        )
+        assert r.status_code == 201, r.text
+        (dup,) = r.json()["near_duplicates"]
+        assert dup["other_subject"] == "001" and dup["fmr"] <= 1e-5
+        r = c.post(
+            f"{API}/galleries/{GALLERY}/enrolments",
+            files=[
+                ("images", _jpeg("a", london["002_neutral"])),
+                ("images", _jpeg("b", london["002_smiling"])),
+            ],
+            data={"subjects": ["002", "Q-2"]},
+            headers=dep.headers("enroller"),
+        )
+        items = r.json()["items"]
+        assert [i["status"] for i in items] == ["enrolled", "enrolled"]
+        assert items[0]["detail"] is None and "subject 002" in items[1]["detail"]

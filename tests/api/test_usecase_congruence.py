@@ -33,13 +33,18 @@ class Both:
     """One CLI workspace and one served workspace, prepared alike by ``deploy``."""
 
     cli_dir: Path
+    cli_keys: dict[str, str]
     api: Deployment
     http: httpx.Client
     images: Path
 
     def cli(self, who: str, *args: str) -> str:
+        """``faceledger`` as the account ``who`` (its key in FACELEDGER_API_KEY), as the
+        service acts for a request carrying that key."""
         result = CliRunner().invoke(
-            app, ["--data-dir", str(self.cli_dir), "--operator", who, *args], env=KEEP
+            app,
+            ["--data-dir", str(self.cli_dir), "--operator", who, *args],
+            env={**KEEP, "FACELEDGER_API_KEY": self.cli_keys[who]},
         )
         assert result.exit_code == 0, result.output
         return result.stdout
@@ -69,7 +74,9 @@ def both(tmp_path: Path, serial_engine: SerialEngine, data_dir: Path) -> Iterato
     api_dep = deploy(tmp_path / "api", serial_engine)
     try:
         with serve(api_dep) as live, live.client() as http:
-            yield Both(tmp_path / "cli", api_dep, http, data_dir / "london" / "images")
+            yield Both(
+                tmp_path / "cli", cli_dep.tokens, api_dep, http, data_dir / "london" / "images"
+            )
     finally:
         api_dep.ws.close()
 
@@ -254,7 +261,7 @@ def test_every_use_case_answers_alike_from_the_cli_and_the_api(both: Both, tmp_p
     assert lead["status"] in out
 
     # subject access request
-    exported = both.cli_data("admin", "subject", "export", GALLERY, "003")
+    exported = both.cli_data("reviewer", "subject", "export", GALLERY, "003")
     served = both.call("reviewer", "GET", f"/galleries/{GALLERY}/subjects/003/export")
 
     def held(d: dict[str, Any]) -> tuple[Any, ...]:
@@ -273,7 +280,7 @@ def test_every_use_case_answers_alike_from_the_cli_and_the_api(both: Both, tmp_p
     erased = both.call(
         "enroller", "DELETE", f"/galleries/{GALLERY}/subjects/006", params={"reason": "request"}
     )
-    checked = both.cli_data("admin", "subject", "verify-erased", found.group(1))
+    checked = both.cli_data("auditor", "subject", "verify-erased", found.group(1))
     served = both.call("auditor", "GET", f"/erasures/{erased['receipt_seq']}")
     skip = {"erased_at", "receipt_seq"}
     assert {k: v for k, v in checked.items() if k not in skip} == {
@@ -296,15 +303,19 @@ def test_every_use_case_answers_alike_from_the_cli_and_the_api(both: Both, tmp_p
     ]
 
     # both entry points wrote the same audit trail; bulk enrolment differs by design: the
-    # CLI enrols a folder as one resumable job (one entry for the job), the API a request's
-    # uploads one by one (an entry each), since the service never opens a path
+    # CLI enrols a folder as one resumable job (an ``enrol_batch`` entry per committed batch,
+    # then one ``enrol`` entry for the job), the API a request's uploads one by one (an
+    # ``enrol`` entry each), since the service never opens a path
+    enrolling = ("enrol", "enrol_batch")
     cli_trail = _audit_shape(Settings(data_dir=both.cli_dir), start)
     api_trail = _audit_shape(both.api.settings, start)
     one_image = next(t for t in api_trail if t[0] == "enrol")
-    assert [t for t in cli_trail if t[0] == "enrol"] == [
-        one_image,
-        *(t for t in cli_trail if "job_id" in t[5]),
+    (job_entry,) = (t for t in cli_trail if t[0] == "enrol" and "job_id" in t[5])
+    batches = [t for t in cli_trail if t[0] == "enrol_batch"]
+    assert batches and all(t[1:5] == job_entry[1:5] for t in batches)
+    assert [t for t in cli_trail if t[0] in enrolling] == [one_image, *batches, job_entry]
+    assert [t for t in api_trail if t[0] in enrolling] == [one_image] * 6
+    assert [t for t in cli_trail if t[0] not in enrolling] == [
+        t for t in api_trail if t[0] not in enrolling
     ]
-    assert [t for t in api_trail if t[0] == "enrol"] == [one_image] * 6
-    assert [t for t in cli_trail if t[0] != "enrol"] == [t for t in api_trail if t[0] != "enrol"]
     assert [t[0] for t in api_trail].count("search") == 2

@@ -266,3 +266,119 @@ def test_14_every_output_says_which_face_was_used_and_how_many_others(
         assert searches[-1].record.details["face_indexes"] == list(range(n))
     finally:
         ws.close()
+
+
+def _as(data: Path, key: str | None, *args: str, **env: str) -> tuple[int, str]:
+    """``faceledger`` with the API key ``key`` (None: a local operator, no credential)."""
+    env = {"FACELEDGER_API_KEY": key or "", **env}
+    r = CliRunner().invoke(app, ["--data-dir", str(data), *args], env=env)
+    return r.exit_code, " ".join(r.output.split())
+
+
+def test_2_operators_are_accounts_with_one_spelling_and_reviews_need_a_key(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    data = tmp_path / "ws"
+    img = data_dir / "london/images"
+    code, out = _as(data, None, "users", "create", "Root", "--role", "admin", "--key")
+    assert code == 0 and "'root'" in out, out  # stored in its one spelling
+    for twin in ("ROOT", "root ", "\uff52\uff4f\uff4f\uff54"):  # case, space, fullwidth
+        code, out = cli(data, "users", "create", twin, "--role", "reviewer")
+        assert code == 2 and "already exists" in out, (twin, out)
+    for bad in ("ro\u200bot", "a\u202eb", "r\u043e\u043et", ""):  # zero-width, RTL, Cyrillic
+        code, out = cli(data, "users", "create", bad, "--role", "reviewer")
+        assert code == 2 and "invalid_argument" in out, (bad, out)
+        code, out = cli(data, "gallery", "list", who=bad)
+        assert (code == 2 and "invalid_argument" in out) or not bad, (bad, out)
+
+    keys = {}
+    for name in ("rev1", "rev2"):
+        code, out = cli(data, "users", "create", name, "--role", "reviewer", "--key")
+        keys[name] = out.split("API key (shown once): ")[1].split()[0]
+    assert cli(data, "gallery", "create", "g", "--legal-basis", "consent")[0] == 0
+    for name in ("rev1", "rev2"):
+        assert cli(data, "users", "grant", name, "g", "view_images")[0] == 0
+    assert cli(data, "enroll", "g", str(img / "008_neutral.jpg"), "--subject", "008")[0] == 0
+    # a local operator searches; the two-person rule is off for this workspace ...
+    off = {"FACELEDGER_TWO_PERSON_RULE": "0"}
+    probe = ["search", str(img / "008_smiling.jpg"), "-g", "g", "--purpose", "p", "--case", "c"]
+    code, out = _as(data, None, "--operator", "Rev1 ", *probe, "--json", **off)
+    assert code == 0, out
+    sid = json.loads(out)["search_id"]
+    decide = ["review", "decide", sid, "1", "confirmed", "--note", "same ears"]
+    # ... a name on the command line is no reviewer, whatever it says
+    code, out = _as(data, None, "--operator", "someone-else", *decide, **off)
+    assert code == 2 and "needs an account" in out, out
+    # the account of the searcher's name is the searcher: no review of one's own search
+    code, out = _as(data, keys["rev1"], *decide, **off)
+    assert code == 2 and "own search" in out, out
+    code, out = _as(data, keys["rev1"], "--operator", "rev2", *decide, **off)
+    assert code == 2 and "not the account of the API key" in out, out
+    code, out = _as(data, "flk_000000000000_" + "x" * 40, *decide, **off)
+    assert code == 2 and "unauthenticated" in out, out
+    # no credential backed the searcher, so one reviewer is not enough even with the rule off
+    code, out = _as(data, keys["rev2"], *decide, **off)
+    assert code == 0 and "awaiting_second" in out, out
+
+    ws = open_workspace(Settings(data_dir=data))
+    try:
+        (entry,) = ws.audit.entries(operation="search")
+        assert entry.record.actor == "local:rev1"
+        (review,) = ws.audit.entries(operation="review")
+        assert review.record.actor == "rev2" and review.record.details["two_person_rule"]
+    finally:
+        ws.close()
+
+
+def test_13_one_face_under_two_subject_ids_is_reported_or_refused(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    img = data_dir / "london/images"
+    data = tmp_path / "ws"
+    assert cli(data, "gallery", "create", "g", "--legal-basis", "consent")[0] == 0
+    assert cli(data, "enroll", "g", str(img / "001_neutral.jpg"), "--subject", "001")[0] == 0
+    # another photo of 001 under a new id: enrolled, with a warning naming 001
+    code, out = cli(data, "enroll", "g", str(img / "001_smiling.jpg"), "--subject", "P-7")
+    assert code == 0 and "also subject 001's" in out, out
+    code, out = cli(data, "enroll", "g", str(img / "002_neutral.jpg"), "--subject", "002")
+    assert code == 0 and "warning" not in out, out  # someone else: no warning
+    # refused where the deployment says so; nothing stored
+    refuse = {"FACELEDGER_NEAR_DUPLICATES": "refuse"}
+    code, out = _as(data, None, "enroll", "g", str(img / "002_smiling.jpg"), "--subject", "Q")
+    assert code == 0  # default: warn
+    code, out = _as(
+        data, None, "enroll", "g", str(img / "003_neutral.jpg"), "--subject", "003", **refuse
+    )
+    assert code == 0, out
+    code, out = _as(
+        data, None, "enroll", "g", str(img / "003_smiling.jpg"), "--subject", "R", **refuse
+    )
+    assert code == 2 and "near_duplicate" in out and "'003'" in out, out
+
+    # a folder job: one person in two subject folders, reported per item and in the audit
+    root = tmp_path / "folder"
+    for sid, stem in (("A", "004_neutral"), ("B", "004_smiling"), ("C", "005_neutral")):
+        (root / sid).mkdir(parents=True)
+        shutil.copy(img / f"{stem}.jpg", root / sid / "x.jpg")
+    rep = tmp_path / "rep.json"
+    code, out = cli(data, "enroll", "g", str(root), "--report", str(rep))
+    assert code == 0 and "also subject A's" in out, out
+    pairs = [
+        (d["subject"], d["other_subject"]) for d in json.loads(rep.read_text())["near_duplicates"]
+    ]
+    assert pairs == [("B", "A")]
+    ws = open_workspace(Settings(data_dir=data))
+    try:
+        (batch,) = ws.audit.entries(operation="enrol_batch")
+        assert [d["other_subject"] for d in batch.record.details["near_duplicates"]] == ["A"]
+        single = [e.record.details for e in ws.audit.entries(operation="enrol")][1]
+        assert [d["other_subject"] for d in single["near_duplicates"]] == ["001"]
+        assert ws.store.find_subject(ws.store.get_gallery_by_name("g").id, "R") is None
+    finally:
+        ws.close()
+    # refused in a folder job: the item is rejected with the reason
+    root2 = tmp_path / "folder2"
+    (root2 / "D").mkdir(parents=True)
+    shutil.copy(img / "005_smiling.jpg", root2 / "D" / "x.jpg")
+    code, out = _as(data, None, "enroll", "g", str(root2), **refuse)
+    assert code == 0 and "0 enrolled" in out and "near-duplicate of subject C" in out, out

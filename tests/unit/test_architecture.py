@@ -148,6 +148,7 @@ def test_use_cases_are_pinned() -> None:
             "EnrolUploads",
             "Enrolled",
             "EraseSubject",
+            "NearDuplicate",
             "Erased",
             "ErasureCheck",
             "ErasureReceipt",

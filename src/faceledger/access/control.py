@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from faceledger.access import schema
+from faceledger.access.names import canonical_name
 from faceledger.access.policy import GrantLevel, Operation, Role, User, authorize
 from faceledger.audit.log import AuditLog
 from faceledger.audit.records import AuditOp, AuditRecord, format_timestamp, parse_timestamp
@@ -28,8 +29,11 @@ from faceledger.errors import Conflict, InvalidArgument, NotFound, PermissionDen
 
 KEY_PREFIX = "flk_"
 MIN_PASSWORD_CHARS = 10
-_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{12}$")
+_SECRET_BYTES = 32
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+"""What ``secrets.token_urlsafe(_SECRET_BYTES)`` gives: 43 URL-safe base64 characters."""
+_TOKEN_CHARS = len(KEY_PREFIX) + 12 + 1 + 43
 _BAD_CREDENTIALS = "invalid credentials"
 
 
@@ -72,7 +76,7 @@ class AccessControl:
         display_name: str = "",
     ) -> User:
         """Add a user. ``by=None`` is the bootstrap: allowed only for the first user, an admin."""
-        _check_user_id(user_id)
+        user_id = canonical_name(user_id)
         role_set = _roles(roles)
         if by is not None:
             authorize(by, Operation.USER_MANAGE)
@@ -82,8 +86,8 @@ class AccessControl:
                     raise PermissionDenied("only the first user may be created without an admin")
                 if Role.ADMIN not in role_set:
                     raise InvalidArgument("the first user must have the admin role")
-            if self._user_row(conn, user_id) is not None:
-                raise Conflict(f"user {user_id!r} already exists")
+            if self._same_name(conn, user_id) is not None:
+                raise Conflict(f"user {user_id!r} already exists (names are compared without case)")
             now = format_timestamp(self._audit.now())
             conn.execute(
                 sa.insert(schema.users).values(
@@ -215,7 +219,7 @@ class AccessControl:
     def issue_api_key(self, user_id: str, *, by: User, label: str = "") -> IssuedKey:
         authorize(by, Operation.USER_MANAGE)
         key_id = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
+        secret = secrets.token_urlsafe(_SECRET_BYTES)
         digest = self._hasher.hash(secret)
         with self._audit.writing() as conn:
             self._require(conn, user_id)
@@ -284,21 +288,25 @@ class AccessControl:
         ]
 
     def authenticate(self, token: str) -> User:
-        """The active user owning API key ``token``; PermissionDenied otherwise."""
-        key_id, secret = _split_token(token)
+        """The active user owning API key ``token``; PermissionDenied otherwise.
+
+        A token not of the form of a key (see :func:`split_token`) is refused at once, without
+        any argon2 work; a well-formed one with an unknown or revoked key id costs a dummy
+        verification, so that it takes as long as a wrong secret for a live key."""
+        parts = split_token(token)
+        if parts is None:
+            raise PermissionDenied(_BAD_CREDENTIALS)
+        key_id, secret = parts
         stored: str | None = None
         user_id: str | None = None
-        if key_id is not None:
-            t = schema.api_keys
-            with translate_errors("authenticate"), self._engine.connect() as conn:
-                row = conn.execute(
-                    sa.select(t.c.user_id, t.c.secret_hash, t.c.revoked_at).where(
-                        t.c.key_id == key_id
-                    )
-                ).first()
-                conn.rollback()
-            if row is not None and row.revoked_at is None:
-                stored, user_id = row.secret_hash, row.user_id
+        t = schema.api_keys
+        with translate_errors("authenticate"), self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.c.user_id, t.c.secret_hash, t.c.revoked_at).where(t.c.key_id == key_id)
+            ).first()
+            conn.rollback()
+        if row is not None and row.revoked_at is None:
+            stored, user_id = row.secret_hash, row.user_id
         if not self._secret_matches(stored, secret) or user_id is None:
             raise PermissionDenied(_BAD_CREDENTIALS)
         user = self.get_user(user_id)
@@ -389,6 +397,13 @@ class AccessControl:
 
     # -- rows --------------------------------------------------------------------------------
 
+    @staticmethod
+    def _same_name(conn: sa.Connection, name: str) -> str | None:
+        """The id of an account whose name differs from ``name`` in case at most."""
+        u = schema.users
+        found = conn.execute(sa.select(u.c.id).where(sa.func.lower(u.c.id) == name)).first()
+        return None if found is None else str(found.id)
+
     def _user_row(self, conn: sa.Connection, user_id: str) -> sa.Row[tuple[object, ...]] | None:
         return conn.execute(sa.select(schema.users).where(schema.users.c.id == user_id)).first()
 
@@ -407,13 +422,6 @@ class AccessControl:
             grants={str(g.gallery): GrantLevel(g.level) for g in levels},
             active=bool(row.active),
             display_name=str(row.display_name),
-        )
-
-
-def _check_user_id(user_id: str) -> None:
-    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
-        raise InvalidArgument(
-            "a user id is 1-64 characters: letters, digits and . _ @ - (not first)"
         )
 
 
@@ -444,12 +452,14 @@ def _level(level: GrantLevel | str) -> GrantLevel:
         ) from None
 
 
-def _split_token(token: str) -> tuple[str | None, str]:
-    if not isinstance(token, str) or not token.startswith(KEY_PREFIX):
-        return None, str(token)
+def split_token(token: object) -> tuple[str, str] | None:
+    """``(key id, secret)`` of a token of the form of an API key, ``flk_<12 hex>_<43 URL-safe
+    base64 characters>``; None for anything else. Costs no hashing and no database access."""
+    if not isinstance(token, str) or len(token) != _TOKEN_CHARS or not token.startswith(KEY_PREFIX):
+        return None
     key_id, sep, secret = token[len(KEY_PREFIX) :].partition("_")
-    if not sep or not _KEY_ID.match(key_id) or not secret:
-        return None, secret
+    if not sep or not _KEY_ID.fullmatch(key_id) or not _SECRET.fullmatch(secret):
+        return None
     return key_id, secret
 
 

@@ -141,6 +141,9 @@ class User:
     grants: Mapping[str, GrantLevel] = field(default_factory=lambda: MappingProxyType({}))
     active: bool = True
     display_name: str = ""
+    local: bool = False
+    """A local operator at the command line, backed by no credential (``local:<name>``):
+    may not record review verdicts, and their searches need two reviewers."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))

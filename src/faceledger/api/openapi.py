@@ -16,7 +16,7 @@ from faceledger.api.problems import PROBLEM_TYPE, TITLES
 from faceledger.api.schemas import Problem
 
 PUBLIC = {"/api/v1/health"}
-_ERRORS = (400, 401, 403, 404, 409, 413, 422, 500, 503)
+_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 _PUBLIC_ERRORS = (500, 503)
 
 DESCRIPTION = """\

@@ -10,6 +10,7 @@ Nothing of an unexpected exception reaches the client beyond its code, ``interna
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,6 +30,7 @@ log = logging.getLogger("faceledger.api")
 # Most specific first: the first class an error is an instance of decides its status.
 STATUS_BY_CLASS: tuple[tuple[type[e.FaceLedgerError], int], ...] = (
     (AuthenticationFailed, 401),
+    (e.RateLimited, 429),
     (e.PurposeRequired, 422),
     (e.RetentionError, 409),
     (e.PermissionDenied, 403),
@@ -64,6 +66,7 @@ TITLES = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Unprocessable content",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
@@ -76,6 +79,7 @@ FRAMEWORK_CODES = {
     415: "unsupported_media_type",
     401: "unauthenticated",
     403: "permission_denied",
+    429: "rate_limited",
 }
 
 
@@ -117,12 +121,20 @@ def error_response(exc: e.FaceLedgerError, instance: str | None = None) -> JSONR
     if isinstance(exc, e.ChainBroken):
         extra["position"] = exc.position
     headers = {"WWW-Authenticate": 'Bearer realm="faceledger"'} if status == 401 else None
+    if isinstance(exc, e.RateLimited):
+        extra["retry_after"] = retry_after(exc.retry_after_s)
+        headers = {"Retry-After": str(extra["retry_after"])}
     detail = exc.message
     if status >= 500:
         log.error("%s on %s: %s", exc.code, instance, exc.message)
         if isinstance(exc, e.StoreError):
             detail = "the database is unavailable or busy; try again"
     return problem(status, exc.code, detail, instance=instance, headers=headers, **extra)
+
+
+def retry_after(seconds: float) -> int:
+    """A ``Retry-After`` value: whole seconds, at least 1."""
+    return max(1, math.ceil(seconds))
 
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -276,6 +276,14 @@ class DetectOut(Model):
     faces: list[FaceOut]
 
 
+class NearDuplicateOut(Model):
+    subject: str
+    other_subject: str
+    score: float
+    fmr: float = Field(description="Estimated false-match rate of the score.")
+    other_template_id: int | None
+
+
 class EnrolOut(Model):
     model_config = ConfigDict(
         extra="forbid",
@@ -314,6 +322,12 @@ class EnrolOut(Model):
     image_sha256: str
     face: FaceOut
     image_kept: bool
+    near_duplicates: list[NearDuplicateOut] = Field(
+        default_factory=list,
+        description="Other subjects of the gallery whose face this is, by a score above "
+        "the threshold at the deployment's near_duplicate_fmr (enrolled anyway; a deployment "
+        "set to refuse answers 409 near_duplicate instead).",
+    )
 
 
 class BulkItemOut(Model):

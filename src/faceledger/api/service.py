@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceledger.api.concurrency import LockedIndexManager, SerialEngine
 from faceledger.api.keys import KeyCache
+from faceledger.api.limits import AuthLimits
 from faceledger.config import Settings
 from faceledger.gallery import Workspace, open_workspace
 
@@ -26,6 +27,8 @@ class ServiceOptions:
     """Most files in one bulk enrolment request."""
     key_cache_ttl_s: float = 5.0
     key_cache_entries: int = 1024
+    auth_limits: AuthLimits = field(default_factory=AuthLimits)
+    """What bad API keys may cost: failures per client and key id, the verification pool."""
     reports_dir: Path | None = None
     """Evaluation reports (HTML) to serve; default ``<data_dir>/reports``."""
     audit_image_views: bool = True
@@ -51,7 +54,10 @@ class Service:
         self.options = options
         self.owns_workspace = owns_workspace
         self.keys = KeyCache(
-            ws.access, ttl_s=options.key_cache_ttl_s, max_entries=options.key_cache_entries
+            ws.access,
+            ttl_s=options.key_cache_ttl_s,
+            max_entries=options.key_cache_entries,
+            limits=options.auth_limits,
         )
         self.images = ws.images
         self.started = time.time()
@@ -90,6 +96,7 @@ class Service:
         return self.options.reports_dir or self.ws.settings.data_dir / "reports"
 
     def close(self) -> None:
+        self.keys.close()
         if self.owns_workspace:
             self.ws.close()
         else:

@@ -33,6 +33,8 @@ class AuditOp(StrEnum):
     SEARCH = "search"
     VERIFY = "verify"
     ENROL = "enrol"
+    ENROL_BATCH = "enrol_batch"
+    """One committed batch of a bulk enrolment job, written in the batch's own transaction."""
     DELETE_SUBJECT = "delete_subject"
     ERASURE_RECEIPT = "erasure_receipt"
     REVIEW = "review"

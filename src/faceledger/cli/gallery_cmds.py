@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from faceledger import usecases as uc
+from faceledger.access import Operation, is_allowed
 from faceledger.cli.output import (
     console,
     decision_json,
@@ -109,7 +110,9 @@ def gallery_show(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            info = uc.show_gallery(ws, me, uc.ShowGallery(name, subjects=limit, check_index=True))
+            # names of subjects only for those who may list them (an admin sees counts)
+            listed = limit if is_allowed(me, Operation.LIST_SUBJECTS, name) else 0
+            info = uc.show_gallery(ws, me, uc.ShowGallery(name, listed, check_index=True))
             g, c, sync = info.gallery, info.counts, info.index
             assert sync is not None
             data = {
@@ -194,6 +197,8 @@ def enroll(
                     f"enrolled {source.name} as {res.subject.external_id} "
                     f"(template {res.template_id}, quality {res.face.quality.score:.0f})"
                 )
+                for d in res.near_duplicates:
+                    console.print(f"  [yellow]warning[/]: {_duplicate_text(d)}")
                 return
             with progress_bar("enrolling", None) as bar:
                 rep = uc.enrol_folder(
@@ -211,6 +216,13 @@ def enroll(
     guarded(run)
 
 
+def _duplicate_text(d: uc.NearDuplicate) -> str:
+    return (
+        f"the face of {d.subject} is also subject {d.other_subject}'s (score {d.score:.4f}, "
+        f"estimated false-match rate {d.fmr:.1e}): one person under two ids?"
+    )
+
+
 def _print_bulk(rep: uc.BulkReport) -> None:
     console.print(
         f"job {rep.job_id}{' (resumed)' if rep.resumed else ''}: {rep.enrolled} enrolled, "
@@ -226,6 +238,10 @@ def _print_bulk(rep: uc.BulkReport) -> None:
         console.print(
             f"  subjects with no usable image: {', '.join(rep.subjects_without_template)}"
         )
+    for key, d in rep.near_duplicates[:20]:
+        console.print(f"  [yellow]warning[/] {key}: {_duplicate_text(d)}")
+    if len(rep.near_duplicates) > 20:
+        console.print(f"  … {len(rep.near_duplicates) - 20} more near-duplicates (see --report)")
     if rep.reindexed:
         r = rep.reindexed
         console.print(

@@ -2,8 +2,11 @@
 (``faceledger.usecases.enrolment`` authorises them and enrols single images).
 
 The store is written first, in one transaction per batch that also records each input item
-of the job; a resumed job skips recorded items, so a SIGKILL at any moment loses at most the
-uncommitted batch and never duplicates. The gallery's index follows the store (see indexes).
+of the job and appends the batch's ``enrol_batch`` audit entry; a resumed job skips recorded
+items, so a SIGKILL at any moment loses at most the uncommitted batch, never duplicates, and
+never leaves a template the audit log does not name. The job's final ``enrol`` entry counts
+the whole job from the store's item records (every run's). The gallery's index follows the
+store (see indexes).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from faceledger.access import User
@@ -20,12 +25,14 @@ from faceledger.audit import AuditOp, AuditRecord
 from faceledger.batch import EmbedOutcome, iter_embed_paths
 from faceledger.config import Settings
 from faceledger.datasets import LabelledImage, read_image_set
+from faceledger.gallery.duplicates import NearDuplicate, find_near_duplicates
 from faceledger.gallery.workspace import Workspace
 from faceledger.serialize import quality_to_dict
 from faceledger.store import (
     Gallery,
     ItemOutcome,
     ItemStatus,
+    Job,
     LegalBasis,
     NewTemplate,
     Subject,
@@ -48,6 +55,11 @@ ENROL_REASONS = {
 def enrolment_settings(settings: Settings) -> Settings:
     """Enrolment takes only images with exactly one face (never guess who is meant)."""
     return dataclasses.replace(settings, face_selection="only")
+
+
+def _template(out: EmbedOutcome) -> Template:
+    assert out.result is not None and out.result.template is not None
+    return out.result.template
 
 
 def new_template(subject: Subject, sha: str, face: FaceResult, item_key: str | None) -> NewTemplate:
@@ -77,6 +89,8 @@ class BulkReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(path, reason) of what the source folder holds that is not an image to enrol."""
     subjects_without_template: list[str] = field(default_factory=list)
+    near_duplicates: list[tuple[str, NearDuplicate]] = field(default_factory=list)
+    """(item, pair) of every new face found to be another subject's (``gallery.duplicates``)."""
     seconds: float = 0.0
     reindexed: dict[str, object] | None = None
     """The gallery's index rebuilt as another kind at the end of this run, if it was."""
@@ -97,6 +111,7 @@ class BulkReport:
             "rejected": [{"item": k, "reason": r} for k, r in self.rejected],
             "skipped": [{"path": k, "reason": r} for k, r in self.skipped],
             "subjects_without_template": self.subjects_without_template,
+            "near_duplicates": [{"item": k, **d.as_json()} for k, d in self.near_duplicates],
             "seconds": round(self.seconds, 2),
             "reindexed": self.reindexed,
             "own_fpir_searches": self.own_fpir_searches,
@@ -109,8 +124,38 @@ def _item_key(item: LabelledImage, base: Path) -> str:
     return f"{item.line}:{rel}" if item.line else rel
 
 
+@dataclass
+class _JobProgress:
+    """A job's batches as its audit log tells them: how many were committed, and by how many
+    runs (a run killed before its first commit leaves no trace and is not counted)."""
+
+    batches: int = 0
+    runs: int = 0
+
+
+_CLOCK_SLACK = timedelta(hours=1)
+"""How far before a job's start its batch entries are looked for (a clock stepped back)."""
+
+
+def _earlier_progress(ws: Workspace, job: Job) -> _JobProgress:
+    """What earlier (killed) runs of ``job`` committed: their ``enrol_batch`` audit entries."""
+    batches = 0
+    runs: set[int] = set()
+    since = job.started_at - _CLOCK_SLACK
+    for entry in ws.audit.entries(since, operation=AuditOp.ENROL_BATCH):
+        details = entry.record.details
+        if details.get("job_id") != job.id:
+            continue
+        batches += 1
+        run = details.get("run")
+        if isinstance(run, int):
+            runs.add(run)
+    return _JobProgress(batches, max(runs, default=0))
+
+
 class _BatchWriter:
-    """Collects outcomes and commits them (templates + job items) in one transaction each."""
+    """Collects outcomes and commits them (templates + job items + an ``enrol_batch`` audit
+    entry) in one transaction each."""
 
     def __init__(
         self,
@@ -121,12 +166,19 @@ class _BatchWriter:
         report: BulkReport,
         legal_basis: LegalBasis | str | None,
         source: str,
+        earlier: _JobProgress,
     ) -> None:
         self.ws, self.actor, self.gallery, self.job_id = ws, actor, gallery, job_id
         self.report, self.legal_basis, self.source = report, legal_basis, source
         self.pending: list[tuple[LabelledImage, str, EmbedOutcome]] = []
         self.last = time.monotonic()
         self.seen_sha: set[str] = set()
+        self.run = earlier.runs + 1
+        """This run's number within its job."""
+        self.batches = earlier.batches
+        """Batches the job has committed so far, earlier runs included."""
+        self.batch_duplicates: list[NearDuplicate] = []
+        """Near-duplicate pairs found in the batch being written."""
 
     def add(self, item: LabelledImage, key: str, out: EmbedOutcome) -> None:
         self.pending.append((item, key, out))
@@ -137,29 +189,20 @@ class _BatchWriter:
         self.last = time.monotonic()
         if not self.pending:
             return
-        store = self.ws.store
         news: list[NewTemplate] = []
         paths: list[str | Path] = []
         templates: list[Template] = []
         outcomes: list[ItemOutcome] = []
+        usable = []
         for item, key, out in self.pending:
-            if out.result is None or out.result.template is None:
-                reason = ENROL_REASONS.get(out.error or "", out.error or "failed")
-                detail = f"{reason}: {out.message}" if out.message else reason
-                outcomes.append(ItemOutcome(key, ItemStatus.REJECTED, detail))
-                self.report.rejected.append((key, detail))
-                continue
-            sha = out.sha256 or ""
-            if sha in self.seen_sha or store.has_image(self.gallery.id, sha):
-                outcomes.append(
-                    ItemOutcome(
-                        key, ItemStatus.SKIPPED_DUPLICATE, "identical image already enrolled"
-                    )
-                )
-                self.report.duplicates += 1
-                continue
-            self.seen_sha.add(sha)
-            subject, _ = store.ensure_subject(
+            outcome = self._outcome(key, out)
+            if outcome is not None:
+                outcomes.append(outcome)
+            else:
+                usable.append((item, key, out))
+        for item, key, out in self._screen(usable, outcomes):
+            assert out.result is not None and out.result.template is not None
+            subject, _ = self.ws.store.ensure_subject(
                 self.gallery.id,
                 item.subject,
                 enrolled_by=self.actor.id,
@@ -167,16 +210,115 @@ class _BatchWriter:
                 legal_basis=self.legal_basis,
                 source=self.source,
             )
-            news.append(new_template(subject, sha, out.result, key))
+            news.append(new_template(subject, out.sha256 or "", out.result, key))
             paths.append(item.path)
             templates.append(out.result.template)
-        ids = store.add_templates(news, job_id=self.job_id, outcomes=outcomes)
+        ids = self._commit(news, outcomes)
         self.ws.indexes.add(self.gallery, ids, templates)
         if self.ws.settings.keep_enrolled_images:
             for tid, new, path in zip(ids, news, paths, strict=True):
                 self.ws.images.keep(tid, new.image_sha256, Path(path).read_bytes())
         self.report.enrolled += len(ids)
         self.pending.clear()
+
+    def _screen(
+        self, usable: list[tuple[LabelledImage, str, EmbedOutcome]], outcomes: list[ItemOutcome]
+    ) -> list[tuple[LabelledImage, str, EmbedOutcome]]:
+        """The items to enrol, after the near-duplicate check (``gallery.duplicates``): each
+        pair found is reported; with ``near_duplicates = "refuse"`` its item is rejected."""
+        faces = [(item.subject, _template(out)) for item, _, out in usable]
+        refuse = self.ws.settings.near_duplicates == "refuse"
+        kept = []
+        for (item, key, out), found in zip(
+            usable, find_near_duplicates(self.ws, self.gallery, faces), strict=True
+        ):
+            self.report.near_duplicates.extend((key, d) for d in found)
+            self.batch_duplicates.extend(found)
+            if found and refuse:
+                worst = max(found, key=lambda d: d.score)
+                detail = f"near-duplicate of subject {worst.other_subject} ({worst.score:.4f})"
+                self.report.rejected.append((key, detail))
+                outcomes.append(ItemOutcome(key, ItemStatus.REJECTED, detail))
+            else:
+                kept.append((item, key, out))
+        return kept
+
+    def _outcome(self, key: str, out: EmbedOutcome) -> ItemOutcome | None:
+        """The item's outcome when it gives no template (rejected, duplicate), else None."""
+        if out.result is None or out.result.template is None:
+            reason = ENROL_REASONS.get(out.error or "", out.error or "failed")
+            detail = f"{reason}: {out.message}" if out.message else reason
+            self.report.rejected.append((key, detail))
+            return ItemOutcome(key, ItemStatus.REJECTED, detail)
+        sha = out.sha256 or ""
+        if sha in self.seen_sha or self.ws.store.has_image(self.gallery.id, sha):
+            self.report.duplicates += 1
+            return ItemOutcome(
+                key, ItemStatus.SKIPPED_DUPLICATE, "identical image already enrolled"
+            )
+        self.seen_sha.add(sha)
+        return None
+
+    def _commit(self, news: list[NewTemplate], outcomes: list[ItemOutcome]) -> list[int]:
+        """The batch's templates, item records and audit entry, all in one transaction."""
+        audit = self.ws.audit
+        with audit.writing() as conn:
+            ids = self.ws.store.add_templates(
+                news, job_id=self.job_id, outcomes=outcomes, connection=conn
+            )
+            audit.append(self._batch_record(ids, outcomes), connection=conn)
+        self.batches += 1
+        self.batch_duplicates.clear()
+        return ids
+
+    def _batch_record(self, ids: list[int], outcomes: list[ItemOutcome]) -> AuditRecord:
+        statuses = [o.status for o in outcomes]
+        return AuditRecord(
+            operation=AuditOp.ENROL_BATCH,
+            actor=self.actor.id,
+            galleries=(self.gallery.name,),
+            model_id=self.ws.engine.card.id,
+            details={
+                "job_id": self.job_id,
+                "run": self.run,
+                "batch": self.batches + 1,
+                "enrolled": len(ids),
+                "duplicates": statuses.count(ItemStatus.SKIPPED_DUPLICATE),
+                "rejected": statuses.count(ItemStatus.REJECTED),
+                "template_ids": list(ids),
+                "near_duplicates": [d.as_json() for d in self.batch_duplicates],
+            },
+        )
+
+
+def _job_record(
+    ws: Workspace, actor: User, gallery: Gallery, report: BulkReport, writer: _BatchWriter
+) -> AuditRecord:
+    """The job's final ``enrol`` entry: the whole job's outcome, counted from the items the
+    store records for it (every run's), and the batches and runs it took."""
+    done = Counter(item.status for item in ws.store.list_job_items(report.job_id))
+    return AuditRecord(
+        operation=AuditOp.ENROL,
+        actor=actor.id,
+        galleries=(gallery.name,),
+        model_id=ws.engine.card.id,
+        details={
+            "job_id": report.job_id,
+            "source": report.source,
+            "resumed": report.resumed,
+            "items": report.total_items,
+            "enrolled": done[ItemStatus.ENROLLED],
+            "duplicates": done[ItemStatus.SKIPPED_DUPLICATE],
+            "rejected": done[ItemStatus.REJECTED],
+            "batches": writer.batches,
+            "runs": writer.run,
+            "this_run": {
+                "enrolled": report.enrolled,
+                "duplicates": report.duplicates,
+                "rejected": len(report.rejected),
+            },
+        },
+    )
 
 
 def run_job(
@@ -213,7 +355,8 @@ def run_job(
     if on_total:
         on_total(len(items), report.already_done)
     ws.indexes.get(gallery, ws.engine.card.dimension)  # open + reconcile before writing
-    writer = _BatchWriter(ws, actor, gallery, job.id, report, legal_basis, str(source))
+    earlier = _earlier_progress(ws, job) if resumed else _JobProgress()
+    writer = _BatchWriter(ws, actor, gallery, job.id, report, legal_basis, str(source), earlier)
     started = time.monotonic()
     settings = enrolment_settings(ws.settings)
     for i, out in iter_embed_paths([it.path for it, _ in todo], settings, enrolment=True):
@@ -224,6 +367,7 @@ def run_job(
     writer.flush()
     ws.indexes.save(gallery)
     ws.store.finish_job(job.id)
+    ws.audit.append(_job_record(ws, actor, gallery, report, writer))
     # a gallery that outgrew its index kind is rebuilt as the kind its size calls for
     reindexed = ws.indexes.maybe_reindex(gallery, ws.engine.card.dimension)
     if reindexed is not None:
@@ -233,20 +377,4 @@ def run_job(
         s for s in {it.subject for it in items} if ws.store.find_subject(gallery.id, s) is not None
     }
     report.subjects_without_template = sorted({it.subject for it in items} - enrolled_subjects)
-    ws.audit.append(
-        AuditRecord(
-            operation=AuditOp.ENROL,
-            actor=actor.id,
-            galleries=(gallery.name,),
-            model_id=ws.engine.card.id,
-            details={
-                "job_id": job.id,
-                "source": str(source),
-                "resumed": resumed,
-                "enrolled": report.enrolled,
-                "duplicates": report.duplicates,
-                "rejected": len(report.rejected),
-            },
-        )
-    )
     return report

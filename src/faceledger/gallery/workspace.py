@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from faceledger.access import AccessControl, Role, User
+from faceledger.access.names import LOCAL_PREFIX, local_name
 from faceledger.access.policy import GrantLevel
 from faceledger.audit import AuditLog, load_signing_key, utc_now
 from faceledger.config import Settings
@@ -108,8 +109,18 @@ def local_operator(ws: Workspace, name: str) -> User:
     """The person at the command line of a local workspace.
 
     Whoever can open the database file already holds every right over it, so the CLI acts
-    with every role and an ``enrol`` grant on every gallery; what it does is still audited
-    under ``name`` with its purpose. The service (``faceledger serve``) enforces real roles.
+    with every role and an ``enrol`` grant on every gallery; what it does is still audited,
+    under ``local:<name>`` (no credential backs the name: :mod:`faceledger.access.names`).
+    A local operator may not record review verdicts, and their searches need two reviewers'
+    confirmations whatever the workspace's setting. The service (``faceledger serve``), and
+    the CLI given an account's API key, act as that account with its real roles.
     """
     grants = {g.name: GrantLevel.ENROL for g in ws.store.list_galleries()}
-    return User(id=name, roles=frozenset(Role), grants=grants, display_name=f"{name} (local)")
+    recorded = local_name(name)
+    return User(
+        id=recorded,
+        roles=frozenset(Role),
+        grants=grants,
+        display_name=f"{recorded.removeprefix(LOCAL_PREFIX)} (local, no credential)",
+        local=True,
+    )

@@ -132,22 +132,23 @@ class CalibrationTable:
             FMRCurve.from_scores(impostor_scores), group_curves, worst_group, source, procedure
         )
 
-    def _curves(self) -> list[FMRCurve]:
+    def curves(self) -> list[FMRCurve]:
+        """The curves a threshold is read from: the overall one, or each group's (worst)."""
         if self.worst_group and self.groups:
             return list(self.groups.values())
         return [self.overall]
 
     def threshold_for(self, target_fmr: float) -> float:
-        return max(c.threshold_for(target_fmr) for c in self._curves())
+        return max(c.threshold_for(target_fmr) for c in self.curves())
 
     def fmr_at(self, score: float) -> FMREstimate:
-        estimates = [c.fmr_at(score) for c in self._curves()]
+        estimates = [c.fmr_at(score) for c in self.curves()]
         worst = max(estimates, key=lambda e: e.value)
         return worst
 
     @property
     def min_fmr(self) -> float:
-        return max(1.0 / c.impostor_pairs for c in self._curves())
+        return max(1.0 / c.impostor_pairs for c in self.curves())
 
     def to_json(self) -> dict[str, Any]:
         return {

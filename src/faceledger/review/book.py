@@ -15,12 +15,19 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from faceledger.access.names import LOCAL_PREFIX, own_names, same_person
 from faceledger.access.policy import Operation, User, authorize
 from faceledger.access.purpose import require_purpose
 from faceledger.audit.log import AuditLog
 from faceledger.audit.records import AuditOp, AuditRecord, Lead, format_timestamp, parse_timestamp
 from faceledger.audit.sqlutil import create_tables, translate_errors
-from faceledger.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from faceledger.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from faceledger.review import schema
 from faceledger.review.model import (
     LeadState,
@@ -125,12 +132,17 @@ class Reviews:
                 raise NotFound(f"search {search_id} has no lead {rank}") from None
             if state.status is LeadStatus.ERASED:
                 raise Conflict(f"lead {rank} of search {search_id} names a subject since erased")
-            if reviewer.id == search.actor:
+            if same_person(reviewer.id, search.actor):
                 raise PermissionDenied("a searcher may not review their own search")
+            if reviewer.local:
+                raise AuthenticationFailed(
+                    "a review verdict needs an account: set FACELEDGER_API_KEY (or "
+                    "FACELEDGER_API_KEY_FILE) to a key from `faceledger users issue-key`"
+                )
             authorize(reviewer, Operation.REVIEW, state.lead.gallery)
             moment = self._audit.now()
             pending = ReviewDecision(search_id, rank, reviewer.id, verdict, note.strip(), moment, 0)
-            status = lead_status((*state.decisions, pending), two_person_rule=self.two_person_rule)
+            status = lead_status((*state.decisions, pending), two_person_rule=self._two(search))
             entry = self._audit.append(
                 AuditRecord(
                     operation=AuditOp.REVIEW,
@@ -148,7 +160,7 @@ class Reviews:
                         "verdict": str(verdict),
                         "note": pending.note,
                         "status": str(status),
-                        "two_person_rule": self.two_person_rule,
+                        "two_person_rule": self._two(search),
                     },
                 ),
                 connection=conn,
@@ -227,7 +239,7 @@ class Reviews:
         with translate_errors("read searches"), self._engine.connect() as conn:
             ids = conn.execute(
                 sa.select(t.c.search_id)
-                .where(t.c.actor != reviewer.id)
+                .where(t.c.actor.not_in(own_names(reviewer.id)))
                 .order_by(t.c.created_at, t.c.audit_seq)
             ).scalars()
             for search_id in list(ids):
@@ -241,6 +253,11 @@ class Reviews:
                         break
             conn.rollback()
         return found
+
+    def _two(self, search: SearchRecord) -> bool:
+        """Two confirmations needed: by setting, or because no credential backed the searcher
+        (a local operator), so that one of the two is surely someone else."""
+        return self.two_person_rule or search.actor.startswith(LOCAL_PREFIX)
 
     @staticmethod
     def _reviewable(reviewer: User, state: LeadState) -> bool:
@@ -285,7 +302,9 @@ class Reviews:
                 fmr_upper_bound=bool(r.fmr_upper_bound),
                 template_id=None if r.template_id is None else int(r.template_id),
             )
-            status = lead_status(decided, two_person_rule=self.two_person_rule)
+            status = lead_status(
+                decided, two_person_rule=self.two_person_rule or row.actor.startswith(LOCAL_PREFIX)
+            )
             if erased:
                 status = LeadStatus.ERASED
             states.append(LeadState(int(r.rank), lead, status, decided))

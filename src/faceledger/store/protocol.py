@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
+import sqlalchemy as sa
 
 from faceledger.store.records import (
     Counts,
@@ -110,6 +111,7 @@ class MetadataStore(Protocol):
         *,
         job_id: int | None = ...,
         outcomes: Sequence[ItemOutcome] = ...,
+        connection: sa.Connection | None = ...,
     ) -> list[int]: ...
     def has_image(self, gallery_id: int, image_sha256: str) -> bool: ...
     def get_templates(self, template_ids: Iterable[int]) -> dict[int, StoredTemplate]: ...

@@ -362,6 +362,7 @@ class SqlStore:
         *,
         job_id: int | None = None,
         outcomes: Sequence[ItemOutcome] = (),
+        connection: sa.Connection | None = None,
     ) -> list[int]:
         """Store templates (and the job's item records) in ONE transaction; their ids, in order.
 
@@ -370,6 +371,10 @@ class SqlStore:
         written if anything fails: a duplicate image in the gallery or a recorded item key
         (:class:`Conflict`), an unknown subject or job (:class:`NotFound`), a model other than
         the gallery's (:class:`ModelMismatch`).
+
+        ``connection``: a connection of this store's engine inside a write transaction the
+        caller owns (e.g. :meth:`AuditLog.writing`), so the templates commit together with
+        what the caller writes there, or not at all; by default a transaction of its own.
         """
         prepared = [q.prepare(t) for t in new]
         outcome_list = list(outcomes)
@@ -384,41 +389,66 @@ class SqlStore:
             raise InvalidArgument("item keys and outcomes need a job_id")
         if len(set(keys)) != len(keys):
             raise Conflict("the same item key appears twice in one batch")
+        if connection is not None:
+            self._check_connection(connection)
         if not prepared and not outcome_list:
             return []
         now = self._now()
+        if connection is not None:
+            with translate_errors("write"):
+                return self._write_templates(
+                    connection, new, prepared, job_id, keys, outcome_list, now
+                )
         with write_transaction(self.engine) as conn:
-            job_gallery = q.open_job_gallery(conn, job_id) if job_id is not None else None
-            gallery_of = self._check_subjects(conn, new, prepared, job_gallery)
-            q.check_new_images(conn, new, gallery_of)
-            if job_id is not None and keys:
-                q.check_new_keys(conn, job_id, keys)
-            ids = self._insert_templates(conn, new, prepared, gallery_of, now)
-            item_rows = [
-                {
-                    "job_id": job_id,
-                    "item_key": t.item_key,
-                    "status": ItemStatus.ENROLLED.value,
-                    "reason": None,
-                    "template_id": tid,
-                    "recorded_at": now,
-                }
-                for t, tid in zip(new, ids, strict=True)
-                if t.item_key is not None
-            ] + [
-                {
-                    "job_id": job_id,
-                    "item_key": o.item_key,
-                    "status": ItemStatus(o.status).value,
-                    "reason": o.reason,
-                    "template_id": None,
-                    "recorded_at": now,
-                }
-                for o in outcome_list
-            ]
-            if item_rows:
-                conn.execute(job_items.insert(), item_rows)
-            return ids
+            return self._write_templates(conn, new, prepared, job_id, keys, outcome_list, now)
+
+    def _check_connection(self, connection: sa.Connection) -> None:
+        if connection.engine is not self.engine:
+            raise InvalidArgument("the connection given is not one of this store's database")
+        if not connection.in_transaction():
+            raise InvalidArgument("the connection given must be inside a transaction")
+
+    def _write_templates(
+        self,
+        conn: sa.Connection,
+        new: Sequence[NewTemplate],
+        prepared: list[tuple[np.ndarray[Any, Any], str]],
+        job_id: int | None,
+        keys: list[str],
+        outcome_list: list[ItemOutcome],
+        now: datetime,
+    ) -> list[int]:
+        job_gallery = q.open_job_gallery(conn, job_id) if job_id is not None else None
+        gallery_of = self._check_subjects(conn, new, prepared, job_gallery)
+        q.check_new_images(conn, new, gallery_of)
+        if job_id is not None and keys:
+            q.check_new_keys(conn, job_id, keys)
+        ids = self._insert_templates(conn, new, prepared, gallery_of, now)
+        item_rows = [
+            {
+                "job_id": job_id,
+                "item_key": t.item_key,
+                "status": ItemStatus.ENROLLED.value,
+                "reason": None,
+                "template_id": tid,
+                "recorded_at": now,
+            }
+            for t, tid in zip(new, ids, strict=True)
+            if t.item_key is not None
+        ] + [
+            {
+                "job_id": job_id,
+                "item_key": o.item_key,
+                "status": ItemStatus(o.status).value,
+                "reason": o.reason,
+                "template_id": None,
+                "recorded_at": now,
+            }
+            for o in outcome_list
+        ]
+        if item_rows:
+            conn.execute(job_items.insert(), item_rows)
+        return ids
 
     def _check_subjects(
         self,

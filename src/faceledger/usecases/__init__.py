@@ -22,6 +22,7 @@ module              use cases
 ==================  ======================================================================
 """
 
+from faceledger.gallery.duplicates import NearDuplicate
 from faceledger.gallery.enrol import BulkReport
 from faceledger.usecases.audit import VerifyChain, verify_chain
 from faceledger.usecases.enrolment import (
@@ -99,6 +100,7 @@ __all__ = [
     "ErasureCheck",
     "ErasureReceipt",
     "GalleryInfo",
+    "NearDuplicate",
     "PairVerified",
     "RetentionRun",
     "SearchPage",

@@ -15,7 +15,8 @@ from typing import Literal
 
 from faceledger.access import Operation, User, authorize
 from faceledger.audit import AuditOp, AuditRecord
-from faceledger.errors import Conflict, InputError
+from faceledger.errors import Conflict, InputError, NearDuplicateFace
+from faceledger.gallery.duplicates import NearDuplicate, find_near_duplicates
 from faceledger.gallery.enrol import BulkReport, new_template, run_job
 from faceledger.gallery.selfcal import precount
 from faceledger.gallery.workspace import Workspace
@@ -42,6 +43,9 @@ class Enrolled:
     face: FaceResult
     image_sha256: str
     image_kept: bool
+    near_duplicates: tuple[NearDuplicate, ...] = ()
+    """Other subjects of the gallery whose face this one is, by a calibrated score (enrolled
+    anyway: ``near_duplicates = "warn"``)."""
 
 
 def enrol_image(ws: Workspace, actor: User, req: EnrolImage) -> Enrolled:
@@ -54,6 +58,7 @@ def enrol_image(ws: Workspace, actor: User, req: EnrolImage) -> Enrolled:
         raise Conflict(f"this image is already enrolled in gallery {gallery.name!r}")
     face = engine.embed(img, selection="only", enrolment=True)
     assert face.template is not None
+    dups = _near_duplicates(ws, gallery, req.subject, face)
     subject, _ = ws.store.ensure_subject(
         gallery.id,
         req.subject,
@@ -63,26 +68,47 @@ def enrol_image(ws: Workspace, actor: User, req: EnrolImage) -> Enrolled:
         legal_basis=req.legal_basis,
         source=req.source,
     )
-    (tid,) = ws.store.add_templates([new_template(subject, img.sha256, face, None)])
+    with ws.audit.writing() as conn:  # the template and its audit entry commit together
+        (tid,) = ws.store.add_templates(
+            [new_template(subject, img.sha256, face, None)], connection=conn
+        )
+        ws.audit.append(
+            AuditRecord(
+                operation=AuditOp.ENROL,
+                actor=actor.id,
+                galleries=(gallery.name,),
+                model_id=face.template.model_id,
+                details={
+                    "subject": subject.external_id,
+                    "template_id": tid,
+                    "image_sha256": img.sha256,
+                    "quality": face.quality.score,
+                    "near_duplicates": [d.as_json() for d in dups],
+                },
+            ),
+            connection=conn,
+        )
     ws.indexes.add(gallery, [tid], [face.template])
     ws.indexes.save(gallery)
     ws.indexes.maybe_reindex(gallery, face.template.dimension)
-    ws.audit.append(
-        AuditRecord(
-            operation=AuditOp.ENROL,
-            actor=actor.id,
-            galleries=(gallery.name,),
-            model_id=face.template.model_id,
-            details={
-                "subject": subject.external_id,
-                "template_id": tid,
-                "image_sha256": img.sha256,
-                "quality": face.quality.score,
-            },
-        )
-    )
     kept = ws.settings.keep_enrolled_images and _keep_image(ws, tid, img.sha256, req.image)
-    return Enrolled(subject, tid, face, img.sha256, kept)
+    return Enrolled(subject, tid, face, img.sha256, kept, tuple(dups))
+
+
+def _near_duplicates(
+    ws: Workspace, gallery: Gallery, subject: str, face: FaceResult
+) -> list[NearDuplicate]:
+    """The other subjects this face already belongs to; refused when the settings say so."""
+    assert face.template is not None
+    (dups,) = find_near_duplicates(ws, gallery, [(subject, face.template)])
+    if dups and ws.settings.near_duplicates == "refuse":
+        worst = max(dups, key=lambda d: d.score)
+        raise NearDuplicateFace(
+            f"this face is subject {worst.other_subject!r}'s in gallery {gallery.name!r} "
+            f"(score {worst.score:.4f}, estimated false-match rate {worst.fmr:.1e}); the "
+            "gallery refuses near-duplicates across subjects"
+        )
+    return dups
 
 
 def _keep_image(ws: Workspace, template_id: int, sha256: str, image: ImageInput) -> bool:
@@ -165,7 +191,15 @@ def enrol_uploads(ws: Workspace, actor: User, req: EnrolUploads) -> UploadsEnrol
                 UploadOutcome(item.name, item.subject, "rejected", None, exc.code, exc.message)
             )
         else:
-            out.append(UploadOutcome(item.name, item.subject, "enrolled", done.template_id))
+            warn = "; ".join(
+                f"near-duplicate of subject {d.other_subject} (score {d.score:.4f})"
+                for d in done.near_duplicates
+            )
+            out.append(
+                UploadOutcome(
+                    item.name, item.subject, "enrolled", done.template_id, None, warn or None
+                )
+            )
     enrolled = any(o.status == "enrolled" for o in out)
     return UploadsEnrolled(gallery.name, tuple(out), _recount(ws, gallery) if enrolled else None)
 

@@ -223,6 +223,16 @@ async def enrol_one(
         image_sha256=done.image_sha256,
         face=convert.face(done.face),
         image_kept=done.image_kept,
+        near_duplicates=[
+            s.NearDuplicateOut(
+                subject=d.subject,
+                other_subject=d.other_subject,
+                score=round(d.score, 6),
+                fmr=d.fmr,
+                other_template_id=d.other_template_id,
+            )
+            for d in done.near_duplicates
+        ],
     )
 
 

@@ -1,0 +1,98 @@
+"""Near-duplicate faces across subjects: one face enrolled under two subject ids.
+
+Byte-identical images are de-duplicated by their hash; a re-scan, a crop or another photo of
+the same face enrolled under a second id is not, and a gallery then holds one person as two
+identities (a known cause of mistaken identity in mug-shot galleries: a search returns both,
+and whatever is known of one is attached to the other). So each enrolment compares every new
+face with the gallery's templates of *other* subjects, and with the other new faces of the
+same batch. A score at or above the model card's threshold at ``near_duplicate_fmr`` (1e-5 by
+default: two different people score that high about once in 100,000 comparisons, so such a
+pair is far likelier one person) is a near-duplicate. With ``near_duplicates = "warn"`` the
+face is enrolled and the pair is reported and audited; with ``"refuse"`` it is not enrolled
+(error ``near_duplicate``); ``"off"`` skips the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceledger.gallery.workspace import Workspace
+from faceledger.match.verify import require_calibration
+from faceledger.store import Gallery
+from faceledger.types import Template
+
+NEIGHBOURS = 8
+"""Nearest templates looked at per new face (a subject may hold several templates)."""
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    """A new face of ``subject`` scoring ``score`` against a face of ``other_subject``."""
+
+    subject: str
+    other_subject: str
+    score: float
+    fmr: float
+    """Estimated false-match rate of ``score`` (how often two different people reach it)."""
+    other_template_id: int | None = None
+    """The stored template matched; None when the other face is new in the same batch."""
+
+    def as_json(self) -> dict[str, str | float | int | None]:
+        return {
+            "subject": self.subject,
+            "other_subject": self.other_subject,
+            "score": round(self.score, 6),
+            "fmr": self.fmr,
+            "other_template_id": self.other_template_id,
+        }
+
+
+def duplicate_threshold(ws: Workspace) -> float:
+    """The score at which two faces count as the same person for this check: the card's
+    threshold at ``near_duplicate_fmr``, or at the smallest rate its impostor pairs can
+    measure when that is larger (beyond it, the highest impostor score seen is the bound)."""
+    table = require_calibration(ws.engine.card)
+    floor = max(1.0 / c.impostor_pairs for c in table.curves())
+    return table.threshold_for(max(ws.settings.near_duplicate_fmr, floor))
+
+
+def find_near_duplicates(
+    ws: Workspace, gallery: Gallery, new: Sequence[tuple[str, Template]]
+) -> list[list[NearDuplicate]]:
+    """For each ``(subject external id, template)`` about to be enrolled, the near-duplicates
+    it has among the gallery's other subjects and the other new faces (earlier in ``new``)."""
+    found: list[list[NearDuplicate]] = [[] for _ in new]
+    if ws.settings.near_duplicates == "off" or not new or ws.engine.card.calibration is None:
+        return found  # an uncalibrated model has no score that means "one person"
+    threshold = duplicate_threshold(ws)
+    fmr_at = require_calibration(ws.engine.card).fmr_at
+    queries = np.stack([t.vector for _, t in new]).astype(np.float32)
+    index = ws.indexes.get(gallery, ws.engine.card.dimension)
+    if len(index):
+        hits = index.search(queries, min(NEIGHBOURS, len(index)))
+        close = {int(i) for i, s in zip(hits.ids.ravel(), hits.scores.ravel(), strict=True)}
+        close.discard(-1)
+        stored = ws.store.get_templates(close) if close else {}
+        owners = ws.store.get_subjects({t.info.subject_id for t in stored.values()})
+        for row, (subject, _) in enumerate(new):
+            for tid, score in zip(hits.ids[row], hits.scores[row], strict=True):
+                if score < threshold or int(tid) not in stored:
+                    continue
+                other = owners[stored[int(tid)].info.subject_id].external_id
+                if other != subject:
+                    found[row].append(
+                        NearDuplicate(
+                            subject, other, float(score), fmr_at(float(score)).value, int(tid)
+                        )
+                    )
+    sims = queries @ queries.T
+    for i, (subject, _) in enumerate(new):
+        for j in range(i):
+            other = new[j][0]
+            if other != subject and sims[i, j] >= threshold:
+                score = float(sims[i, j])
+                found[i].append(NearDuplicate(subject, other, score, fmr_at(score).value))
+    return found
