@@ -117,6 +117,8 @@ class JobState:
     """The store's job items by status."""
     templates: set[int]
     chain_ok: bool
+    subjects_without_template: int = 0
+    """Subjects of the gallery holding no template (a kill must leave none)."""
 
 
 def _job_state(url: str) -> JobState:
@@ -136,9 +138,16 @@ def _job_state(url: str) -> JobState:
             items=Counter(str(i.status) for i in store.list_job_items(job.id)),
             templates=set(store.template_ids(gallery.id).tolist()),
             chain_ok=log.verify().ok,
+            subjects_without_template=_bare_subjects(store, gallery.id),
         )
     finally:
         db.dispose()
+
+
+def _bare_subjects(store: SqlStore, gallery_id: int) -> int:
+    subjects = store.list_subjects(gallery_id, limit=1000).items
+    counts = store.template_counts([s.id for s in subjects])
+    return sum(1 for s in subjects if counts.get(s.id, 0) == 0)
 
 
 def _assert_batches_cover_the_store(state: JobState) -> None:
@@ -155,6 +164,7 @@ def _assert_batches_cover_the_store(state: JobState) -> None:
     runs = [b["run"] for b in state.batches]
     assert runs == sorted(runs)
     assert state.chain_ok
+    assert state.subjects_without_template == 0  # created with their first template, or not
 
 
 # ----------------------------------------------------------------------------- kill -9

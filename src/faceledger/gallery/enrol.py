@@ -189,9 +189,6 @@ class _BatchWriter:
         self.last = time.monotonic()
         if not self.pending:
             return
-        news: list[NewTemplate] = []
-        paths: list[str | Path] = []
-        templates: list[Template] = []
         outcomes: list[ItemOutcome] = []
         usable = []
         for item, key, out in self.pending:
@@ -200,20 +197,10 @@ class _BatchWriter:
                 outcomes.append(outcome)
             else:
                 usable.append((item, key, out))
-        for item, key, out in self._screen(usable, outcomes):
-            assert out.result is not None and out.result.template is not None
-            subject, _ = self.ws.store.ensure_subject(
-                self.gallery.id,
-                item.subject,
-                enrolled_by=self.actor.id,
-                attributes=dict(item.attributes),
-                legal_basis=self.legal_basis,
-                source=self.source,
-            )
-            news.append(new_template(subject, out.sha256 or "", out.result, key))
-            paths.append(item.path)
-            templates.append(out.result.template)
-        ids = self._commit(news, outcomes)
+        chosen = self._screen(usable, outcomes)
+        paths: list[str | Path] = [item.path for item, _, _ in chosen]
+        templates = [_template(out) for _, _, out in chosen]
+        ids, news = self._commit(chosen, outcomes)
         self.ws.indexes.add(self.gallery, ids, templates)
         if self.ws.settings.keep_enrolled_images:
             for tid, new, path in zip(ids, news, paths, strict=True):
@@ -259,17 +246,31 @@ class _BatchWriter:
         self.seen_sha.add(sha)
         return None
 
-    def _commit(self, news: list[NewTemplate], outcomes: list[ItemOutcome]) -> list[int]:
-        """The batch's templates, item records and audit entry, all in one transaction."""
-        audit = self.ws.audit
+    def _commit(
+        self, chosen: list[tuple[LabelledImage, str, EmbedOutcome]], outcomes: list[ItemOutcome]
+    ) -> tuple[list[int], list[NewTemplate]]:
+        """The batch's new subjects, templates, item records and audit entry, all in one
+        transaction (a kill leaves no subject or template that the audit log does not name)."""
+        audit, store = self.ws.audit, self.ws.store
+        news: list[NewTemplate] = []
         with audit.writing() as conn:
-            ids = self.ws.store.add_templates(
-                news, job_id=self.job_id, outcomes=outcomes, connection=conn
-            )
+            for item, key, out in chosen:
+                assert out.result is not None
+                subject, _ = store.ensure_subject(
+                    self.gallery.id,
+                    item.subject,
+                    enrolled_by=self.actor.id,
+                    attributes=dict(item.attributes),
+                    legal_basis=self.legal_basis,
+                    source=self.source,
+                    connection=conn,
+                )
+                news.append(new_template(subject, out.sha256 or "", out.result, key))
+            ids = store.add_templates(news, job_id=self.job_id, outcomes=outcomes, connection=conn)
             audit.append(self._batch_record(ids, outcomes), connection=conn)
         self.batches += 1
         self.batch_duplicates.clear()
-        return ids
+        return ids, news
 
     def _batch_record(self, ids: list[int], outcomes: list[ItemOutcome]) -> AuditRecord:
         statuses = [o.status for o in outcomes]

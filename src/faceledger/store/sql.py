@@ -210,14 +210,25 @@ class SqlStore:
         attributes: JsonObject | None = None,
         legal_basis: LegalBasis | str | None = None,
         source: str | None = None,
+        connection: sa.Connection | None = None,
     ) -> tuple[Subject, bool]:
         """The subject with this external id, added first if missing; True when added.
 
         Safe under concurrent enrolment: a writer that loses the race gets the winner's row.
+        ``connection``: write inside the caller's transaction (as :meth:`add_templates`), so
+        a new subject commits with its first template or not at all; the caller serialises
+        such writers (the audit log's append lock does).
         """
         values = self._subject_values(
             external_id, enrolled_by, display_name, attributes, legal_basis, source
         )
+        if connection is not None:
+            self._check_connection(connection)
+            with translate_errors("write"):
+                found = q.subject_by_external_id(connection, gallery_id, values["external_id"])
+                if found is not None:
+                    return found, False
+                return q.insert_subject(connection, gallery_id, values), True
         try:
             with write_transaction(self.engine) as conn:
                 found = q.subject_by_external_id(conn, gallery_id, values["external_id"])

@@ -59,16 +59,17 @@ def enrol_image(ws: Workspace, actor: User, req: EnrolImage) -> Enrolled:
     face = engine.embed(img, selection="only", enrolment=True)
     assert face.template is not None
     dups = _near_duplicates(ws, gallery, req.subject, face)
-    subject, _ = ws.store.ensure_subject(
-        gallery.id,
-        req.subject,
-        enrolled_by=actor.id,
-        display_name=req.display_name,
-        attributes=dict(req.attributes),
-        legal_basis=req.legal_basis,
-        source=req.source,
-    )
-    with ws.audit.writing() as conn:  # the template and its audit entry commit together
+    with ws.audit.writing() as conn:  # subject, template and audit entry commit together
+        subject, _ = ws.store.ensure_subject(
+            gallery.id,
+            req.subject,
+            enrolled_by=actor.id,
+            display_name=req.display_name,
+            attributes=dict(req.attributes),
+            legal_basis=req.legal_basis,
+            source=req.source,
+            connection=conn,
+        )
         (tid,) = ws.store.add_templates(
             [new_template(subject, img.sha256, face, None)], connection=conn
         )
