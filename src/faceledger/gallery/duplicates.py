@@ -40,6 +40,9 @@ class NearDuplicate:
     other_template_id: int | None = None
     """The stored template matched; None when the other face is new in the same batch."""
 
+    def describe(self) -> str:
+        return f"near-duplicate of subject {self.other_subject} (score {self.score:.4f})"
+
     def as_json(self) -> dict[str, str | float | int | None]:
         return {
             "subject": self.subject,
@@ -68,25 +71,25 @@ def find_near_duplicates(
     if ws.settings.near_duplicates == "off" or not new or ws.engine.card.calibration is None:
         return found  # an uncalibrated model has no score that means "one person"
     threshold = duplicate_threshold(ws)
-    fmr_at = require_calibration(ws.engine.card).fmr_at
+    fmr_at = ws.engine.card.calibration.fmr_at
     queries = np.stack([t.vector for _, t in new]).astype(np.float32)
     index = ws.indexes.get(gallery, ws.engine.card.dimension)
     if len(index):
         hits = index.search(queries, min(NEIGHBOURS, len(index)))
-        close = {int(i) for i, s in zip(hits.ids.ravel(), hits.scores.ravel(), strict=True)}
-        close.discard(-1)
-        stored = ws.store.get_templates(close) if close else {}
-        owners = ws.store.get_subjects({t.info.subject_id for t in stored.values()})
+        above = [
+            [
+                (int(t), float(v))
+                for t, v in zip(ids, scores, strict=True)
+                if t >= 0 and v >= threshold
+            ]
+            for ids, scores in zip(hits.ids, hits.scores, strict=True)
+        ]
+        owners = _owners(ws, {t for row in above for t, _ in row})
         for row, (subject, _) in enumerate(new):
-            for tid, score in zip(hits.ids[row], hits.scores[row], strict=True):
-                if score < threshold or int(tid) not in stored:
-                    continue
-                other = owners[stored[int(tid)].info.subject_id].external_id
-                if other != subject:
+            for tid, score in above[row]:
+                if tid in owners and owners[tid] != subject:  # an id the store lacks: none
                     found[row].append(
-                        NearDuplicate(
-                            subject, other, float(score), fmr_at(float(score)).value, int(tid)
-                        )
+                        NearDuplicate(subject, owners[tid], score, fmr_at(score).value, tid)
                     )
     sims = queries @ queries.T
     for i, (subject, _) in enumerate(new):
@@ -96,3 +99,17 @@ def find_near_duplicates(
                 score = float(sims[i, j])
                 found[i].append(NearDuplicate(subject, other, score, fmr_at(score).value))
     return found
+
+
+def _owners(ws: Workspace, template_ids: set[int]) -> dict[int, str]:
+    """Template id → its subject's external id (only the few templates above the threshold
+    are read, so an enrolment far from everyone reads none)."""
+    if not template_ids:
+        return {}
+    stored = ws.store.get_templates(template_ids)
+    subjects = ws.store.get_subjects({t.info.subject_id for t in stored.values()})
+    return {tid: subjects[t.info.subject_id].external_id for tid, t in stored.items()}
+
+
+def strongest(found: Sequence[NearDuplicate]) -> NearDuplicate:
+    return max(found, key=lambda d: d.score)

@@ -25,7 +25,7 @@ from faceledger.audit import AuditOp, AuditRecord
 from faceledger.batch import EmbedOutcome, iter_embed_paths
 from faceledger.config import Settings
 from faceledger.datasets import LabelledImage, read_image_set
-from faceledger.gallery.duplicates import NearDuplicate, find_near_duplicates
+from faceledger.gallery.duplicates import NearDuplicate, find_near_duplicates, strongest
 from faceledger.gallery.workspace import Workspace
 from faceledger.serialize import quality_to_dict
 from faceledger.store import (
@@ -177,8 +177,6 @@ class _BatchWriter:
         """This run's number within its job."""
         self.batches = earlier.batches
         """Batches the job has committed so far, earlier runs included."""
-        self.batch_duplicates: list[NearDuplicate] = []
-        """Near-duplicate pairs found in the batch being written."""
 
     def add(self, item: LabelledImage, key: str, out: EmbedOutcome) -> None:
         self.pending.append((item, key, out))
@@ -197,10 +195,10 @@ class _BatchWriter:
                 outcomes.append(outcome)
             else:
                 usable.append((item, key, out))
-        chosen = self._screen(usable, outcomes)
+        chosen, pairs = self._screen(usable, outcomes)
         paths: list[str | Path] = [item.path for item, _, _ in chosen]
         templates = [_template(out) for _, _, out in chosen]
-        ids, news = self._commit(chosen, outcomes)
+        ids, news = self._commit(chosen, outcomes, pairs)
         self.ws.indexes.add(self.gallery, ids, templates)
         if self.ws.settings.keep_enrolled_images:
             for tid, new, path in zip(ids, news, paths, strict=True):
@@ -210,25 +208,26 @@ class _BatchWriter:
 
     def _screen(
         self, usable: list[tuple[LabelledImage, str, EmbedOutcome]], outcomes: list[ItemOutcome]
-    ) -> list[tuple[LabelledImage, str, EmbedOutcome]]:
-        """The items to enrol, after the near-duplicate check (``gallery.duplicates``): each
-        pair found is reported; with ``near_duplicates = "refuse"`` its item is rejected."""
+    ) -> tuple[list[tuple[LabelledImage, str, EmbedOutcome]], list[NearDuplicate]]:
+        """The items to enrol, after the near-duplicate check (``gallery.duplicates``), and
+        the pairs it found: each is reported; with ``near_duplicates = "refuse"`` its item is
+        rejected."""
         faces = [(item.subject, _template(out)) for item, _, out in usable]
         refuse = self.ws.settings.near_duplicates == "refuse"
         kept = []
+        pairs: list[NearDuplicate] = []
         for (item, key, out), found in zip(
             usable, find_near_duplicates(self.ws, self.gallery, faces), strict=True
         ):
             self.report.near_duplicates.extend((key, d) for d in found)
-            self.batch_duplicates.extend(found)
+            pairs.extend(found)
             if found and refuse:
-                worst = max(found, key=lambda d: d.score)
-                detail = f"near-duplicate of subject {worst.other_subject} ({worst.score:.4f})"
+                detail = strongest(found).describe()
                 self.report.rejected.append((key, detail))
                 outcomes.append(ItemOutcome(key, ItemStatus.REJECTED, detail))
             else:
                 kept.append((item, key, out))
-        return kept
+        return kept, pairs
 
     def _outcome(self, key: str, out: EmbedOutcome) -> ItemOutcome | None:
         """The item's outcome when it gives no template (rejected, duplicate), else None."""
@@ -247,7 +246,10 @@ class _BatchWriter:
         return None
 
     def _commit(
-        self, chosen: list[tuple[LabelledImage, str, EmbedOutcome]], outcomes: list[ItemOutcome]
+        self,
+        chosen: list[tuple[LabelledImage, str, EmbedOutcome]],
+        outcomes: list[ItemOutcome],
+        pairs: list[NearDuplicate],
     ) -> tuple[list[int], list[NewTemplate]]:
         """The batch's new subjects, templates, item records and audit entry, all in one
         transaction (a kill leaves no subject or template that the audit log does not name)."""
@@ -267,12 +269,13 @@ class _BatchWriter:
                 )
                 news.append(new_template(subject, out.sha256 or "", out.result, key))
             ids = store.add_templates(news, job_id=self.job_id, outcomes=outcomes, connection=conn)
-            audit.append(self._batch_record(ids, outcomes), connection=conn)
+            audit.append(self._batch_record(ids, outcomes, pairs), connection=conn)
         self.batches += 1
-        self.batch_duplicates.clear()
         return ids, news
 
-    def _batch_record(self, ids: list[int], outcomes: list[ItemOutcome]) -> AuditRecord:
+    def _batch_record(
+        self, ids: list[int], outcomes: list[ItemOutcome], pairs: list[NearDuplicate]
+    ) -> AuditRecord:
         statuses = [o.status for o in outcomes]
         return AuditRecord(
             operation=AuditOp.ENROL_BATCH,
@@ -287,7 +290,7 @@ class _BatchWriter:
                 "duplicates": statuses.count(ItemStatus.SKIPPED_DUPLICATE),
                 "rejected": statuses.count(ItemStatus.REJECTED),
                 "template_ids": list(ids),
-                "near_duplicates": [d.as_json() for d in self.batch_duplicates],
+                "near_duplicates": [d.as_json() for d in pairs],
             },
         )
 

@@ -142,7 +142,9 @@ class Reviews:
             authorize(reviewer, Operation.REVIEW, state.lead.gallery)
             moment = self._audit.now()
             pending = ReviewDecision(search_id, rank, reviewer.id, verdict, note.strip(), moment, 0)
-            status = lead_status((*state.decisions, pending), two_person_rule=self._two(search))
+            status = lead_status(
+                (*state.decisions, pending), two_person_rule=self._two(search.actor)
+            )
             entry = self._audit.append(
                 AuditRecord(
                     operation=AuditOp.REVIEW,
@@ -160,7 +162,7 @@ class Reviews:
                         "verdict": str(verdict),
                         "note": pending.note,
                         "status": str(status),
-                        "two_person_rule": self._two(search),
+                        "two_person_rule": self._two(search.actor),
                     },
                 ),
                 connection=conn,
@@ -254,10 +256,10 @@ class Reviews:
             conn.rollback()
         return found
 
-    def _two(self, search: SearchRecord) -> bool:
+    def _two(self, searcher: str) -> bool:
         """Two confirmations needed: by setting, or because no credential backed the searcher
         (a local operator), so that one of the two is surely someone else."""
-        return self.two_person_rule or search.actor.startswith(LOCAL_PREFIX)
+        return self.two_person_rule or searcher.startswith(LOCAL_PREFIX)
 
     @staticmethod
     def _reviewable(reviewer: User, state: LeadState) -> bool:
@@ -302,9 +304,7 @@ class Reviews:
                 fmr_upper_bound=bool(r.fmr_upper_bound),
                 template_id=None if r.template_id is None else int(r.template_id),
             )
-            status = lead_status(
-                decided, two_person_rule=self.two_person_rule or row.actor.startswith(LOCAL_PREFIX)
-            )
+            status = lead_status(decided, two_person_rule=self._two(str(row.actor)))
             if erased:
                 status = LeadStatus.ERASED
             states.append(LeadState(int(r.rank), lead, status, decided))

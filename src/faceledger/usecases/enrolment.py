@@ -16,7 +16,7 @@ from typing import Literal
 from faceledger.access import Operation, User, authorize
 from faceledger.audit import AuditOp, AuditRecord
 from faceledger.errors import Conflict, InputError, NearDuplicateFace
-from faceledger.gallery.duplicates import NearDuplicate, find_near_duplicates
+from faceledger.gallery.duplicates import NearDuplicate, find_near_duplicates, strongest
 from faceledger.gallery.enrol import BulkReport, new_template, run_job
 from faceledger.gallery.selfcal import precount
 from faceledger.gallery.workspace import Workspace
@@ -103,7 +103,7 @@ def _near_duplicates(
     assert face.template is not None
     (dups,) = find_near_duplicates(ws, gallery, [(subject, face.template)])
     if dups and ws.settings.near_duplicates == "refuse":
-        worst = max(dups, key=lambda d: d.score)
+        worst = strongest(dups)
         raise NearDuplicateFace(
             f"this face is subject {worst.other_subject!r}'s in gallery {gallery.name!r} "
             f"(score {worst.score:.4f}, estimated false-match rate {worst.fmr:.1e}); the "
@@ -192,10 +192,7 @@ def enrol_uploads(ws: Workspace, actor: User, req: EnrolUploads) -> UploadsEnrol
                 UploadOutcome(item.name, item.subject, "rejected", None, exc.code, exc.message)
             )
         else:
-            warn = "; ".join(
-                f"near-duplicate of subject {d.other_subject} (score {d.score:.4f})"
-                for d in done.near_duplicates
-            )
+            warn = "; ".join(d.describe() for d in done.near_duplicates)
             out.append(
                 UploadOutcome(
                     item.name, item.subject, "enrolled", done.template_id, None, warn or None

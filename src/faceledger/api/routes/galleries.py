@@ -224,14 +224,7 @@ async def enrol_one(
         face=convert.face(done.face),
         image_kept=done.image_kept,
         near_duplicates=[
-            s.NearDuplicateOut(
-                subject=d.subject,
-                other_subject=d.other_subject,
-                score=round(d.score, 6),
-                fmr=d.fmr,
-                other_template_id=d.other_template_id,
-            )
-            for d in done.near_duplicates
+            s.NearDuplicateOut.model_validate(d.as_json()) for d in done.near_duplicates
         ],
     )
 
