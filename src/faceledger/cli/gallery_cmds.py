@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from faceledger import usecases as uc
-from faceledger.access import Operation, is_allowed
 from faceledger.cli.output import (
     console,
     decision_json,
@@ -110,9 +109,7 @@ def gallery_show(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            # names of subjects only for those who may list them (an admin sees counts)
-            listed = limit if is_allowed(me, Operation.LIST_SUBJECTS, name) else 0
-            info = uc.show_gallery(ws, me, uc.ShowGallery(name, listed, check_index=True))
+            info = uc.show_gallery(ws, me, uc.ShowGallery(name, limit, check_index=True))
             g, c, sync = info.gallery, info.counts, info.index
             assert sync is not None
             data = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from faceledger.access import Operation, Role, User, authorize
+from faceledger.access import Operation, Role, User, authorize, is_allowed
 from faceledger.audit import AuditOp, AuditRecord
 from faceledger.errors import PermissionDenied
 from faceledger.gallery.indexes import SyncReport
@@ -28,7 +28,8 @@ class CreateGallery:
 class ShowGallery:
     name: str
     subjects: int = 0
-    """How many of its first subjects to list (needs ``list_subjects`` on it)."""
+    """How many of its first subjects to list; none for a user without ``list_subjects`` on
+    it (an administrator sees the counts, not the names)."""
     check_index: bool = False
     """Compare the gallery's vector index with the store (and repair it)."""
 
@@ -99,8 +100,7 @@ def show_gallery(ws: Workspace, actor: User, req: ShowGallery) -> GalleryInfo:
     if not can_see(actor, gallery.name):
         raise PermissionDenied(f"user {actor.id!r} holds no grant on gallery {gallery.name!r}")
     first: tuple[Subject, ...] = ()
-    if req.subjects > 0:
-        authorize(actor, Operation.LIST_SUBJECTS, gallery.name)
+    if req.subjects > 0 and is_allowed(actor, Operation.LIST_SUBJECTS, gallery.name):
         first = ws.store.list_subjects(gallery.id, limit=req.subjects).items
     index = ws.indexes.sync(gallery, ws.engine.card.dimension) if req.check_index else None
     return GalleryInfo(gallery, ws.store.counts(gallery.id), first, index)
