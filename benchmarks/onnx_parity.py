@@ -23,8 +23,8 @@ from faceledger import Engine, Settings
 from faceledger.align import align_face
 from faceledger.datasets import IMAGE_SUFFIXES
 from faceledger.embed import Embedder, make_embedder
-from faceledger.embed._dlib_ort import ThreadedOnnxEmbedder
 from faceledger.embed.dlib_export import export_dlib_resnet_onnx
+from faceledger.embed.onnx import OnnxEmbedder
 from faceledger.errors import FaceLedgerError
 from faceledger.models import ModelRegistry
 
@@ -35,7 +35,7 @@ def _init(model_dir: str) -> None:
     global _state
     engine = Engine(Settings())
     onnx_card = ModelRegistry(Path(model_dir)).get("dlib-resnet-v1")
-    _state = (engine, make_embedder(engine.card), ThreadedOnnxEmbedder(onnx_card, threads=1))
+    _state = (engine, make_embedder(engine.card), OnnxEmbedder(onnx_card, threads=1))
 
 
 def _cosines(path: str) -> list[float]:

@@ -54,7 +54,7 @@ import numpy.typing as npt
 
 from faceledger import Engine, Settings
 from faceledger.batch import CHUNK, EmbedOutcome, embed_many, embed_paths
-from faceledger.embed._dlib_ort import ThreadedOnnxEmbedder
+from faceledger.embed.onnx import OnnxEmbedder
 from faceledger.models import ModelRegistry
 
 HERE = Path(__file__).resolve().parent
@@ -299,7 +299,7 @@ def compare_threads(paths: Sequence[Path], settings: Settings, workers: int) -> 
     run = run_faceledger("procs", paths, settings, workers)
     print(f"  {workers} processes x 1 ONNX thread: {run.rate:6.1f} images/s")
     card = ModelRegistry(settings.model_dir).get(settings.model_id)
-    engine = Engine(settings, card=card, embedder=ThreadedOnnxEmbedder(card, threads=workers))
+    engine = Engine(settings, card=card, embedder=OnnxEmbedder(card, threads=workers))
     t0 = time.perf_counter()
     for i in range(0, len(paths), CHUNK):
         embed_many(engine, [str(p) for p in paths[i : i + CHUNK]], enrolment=True)

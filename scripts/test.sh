@@ -28,7 +28,7 @@ fi
 # pip's exit status counts; only its noise about unreachable local mirrors is filtered
 pip_install() { .venv/bin/python -m pip install -q "$@" 2> >(grep -v '^WARNING: Location' >&2); }
 pip_install --upgrade pip
-pip_install -e '.[test,onnx,server,milvus,scale]'
+pip_install -e '.[test,milvus,scale]'
 .venv/bin/python -c "import faceledger, dlib" # fail early if the install did not work
 
 echo "== ruff"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from faceledger.cache import TemplateCache
 from faceledger.config import Settings
-from faceledger.embed._dlib_ort import worker_embedder
+from faceledger.embed.runtime import runtime_embedder
 from faceledger.errors import FaceLedgerError
 from faceledger.pipeline import Engine, PreparedFace
 from faceledger.types import Detection, FaceResult, Pixels
@@ -59,9 +59,7 @@ _engine: Engine | None = None
 def worker_engine(settings: Settings) -> Engine:
     """An Engine for a process that has one core to itself (single-threaded ONNX runtime)."""
     engine = Engine(settings)
-    embedder = worker_embedder(engine.card, flip_average=settings.flip_average)
-    if embedder is None:
-        return engine
+    embedder, _ = runtime_embedder(engine.card, settings, threads=1)
     return Engine(settings, card=engine.card, embedder=embedder)
 
 

@@ -30,8 +30,9 @@ def pipeline_fingerprint(settings: Settings, embedder_sha256: str) -> str:
         "selection": settings.face_selection,
         "flip": settings.flip_average,
         "jitter": settings.jitter,
+        "runtime": settings.runtime,
         "gates": asdict(settings.gates),
-        "version": 1,
+        "version": 2,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:32]
 

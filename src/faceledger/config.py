@@ -16,6 +16,7 @@ from faceledger.errors import InvalidArgument
 
 DetectorName = Literal["hog", "cnn", "hog+cnn"]
 FaceSelection = Literal["largest", "central", "only"]
+RuntimeName = Literal["auto", "onnx", "dlib"]
 
 ENV_PREFIX = "FACELEDGER_"
 
@@ -59,6 +60,12 @@ class Settings:
     jitter: int = 0
     model_dir: Path | None = None
     """Extra folder of model cards (JSON) besides the built-in ones."""
+    runtime: RuntimeName = "auto"
+    """What runs dlib's ResNet: ``auto`` (onnxruntime on a graph built from the shipped weights
+    and cached, dlib's runtime where that fails), ``onnx`` or ``dlib`` (``embed.runtime``)."""
+    cache_dir: Path | None = None
+    """Per-user cache (built ONNX graphs); default ``$XDG_CACHE_HOME/faceledger`` or
+    ``~/.cache/faceledger``."""
     # decisions
     default_fmr: float = 1e-3
     # 1:N search
@@ -126,6 +133,8 @@ class Settings:
                 gate_values[f.name] = _convert(f.name, gate_hints[f.name], environ[key])
         if gate_values:
             values["gates"] = QualityGates(**gate_values)  # type: ignore[arg-type]
+        if "cache_dir" not in values and environ.get("XDG_CACHE_HOME"):
+            values["cache_dir"] = Path(environ["XDG_CACHE_HOME"]) / "faceledger"
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from faceledger.align import align_face
 from faceledger.config import FaceSelection, Settings
 from faceledger.detect import Detector, make_detector, select_face
-from faceledger.embed import Embedder, make_embedder
+from faceledger.embed import Embedder
+from faceledger.embed.runtime import RuntimeChoice, runtime_embedder
 from faceledger.errors import InvalidArgument, QualityRejected
 from faceledger.io import ImageLimits, decode_image, load_image
 from faceledger.match import decide
@@ -87,6 +88,7 @@ class Engine:
         self._card = card
         self._detector = detector
         self._embedder = embedder
+        self._runtime: RuntimeChoice | None = None
 
     # -- lazily built parts -------------------------------------------------------------
     @property
@@ -104,10 +106,13 @@ class Engine:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = make_embedder(
-                self.card, flip_average=self.settings.flip_average, jitter=self.settings.jitter
-            )
+            self._embedder, self._runtime = runtime_embedder(self.card, self.settings)
         return self._embedder
+
+    @property
+    def runtime(self) -> RuntimeChoice | None:
+        """Which runtime serves the model (None until the embedder is built, or when given)."""
+        return self._runtime
 
     @property
     def limits(self) -> ImageLimits:

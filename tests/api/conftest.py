@@ -4,16 +4,29 @@ and deployments served by a real uvicorn server on a loopback port."""
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import Browser, sync_playwright
 
 from faceledger.api.concurrency import SerialEngine
 from faceledger.config import Settings
 from tests.api.live import Deployment, Live, deploy, serve
 from tests.postgres import PostgresCluster
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +70,13 @@ def live(deployment: Deployment) -> Iterator[Live]:
 def pg(pg_cluster: PostgresCluster) -> PostgresCluster:
     """The run's one PostgreSQL server (``tests/conftest.py``); a schema per test."""
     return pg_cluster
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the browser test needs Debian's chromium package (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()

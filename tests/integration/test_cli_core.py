@@ -78,6 +78,9 @@ def test_models_json() -> None:
     dlib = next(c for c in cards if c["id"] == "dlib-resnet-v1")
     assert dlib["dimension"] == 128 and dlib["calibration"]["impostor_pairs"] > 500_000
     assert all(len(f["sha256"]) == 64 for f in dlib["files"])
+    # served by onnxruntime on the graph built from those weights, which says where it is
+    assert dlib["runtime"]["name"] == "onnxruntime", dlib["runtime"]
+    assert "ONNX graph" in dlib["runtime"]["note"] and len(dlib["runtime"]["sha256"]) == 64
 
 
 def test_demo_runs_on_bundled_sample_without_shared_data(tmp_path: Path) -> None:

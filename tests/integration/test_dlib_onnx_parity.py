@@ -19,7 +19,6 @@ from faceledger.align import align_face
 from faceledger.batch import worker_engine
 from faceledger.embed import make_embedder
 from faceledger.embed._dlib_net import Affine, Conv, Fc, InputRGB, parse_face_resnet
-from faceledger.embed._dlib_ort import ThreadedOnnxEmbedder
 from faceledger.embed.dlib_export import (
     PARITY_MIN_COSINE,
     OnnxExport,
@@ -27,6 +26,7 @@ from faceledger.embed.dlib_export import (
     builtin_dlib_card,
     export_dlib_resnet_onnx,
 )
+from faceledger.embed.onnx import OnnxEmbedder
 from faceledger.errors import ModelError, ModelFileError
 from faceledger.match import decide
 from faceledger.models import ModelCard, ModelFile, ModelRegistry
@@ -188,7 +188,7 @@ def test_scores_and_decisions_unchanged_between_runtimes(
 def test_batched_onnx_equals_one_at_a_time(
     export: OnnxExport, data_faces: list[AlignedFace]
 ) -> None:
-    emb = ThreadedOnnxEmbedder(export.card, threads=1)
+    emb = OnnxEmbedder(export.card, threads=1)
     faces = data_faces[:9]
     together = np.stack([t.vector for t in emb.embed(faces)])
     alone = np.stack([emb.embed([f])[0].vector for f in faces])
@@ -196,9 +196,9 @@ def test_batched_onnx_equals_one_at_a_time(
 
 
 def test_worker_engine_runs_onnx_on_one_thread(export: OnnxExport) -> None:
-    engine = worker_engine(Settings(model_dir=export.card_path.parent))
-    emb = engine.embedder
-    assert isinstance(emb, ThreadedOnnxEmbedder)
-    assert emb._session.get_session_options().intra_op_num_threads == 1
-    # the dlib reference backend is left as it is
-    assert not isinstance(worker_engine(Settings()).embedder, ThreadedOnnxEmbedder)
+    for settings in (Settings(model_dir=export.card_path.parent), Settings()):
+        emb = worker_engine(settings).embedder
+        assert isinstance(emb, OnnxEmbedder)
+        assert emb._session.get_session_options().intra_op_num_threads == 1
+    # dlib's reference runtime when asked for
+    assert not isinstance(worker_engine(Settings(runtime="dlib")).embedder, OnnxEmbedder)

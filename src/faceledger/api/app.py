@@ -1,8 +1,9 @@
 """The app factory: ``create_app(settings)`` → a FastAPI app serving the API and the review UI.
 
 One app holds one :class:`~faceledger.api.service.Service` (workspace, key cache, image
-store). The API lives under ``/api/v1``, its OpenAPI document at ``/api/v1/openapi.json``;
-the review UI (static files, no third-party assets) under ``/ui/``.
+store). The API lives under ``/api/v1``, its OpenAPI document at ``/api/v1/openapi.json``
+and an interactive page for it at ``/docs`` (``api.docs``, offline); the review UI (static
+files, no third-party assets) under ``/ui/``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceledger.api import problems
+from faceledger.api.docs import docs_router
 from faceledger.api.limits import BodyLimit
 from faceledger.api.openapi import build_openapi
 from faceledger.api.routes import admin, audit, faces, galleries, searches, system
@@ -48,7 +50,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_ui = str(scope.get("path", "")).startswith("/ui")
+        path = str(scope.get("path", ""))
+        is_ui = path.startswith("/ui") or path == "/docs" or path.startswith("/docs/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -107,6 +110,7 @@ def create_app(
         return build_openapi(app)
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.include_router(docs_router(f"{API_PREFIX}/openapi.json"))
     if opts.web_ui:
         app.mount("/ui", StaticFiles(directory=WEB_DIR, html=True), name="ui")
 

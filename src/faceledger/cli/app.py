@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
@@ -18,7 +18,7 @@ from faceledger.cli import (
     serve_cmd,
 )
 from faceledger.cli.eval_cmd import eval_app
-from faceledger.config import Settings
+from faceledger.config import RuntimeName, Settings
 
 app = typer.Typer(
     name="faceledger",
@@ -43,6 +43,13 @@ def root(
     model_dir: Annotated[
         Path | None, typer.Option(help="Extra folder of model cards (JSON).")
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="What runs the model: auto (onnxruntime, dlib's runtime where it cannot "
+            "load), onnx, or dlib (the reference)."
+        ),
+    ] = None,
     operator: Annotated[
         str | None, typer.Option(help="Your name in the audit log (default: the OS user).")
     ] = None,
@@ -55,8 +62,11 @@ def root(
     ] = None,
 ) -> None:
     """Settings come from FACELEDGER_* environment variables, overridden by these options."""
+    if runtime is not None and runtime not in get_args(RuntimeName):
+        raise typer.BadParameter(f"--runtime must be one of {', '.join(get_args(RuntimeName))}")
     ctx.obj = Settings.from_env(
         os.environ,
+        runtime=runtime,
         detector=detector,
         model_id=model,
         model_dir=model_dir,

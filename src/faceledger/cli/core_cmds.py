@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from faceledger.cli.output import (
 )
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import FaceSelection, Settings
+from faceledger.embed.runtime import choose_runtime
 from faceledger.models import ModelRegistry
 from faceledger.pipeline import Engine, VerifyResult
 from faceledger.types import FaceResult, Outcome
@@ -157,13 +159,20 @@ def models(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List model cards with their files, checksums and calibration."""
+    """List model cards: files, checksums, calibration, and which runtime serves each."""
     settings: Settings = ctx.obj
     cards = guarded(lambda: ModelRegistry(settings.model_dir).cards())
+    runtimes = {c.id: guarded(partial(choose_runtime, c, settings)) for c in cards}
     if json_out:
         out = []
         for c in cards:
             d = c.to_json()
+            choice = runtimes[c.id]
+            d["runtime"] = {
+                "name": choice.runtime,
+                "note": choice.note,
+                "sha256": choice.card.file("embedder").sha256,
+            }
             if d.get("calibration"):
                 cal = d["calibration"]
                 d["calibration"] = {
@@ -178,6 +187,10 @@ def models(
     for c in cards:
         console.print(f"[bold]{c.id}[/] v{c.version} — {c.name}")
         console.print(f"  backend {c.backend}, {c.dimension}-d, chip {c.align.size}px")
+        choice = runtimes[c.id]
+        console.print(
+            f"  runtime [bold]{choice.runtime}[/]" + (f": {choice.note}" if choice.note else "")
+        )
         for f in c.files:
             console.print(f"  file {f.role}: {f.filename} sha256 {f.sha256[:16]}…")
         if c.calibration is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from faceledger.embed.base import Embedder
 from faceledger.errors import ModelError
 from faceledger.models.card import ModelCard, ModelFile
 from faceledger.types import AlignedFace
@@ -108,13 +109,20 @@ def sample_faces(source: ModelCard, limit: int | None = None) -> list[AlignedFac
 
 
 def parity_cosines(
-    reference: ModelCard, candidate: ModelCard, faces: Sequence[AlignedFace]
+    reference: ModelCard,
+    candidate_card: ModelCard,
+    faces: Sequence[AlignedFace],
+    *,
+    candidate: Embedder | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Cosine similarity between the two models' templates of each face."""
+    """Cosine similarity between the two models' templates of each face.
+
+    ``candidate`` serves ``candidate_card`` when given (a graph loaded from memory).
+    """
     from faceledger.embed import make_embedder
 
     a = make_embedder(reference).embed(faces)
-    b = make_embedder(candidate).embed(faces)
+    b = (candidate or make_embedder(candidate_card)).embed(faces)
     va = np.stack([t.vector for t in a]).astype(np.float64)
     vb = np.stack([t.vector for t in b]).astype(np.float64)
     cos: npt.NDArray[np.float64] = np.sum(va * vb, axis=1) / (

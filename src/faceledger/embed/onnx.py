@@ -27,16 +27,24 @@ class OnnxEmbedder(Embedder):
     """
 
     def __init__(
-        self, card: ModelCard, *, flip_average: bool = False, threads: int | None = None
+        self,
+        card: ModelCard,
+        *,
+        flip_average: bool = False,
+        threads: int | None = None,
+        model: bytes | None = None,
     ) -> None:
         super().__init__(card, flip_average=flip_average)
         try:
             import onnxruntime as ort
         except ImportError as exc:  # optional extra
             raise ModelError(
-                "ONNX models need onnxruntime: pip install 'faceledger[onnx]'"
+                "ONNX models need onnxruntime, a dependency of faceledger: reinstall it"
             ) from exc
-        path = card.file("embedder").verified_path(card.card_dir)
+        # ``model``: the graph's bytes, already checked against the card's sha256 by the caller
+        source: bytes | str = (
+            model if model is not None else str(card.file("embedder").verified_path(card.card_dir))
+        )
         opts = ort.SessionOptions()
         if threads is not None:
             opts.intra_op_num_threads = threads
@@ -44,10 +52,10 @@ class OnnxEmbedder(Embedder):
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
             self._session = ort.InferenceSession(
-                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+                source, sess_options=opts, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+            raise ModelError(f"cannot load ONNX model of {card.id}: {exc}") from exc
         self._input = self._session.get_inputs()[0].name
 
     def _raw(self, chips: Sequence[AlignedFace]) -> npt.NDArray[np.float32]:
