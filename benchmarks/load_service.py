@@ -22,6 +22,16 @@ clients run in a process of their own, as outside clients would; argon2 keeps it
 latency, what the bad-key clients got, and the ratios to the baseline.
 
     python benchmarks/load_service.py --bad-keys 16 --seconds 20 --searchers 4
+
+With ``--scaling`` (issue #20) it measures one search's cost and how latency grows with
+clients: a gallery of the ten bundled sample people, probed with their 600 px London photos
+(``../shared/data/london``). In the same run it prints the engine's own cost of one probe
+(detect + align + embed, no store: CPU and wall), the use case alone (``usecases.search``: the
+engine plus ranking, review record and audit entry, no HTTP), a profile of that use case by
+stage, and then the service over HTTP with 1, 8 and 16 searching clients: searches/s,
+p50/p99 latency and CPU seconds per search of the whole process (server and clients).
+
+    python benchmarks/load_service.py --scaling --seconds 15
 """
 
 from __future__ import annotations
@@ -231,12 +241,15 @@ def main() -> None:
     ap.add_argument("--searchers", type=int, default=None, help="8; 4 with --bad-keys")
     ap.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--bad-keys", type=int, default=0, help="clients sending random API keys")
+    ap.add_argument("--scaling", action="store_true", help="one search's cost; 1/8/16 clients")
     ap.add_argument(
         "--auth-workers", type=int, default=None, help="argon2 threads (default: one per two cores)"
     )
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    if args.bad_keys > 0:
+    if args.scaling:
+        main_scaling(args.seconds or 15.0)
+    elif args.bad_keys > 0:
         main_bad_keys(args.bad_keys, args.seconds or 20.0, args.searchers or 4, args.auth_workers)
     else:
         args.seconds = args.seconds or 60.0
@@ -509,6 +522,121 @@ def main_bad_keys(bad_keys: int, seconds: float, searchers: int, workers: int | 
                 for err in (phase.search.errors + phase.health.errors)[:3]:
                     print("  error:", err)
                 baseline = baseline or phase
+        finally:
+            dep.ws.close()
+
+
+# ------------------------------------------------------------------ one search's cost (#20)
+
+
+def _cpu_and_wall(fn: Any, n: int) -> tuple[float, float]:
+    """Milliseconds of process CPU and of wall time per call of ``fn``, over ``n`` calls."""
+    fn()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - cpu) / n * 1e3, (time.perf_counter() - wall) / n * 1e3
+
+
+def _stage_profile(fn: Any, n: int) -> list[tuple[str, float]]:
+    """Cumulative ms per call of the stages of one search (cProfile, so a little slower)."""
+    import cProfile
+    import pstats
+
+    stages = {
+        "detect (dlib HOG)": "detect/base.py:detect",
+        "landmarks + align + embed": "pipeline.py:embed_detected",
+        "rank the gallery": "gallery/ranking.py:rank",
+        "review record": "review/book.py:record_search",
+        "audit entry": "audit/log.py:append",
+    }
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        fn()
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    out = []
+    for label, where in stages.items():
+        file, func = where.split(":")
+        ms = sum(v[3] for (f, _, name), v in stats.items() if f.endswith(file) and name == func)
+        out.append((label, ms / n * 1e3))
+    return out
+
+
+def main_scaling(seconds: float) -> None:
+    import resource
+
+    from tests.api.live import GALLERY, deploy, serve
+
+    from faceledger import usecases as uc
+    from faceledger.access import User
+    from faceledger.api.concurrency import SerialEngine
+    from faceledger.config import Settings
+
+    neutral = sorted(SAMPLE.glob("*_neutral.jpg"))
+    probes = [(DATA / "london/images" / p.name.replace("neutral", "smiling")) for p in neutral]
+    if not all(p.is_file() for p in probes):
+        sys.exit(f"the 600 px probes come from {DATA / 'london/images'}: not found")
+    data = [p.read_bytes() for p in probes]
+    engine = SerialEngine(Settings())
+    engine.warm_up()
+    runtime = engine.runtime
+    print(f"{len(neutral)} sample subjects enrolled; probes: 600 px London photos")
+    print(f"model runtime: {runtime.runtime if runtime else '?'}")
+    cpu, wall = _cpu_and_wall(lambda: engine.embed(data[0]), 20)
+    print(f"engine alone, one probe (detect + align + embed): {cpu:.0f} ms CPU, {wall:.0f} ms wall")
+    with tempfile.TemporaryDirectory(prefix="fl-scaling-") as tmp:
+        dep = deploy(Path(tmp) / "ws", engine, users=("admin", "enroller", "searcher"))
+        try:
+            with serve(dep) as live, live.client() as c:
+                for p in neutral:
+                    r = c.post(
+                        f"/api/v1/galleries/{GALLERY}/subjects/{p.name[:3]}/images",
+                        files={"image": (p.name, p.read_bytes(), "image/jpeg")},
+                        headers=dep.headers("enroller"),
+                    )
+                    assert r.status_code == 201, r.text
+                searcher: User = live.service.ws.access.get_user("searcher")
+                req = uc.SearchRequest(data[0], (GALLERY,), "benchmark", "BENCH-1")
+                search = live.service.ws
+
+                def one() -> None:
+                    uc.search(search, searcher, req)
+
+                cpu, wall = _cpu_and_wall(one, 20)
+                print(
+                    f"use case alone (usecases.search, no HTTP): {cpu:.0f} ms CPU, "
+                    f"{wall:.0f} ms wall"
+                )
+                for label, ms in _stage_profile(one, 10):
+                    print(f"  {label}: {ms:.1f} ms")
+                print("| clients | searches/s | p50 ms | p99 ms | CPU ms per search | errors |")
+                print("|---|---|---|---|---|---|")
+                for clients in (1, 8, 16):
+                    before = resource.getrusage(resource.RUSAGE_SELF)
+                    result = asyncio.run(
+                        run_load(
+                            live.url,
+                            gallery=GALLERY,
+                            enrol_headers=dep.headers("enroller"),
+                            search_headers=dep.headers("searcher"),
+                            enrol_images=[],
+                            probes=data,
+                            enrollers=0,
+                            searchers=clients,
+                            duration_s=seconds,
+                        )
+                    )
+                    after = resource.getrusage(resource.RUSAGE_SELF)
+                    st = result.ops["search"]
+                    used = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                    print(
+                        f"| {clients} | {st.ok / result.seconds:.1f} "
+                        f"| {st.percentile(50) * 1e3:.0f} | {st.percentile(99) * 1e3:.0f} "
+                        f"| {used / max(1, st.ok) * 1e3:.0f} | {len(st.errors)} |",
+                        flush=True,
+                    )
         finally:
             dep.ws.close()
 

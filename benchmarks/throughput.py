@@ -3,9 +3,9 @@
 For ``utkface_subset`` (1,200 crops of 200 px), ``london`` (204 portraits of 600 px) and ``orl``
 (400 greyscale 92x112 PGM) it prints images/s of
 
-- faceledger's bulk enrolment, ``embed_paths(paths, settings, enrolment=True)`` with one worker
-  process per core and dlib's ResNet exported to ONNX (exported at the start, in a temporary
-  folder, with its parity self-check), and
+- faceledger's bulk enrolment, ``embed_paths(paths, Settings(), enrolment=True)`` with one
+  worker process per core and **default settings** (no option: dlib's ResNet on onnxruntime,
+  the graph built from the shipped weights on first use and cached, ``embed.runtime``), and
 - ``face_recognition.face_encodings`` the way its users run it: one image at a time per
   process (its own environment, ``benchmarks/_fr_reference.py``), with as many processes side
   by side as faceledger has workers (``--fr-procs``), each on its share of the images. That is
@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -55,6 +54,7 @@ import numpy.typing as npt
 from faceledger import Engine, Settings
 from faceledger.batch import CHUNK, EmbedOutcome, embed_many, embed_paths
 from faceledger.embed.onnx import OnnxEmbedder
+from faceledger.embed.runtime import choose_runtime
 from faceledger.models import ModelRegistry
 
 HERE = Path(__file__).resolve().parent
@@ -279,19 +279,19 @@ def neg_distance(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> floa
 # -- the run --------------------------------------------------------------------------------------
 
 
-def export_onnx(out_dir: Path) -> None:
-    """Export in a child process, so its memory does not count in this one's."""
-    code = (
-        "import sys; from pathlib import Path; "
-        "from faceledger.embed.dlib_export import export_dlib_resnet_onnx as ex; "
-        "r = ex(Path(sys.argv[1])); "
-        "print(f'{r.faces_checked} sample faces, worst cosine to dlib {r.worst_cosine:.9f}')"
-    )
+def default_runtime() -> Settings:
+    """The settings a user gets with no option, and which runtime they select (the first use
+    on this machine builds and caches the ONNX graph: timed here)."""
+    settings = Settings()
     t0 = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(out_dir)], check=True, capture_output=True, text=True
+    choice = choose_runtime(ModelRegistry().get(settings.model_id), settings)
+    print(
+        f"default settings: {choice.runtime} ({choice.note}; "
+        f"{time.perf_counter() - t0:.1f} s to choose)"
     )
-    print(f"ONNX export ({time.perf_counter() - t0:.1f} s): {out.stdout.strip()}")
+    if choice.runtime != "onnxruntime":
+        print("WARNING: the default runtime here is not the fast one")
+    return settings
 
 
 def compare_threads(paths: Sequence[Path], settings: Settings, workers: int) -> None:
@@ -341,8 +341,7 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()}, {args.workers} workers")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        export_onnx(tmp / "model")
-        onnx = Settings(model_dir=tmp / "model")
+        onnx = default_runtime()
         rows: list[tuple[str, Run, Run]] = []
         for name, paths in sets.items():
             print(f"{name}: {len(paths)} images")
@@ -351,7 +350,9 @@ def main() -> None:
             rows.append((name, fast, ref))
         london_part = sets["london"][: args.dlib_images]
         print(f"london, {len(london_part)} images, faceledger with dlib's runtime")
-        slow = run_faceledger("faceledger, dlib runtime", london_part, Settings(), args.workers)
+        slow = run_faceledger(
+            "faceledger, dlib runtime", london_part, Settings(runtime="dlib"), args.workers
+        )
         if args.compare_threads:
             compare_threads(sets["utkface"][:300], onnx, args.workers)
 

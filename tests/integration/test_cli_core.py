@@ -83,12 +83,48 @@ def test_models_json() -> None:
     assert "ONNX graph" in dlib["runtime"]["note"] and len(dlib["runtime"]["sha256"]) == 64
 
 
-def test_demo_runs_on_bundled_sample_without_shared_data(tmp_path: Path) -> None:
+def test_demo_shows_the_main_job_on_the_bundled_sample(tmp_path: Path) -> None:
     # run from a folder with no ../shared beside it, as on a user's machine
-    r = run("demo", "--people", "4", cwd=tmp_path)
+    ws = tmp_path / "demo-ws"
+    r = run("demo", "--into", str(ws), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "sample" in r.stdout and "MATCH" in r.stdout
-    assert "0 false match" in r.stdout
+    out = " ".join(r.stdout.split())
+    sample = REPO / "src/faceledger/sample"
+    people = len(list(sample.glob("*_neutral.jpg")))
+    assert f"faceledger/sample ({people} people)" in out
+    # the README says as many (in words)
+    words = {10: "ten", 12: "twelve", 8: "eight", 6: "six"}
+    assert f"sample of {words[people]} London Set people" in " ".join(
+        (REPO / "README.md").read_text().split()
+    )
+    assert "run by onnxruntime" in out  # the fast path is the default
+    assert f"enrol a gallery of {people - 1} people" in out
+    # 1:1 at a target FMR, 1:N with a candidate (FMR and FPIR) and an explicit no candidate
+    assert "MATCH (similarity" in out and "no match (similarity" in out
+    assert "est. FMR" in out and "est. FPIR" in out and "no candidate" in out
+    # two reviewers other than the searcher; the searcher's own verdict refused
+    assert "may not review their own search" in out
+    assert "lead is awaiting_second_confirmation" in out and "lead is confirmed" in out
+    assert "audit verify: OK" in out
+    # the commands it suggests work on the workspace it leaves
+    photo = sample / "004_smiling.jpg"
+    searched = run(
+        *("--data-dir", str(ws), "search", str(photo), "-g", "demo"),
+        *("--purpose", "demo follow-up", "--case", "DEMO-2"),
+        cwd=tmp_path,
+    )
+    assert searched.returncode == 0, searched.stderr
+    assert "004" in searched.stdout
+    shown = run("--data-dir", str(ws), "gallery", "show", "demo", cwd=tmp_path)
+    assert shown.returncode == 0 and f"{people - 1}" in shown.stdout, shown.stdout
+    exported = run("--data-dir", str(ws), "audit", "export", cwd=tmp_path)
+    assert json.loads(exported.stdout.splitlines()[-1])["body"]["case_ref"] == "DEMO-2"
+    listed = run("--data-dir", str(ws), "review", "list", cwd=tmp_path)
+    # the new lead awaits review, but not by its searcher, who has nothing to decide
+    assert listed.returncode == 0 and "no search has a lead awaiting" in listed.stdout
+    # a second run into the same folder is refused rather than mixed in
+    again = run("demo", "--into", str(ws), cwd=tmp_path)
+    assert again.returncode == 2 and "not empty" in again.stderr
 
 
 def test_verify_with_purpose_is_audited_and_can_be_required(tmp_path: Path) -> None:

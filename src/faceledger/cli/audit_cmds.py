@@ -170,6 +170,8 @@ def review_list(
             if json_out:
                 print_json([_queue_json(f) for f in page.items])
                 return
+            if not page.items:
+                console.print("no search has a lead awaiting your decision")
             for found in page.items:
                 rec = found.record
                 console.print(

@@ -1,19 +1,39 @@
-"""``faceledger demo``: a short tour a new user runs right after installing."""
+"""``faceledger demo``: the main job on real photographs, right after installing.
+
+Enrols a gallery of the bundled sample (or ``../shared/data/london`` beside the checkout) in a
+fresh workspace, searches it with a purpose for a person who is enrolled and for one who is
+not, shows the candidate list with its false-match and false-positive identification rates
+and the explicit "no candidate", records two reviewers' verdicts under the two-person rule,
+verifies the audit chain, and ends with commands to try on that workspace. Every step goes
+through the same use cases as the CLI's own commands and the service.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from faceledger.cli.output import console, fmr_text, guarded
+from faceledger import usecases as uc
+from faceledger.access import GrantLevel, Role, User
+from faceledger.cli.output import console, fmr_text, guarded, print_search
+from faceledger.cli.workspace_ctx import operator_name
 from faceledger.config import Settings
-from faceledger.pipeline import Engine
+from faceledger.errors import FaceLedgerError, InvalidArgument
+from faceledger.gallery import Workspace, local_operator, open_workspace
+from faceledger.match import decide
+from faceledger.store.records import LegalBasis
 from faceledger.types import Outcome
 
 SHARED_LONDON = Path("../shared/data/london/images")
+GALLERY = "demo"
+PURPOSE = "demo: find a missing person"
+CASE = "DEMO-1"
 
 
 def sample_dir() -> Path:
@@ -38,80 +58,169 @@ def demo(
         Path | None,
         typer.Option(help="Folder of London-Set-style images (<id>_neutral/_smiling.jpg)."),
     ] = None,
-    people: Annotated[int, typer.Option(help="How many people to use.")] = 6,
-    fmr: Annotated[float, typer.Option(help="Target false-match rate.")] = 1e-3,
+    people: Annotated[
+        int, typer.Option(help="How many people to use (0: all; the sample has ten).")
+    ] = 0,
+    into: Annotated[
+        Path | None,
+        typer.Option(help="Workspace folder to create (default: a new temporary folder)."),
+    ] = None,
 ) -> None:
-    """Detect, assess, verify and compare faces on real photographs, with measured error rates."""
+    """The main job on real photographs: enrol, search with a purpose, review, audit."""
     settings: Settings = ctx.obj
     folder = data or (SHARED_LONDON if SHARED_LONDON.is_dir() else sample_dir())
-    triples = _pick_images(folder)[:people]
-    if len(triples) < 2:
-        console.print(f"[red]need at least two people in {folder}[/]")
+    triples = _pick_images(folder)
+    triples = triples[:people] if people > 0 else triples
+    if len(triples) < 3:
+        console.print(f"[red]need at least three people in {folder}[/]")
         raise typer.Exit(2)
-    engine = Engine(settings)
+    if into is not None and into.exists() and any(into.iterdir()):
+        guarded(lambda: _refuse(f"{into} is not empty: the demo makes a new workspace"))
+    where = into or Path(tempfile.mkdtemp(prefix="faceledger-demo-"))
+    config = dataclasses.replace(settings, data_dir=where, database_url=None)
 
     def run() -> None:
-        card = engine.card
+        started = time.perf_counter()
+        ws = open_workspace(config)
+        try:
+            Tour(ws, operator_name(settings), folder, triples).run()
+        finally:
+            ws.close()
+        console.rule("try next")
+        console.print(
+            f"The workspace is in {where} (delete it when done). "
+            f"The demo took {time.perf_counter() - started:.0f} s.\n"
+            f"  faceledger --data-dir {where} search YOUR_PHOTO.jpg -g {GALLERY} "
+            f'--purpose "..." --case ...\n'
+            f"  faceledger --data-dir {where} gallery show {GALLERY}\n"
+            f"  faceledger --data-dir {where} audit export | tail -3"
+        )
+
+    guarded(run)
+
+
+def _refuse(message: str) -> None:
+    raise InvalidArgument(message)
+
+
+@dataclasses.dataclass
+class Tour:
+    ws: Workspace
+    operator: str
+    folder: Path
+    triples: list[tuple[str, Path, Path]]
+
+    def run(self) -> None:
+        self.model()
+        enrolled, stranger = self.triples[:-1], self.triples[-1]
+        me = self.enrol(enrolled)
+        self.verify_one(enrolled[0], enrolled[1])
+        console.rule(f"3. 1:N search for someone enrolled ({enrolled[0][0]}, another photo)")
+        found = self.search(me, enrolled[0][2])
+        console.rule(f"4. 1:N search for someone not enrolled ({stranger[0]})")
+        self.search(me, stranger[2])
+        self.review(me, found)
+        self.audit(me)
+
+    def model(self) -> None:
+        engine = self.ws.engine
+        card, _ = engine.card, engine.embedder
         console.rule("[bold]faceledger demo")
-        console.print(f"images: {folder} ({len(triples)} people)")
-        console.print(f"model: {card.id} — {card.name}")
+        console.print(f"images: {self.folder} ({len(self.triples)} people)")
+        runtime = engine.runtime
+        console.print(
+            f"model: {card.id} ({card.name}), run by "
+            f"{runtime.runtime if runtime else card.backend}"
+            + (f" ({runtime.note})" if runtime and runtime.note else "")
+        )
         cal = card.calibration
         if cal is not None:
             console.print(
-                f"calibration: {cal.overall.impostor_pairs:,} impostor pairs; at target FMR "
-                f"{fmr:g} the similarity threshold is {cal.threshold_for(fmr):.4f}"
+                f"calibration: {cal.overall.impostor_pairs:,} impostor pairs; every score "
+                "below comes with the false-match rate measured there"
             )
-        console.rule("1. detection and quality")
-        neutral = triples[0][1]
-        faces = engine.detect(neutral)
-        for f in faces:
-            q = f.quality
-            console.print(
-                f"{neutral.name}: face {f.detection.box.width:.0f}px wide, confidence "
-                f"{f.detection.confidence:.2f}, quality {q.score:.0f}/100 "
-                f"(sharpness {q.sharpness:.0f}, "
-                f"yaw {q.yaw_deg:+.0f}°, roll {q.roll_deg:+.0f}°)"
-            )
-        console.rule(f"2. 1:1 verification at target FMR {fmr:g}")
-        templates = {}
-        for s, n, m in triples:
-            templates[s] = (engine.embed(n).template, engine.embed(m).template)
-        from faceledger.match import decide
 
-        wrong = 0
-        for s, (tn, tm) in templates.items():
-            assert tn is not None and tm is not None
-            d = decide(tn, tm, card, fmr)
-            ok = d.outcome is Outcome.MATCH
-            wrong += not ok
+    def enrol(self, enrolled: list[tuple[str, Path, Path]]) -> User:
+        console.rule(f"1. enrol a gallery of {len(enrolled)} people (neutral photos)")
+        local = local_operator(self.ws, self.operator)
+        uc.create_gallery(
+            self.ws,
+            local,
+            uc.CreateGallery(
+                GALLERY, LegalBasis.CONSENT, "faceledger demo: sample people", retention_days=30
+            ),
+        )
+        me = local_operator(self.ws, self.operator)  # now with a grant on the new gallery
+        for sid, neutral, _ in enrolled:
+            res = uc.enrol_image(self.ws, me, uc.EnrolImage(GALLERY, sid, neutral))
+            q = res.face.quality
             console.print(
-                f"person {s} neutral vs smiling: {'MATCH' if ok else 'no match'} "
-                f"(similarity {d.score:.3f}, estimated FMR {fmr_text(d.fmr)})"
+                f"subject {sid}: {neutral.name}, face {res.face.detection.box.width:.0f} px, "
+                f"quality {q.score:.0f}/100"
             )
-        ids = list(templates)
-        false_matches = 0
-        pairs = 0
-        for i, a in enumerate(ids):
-            for b in ids[i + 1 :]:
-                ta, tb = templates[a][0], templates[b][1]
-                assert ta is not None and tb is not None
-                d = decide(ta, tb, card, fmr)
-                pairs += 1
-                false_matches += d.outcome is Outcome.MATCH
-        console.print(
-            f"different people: {pairs} pairs compared, {false_matches} false match(es) "
-            f"at target FMR {fmr:g}"
-        )
-        console.rule("what this means")
-        console.print(
-            "Every score comes with the false-match rate measured on impostor pairs "
-            "(`faceledger models` shows where). A match is a lead for a trained person to "
-            "review, never an identification."
-        )
-        if wrong:
-            console.print(f"[yellow]{wrong} genuine pair(s) missed at this threshold[/]")
+        console.print(f"[dim]enrolled by {me.id}: a local operator, recorded as such[/]")
+        return me
 
-    guarded(run)
+    def verify_one(self, a: tuple[str, Path, Path], b: tuple[str, Path, Path]) -> None:
+        console.rule("2. 1:1 verification at target FMR 1e-3")
+        engine = self.ws.engine
+        ta, ta2, tb = (engine.embed(p).template for p in (a[1], a[2], b[2]))
+        assert ta is not None and ta2 is not None and tb is not None
+        for label, other in ((f"{a[0]} vs {a[0]}", ta2), (f"{a[0]} vs {b[0]}", tb)):
+            d = decide(ta, other, engine.card, 1e-3)
+            verdict = "MATCH" if d.outcome is Outcome.MATCH else "no match"
+            console.print(
+                f"{label}: {verdict} (similarity {d.score:.4f}, threshold {d.threshold:.4f}, "
+                f"estimated FMR of this score {fmr_text(d.fmr)})"
+            )
+
+    def search(self, me: User, probe: Path) -> uc.SearchResult:
+        res = uc.search(self.ws, me, uc.SearchRequest(probe, (GALLERY,), PURPOSE, CASE))
+        console.print(f'probe {probe.name}; purpose "{PURPOSE}", case {CASE}')
+        print_search(res)
+        return res
+
+    def review(self, me: User, found: uc.SearchResult) -> None:
+        console.rule("5. human review: two people, neither of them the searcher")
+        leads = [c for f in found.faces for c in f.candidates]
+        if not leads:
+            console.print("the search returned no candidate: nothing to review")
+            return
+        admin = self.ws.access.create_user("demo-admin", [Role.ADMIN], by=None)
+        reviewers = []
+        for name in ("reviewer-a", "reviewer-b"):
+            self.ws.access.create_user(name, [Role.REVIEWER], by=admin)
+            reviewers.append(self.ws.access.grant(name, GALLERY, GrantLevel.VIEW_IMAGES, by=admin))
+        top = leads[0]
+        decide_as = [
+            (me, "I searched, so I confirm"),
+            (reviewers[0], "same person: eyes, brows and ear shape agree"),
+            (reviewers[1], "agree after comparing both photos independently"),
+        ]
+        for who, note in decide_as:
+            req = uc.DecideLead(found.search_id, top.rank, "confirmed", note)
+            try:
+                state = uc.decide_lead(self.ws, who, req)
+            except FaceLedgerError as exc:
+                console.print(f"{who.id} tries to confirm lead #{top.rank}: [red]refused[/]: {exc}")
+                continue
+            console.print(
+                f'{who.id} confirms lead #{top.rank} (subject {top.external_id}): "{note}" '
+                f"-> lead is [bold]{state.status}[/]"
+            )
+
+    def audit(self, me: User) -> None:
+        console.rule("6. the audit log: every step above, hash-chained")
+        for entry in self.ws.audit.entries():
+            r = entry.record
+            what = f" purpose={r.purpose!r} case={r.case_ref}" if r.purpose else ""
+            console.print(f"  #{entry.seq} {r.operation} by {r.actor}{what}")
+        rep = uc.verify_chain(self.ws, me, uc.VerifyChain())
+        if rep.ok:
+            console.print(f"audit verify: OK, {rep.entries} entries, chain intact")
+        else:
+            console.print(f"[red]audit verify: BROKEN at entry {rep.first_bad_position}[/]")
+            raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

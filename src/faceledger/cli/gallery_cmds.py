@@ -19,6 +19,7 @@ from faceledger.cli.output import (
     fmr_text,
     guarded,
     print_json,
+    print_search,
     progress_bar,
 )
 from faceledger.cli.workspace_ctx import workspace
@@ -252,48 +253,6 @@ def _print_bulk(rep: uc.BulkReport) -> None:
         )
 
 
-def _print_search(res: uc.SearchResult) -> None:
-    console.print(
-        f"search {res.search_id} (audit entry {res.audit_seq}) of {', '.join(res.galleries)}: "
-        f"{res.templates_searched} templates at target FPIR {res.target_fpir:g}"
-    )
-    for face in res.faces:
-        q = face.face.quality
-        flags = f" flags: {', '.join(q.flags)}" if q.flags else ""
-        used = face_used(face.face, verb="searched")
-        console.print(
-            f"face {face.face.face_index}: quality {q.score:.0f}/100{flags}; threshold "
-            f"{face.threshold:.4f} (per-comparison FMR {face.comparison_fmr:.1e}; from the "
-            f"{face.threshold_source})"
-        )
-        if face.face.others:
-            console.print(f"  [yellow]{used}[/]: --all-faces searches every face")
-        if not face.candidates:
-            console.print(
-                "  [bold]no candidate[/]: nobody in the galleries scored above the threshold"
-            )
-            continue
-        table = Table(show_header=True)
-        score = "similarity" if face.normalisation == "none" else f"{face.normalisation} score"
-        for col in ("rank", "gallery", "subject", "name", score, "cosine", "est. FMR"):
-            table.add_column(col)
-        for c in face.candidates:
-            table.add_row(
-                str(c.rank),
-                c.gallery,
-                c.external_id,
-                c.display_name or "",
-                f"{c.score:.4f}",
-                "-" if c.similarity is None else f"{c.similarity:.4f}",
-                fmr_text(c.fmr),
-            )
-        console.print(table)
-    console.print(
-        "[dim]Candidates are leads for trained reviewers, not identifications; "
-        "record review decisions before acting on any.[/]"
-    )
-
-
 def _search_json(res: uc.SearchResult) -> dict[str, object]:
     return {
         "search_id": res.search_id,
@@ -357,7 +316,7 @@ def search_cmd(
             if json_out:
                 print_json(_search_json(res))
             else:
-                _print_search(res)
+                print_search(res)
 
     guarded(run)
 

@@ -23,8 +23,10 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
+from faceledger import usecases as uc
 from faceledger.errors import FaceLedgerError
 from faceledger.serialize import face_position
 from faceledger.types import Decision, FaceResult, FMREstimate
@@ -159,4 +161,48 @@ def face_used(face: FaceResult, *, verb: str = "compared") -> str:
     return (
         f"face {face.face_index} of {face.faces_in_image} ({face.selection}); "
         f"{face.others} other{'s' if face.others != 1 else ''} not {verb}"
+    )
+
+
+def print_search(res: uc.SearchResult) -> None:
+    """A search's candidate lists (or "no candidate") as the CLI prints them."""
+    console.print(
+        f"search {res.search_id} (audit entry {res.audit_seq}) of {', '.join(res.galleries)}: "
+        f"{res.templates_searched} templates at target FPIR {res.target_fpir:g}"
+    )
+    for face in res.faces:
+        q = face.face.quality
+        flags = f" flags: {', '.join(q.flags)}" if q.flags else ""
+        used = face_used(face.face, verb="searched")
+        console.print(
+            f"face {face.face.face_index}: quality {q.score:.0f}/100{flags}; threshold "
+            f"{face.threshold:.4f} (per-comparison FMR {face.comparison_fmr:.1e}; from the "
+            f"{face.threshold_source})"
+        )
+        if face.face.others:
+            console.print(f"  [yellow]{used}[/]: --all-faces searches every face")
+        if not face.candidates:
+            console.print(
+                "  [bold]no candidate[/]: nobody in the galleries scored above the threshold"
+            )
+            continue
+        table = Table(show_header=True)
+        score = "similarity" if face.normalisation == "none" else f"{face.normalisation} score"
+        for col in ("rank", "gallery", "subject", "name", score, "cosine", "est. FMR", "est. FPIR"):
+            table.add_column(col)
+        for c in face.candidates:
+            table.add_row(
+                str(c.rank),
+                c.gallery,
+                c.external_id,
+                c.display_name or "",
+                f"{c.score:.4f}",
+                "-" if c.similarity is None else f"{c.similarity:.4f}",
+                fmr_text(c.fmr),
+                "-" if c.fpir is None else f"{c.fpir:.1e}",
+            )
+        console.print(table)
+    console.print(
+        "[dim]Candidates are leads for trained reviewers, not identifications; "
+        "record review decisions before acting on any.[/]"
     )

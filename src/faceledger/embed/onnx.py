@@ -46,6 +46,9 @@ class OnnxEmbedder(Embedder):
             model if model is not None else str(card.file("embedder").verified_path(card.card_dir))
         )
         opts = ort.SessionOptions()
+        # idle pool threads spin by default: 16 ms of CPU per face instead of 5.7 (measured on
+        # 2 cores, one face per call as a search makes), for 0.4 ms less latency
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
