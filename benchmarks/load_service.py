@@ -476,6 +476,19 @@ def _run_phase(
     return Phase(name, seconds, search, health, got, verifications)
 
 
+def _enrol_sample(
+    client: httpx.Client, headers: dict[str, str], gallery: str, images: Sequence[Path]
+) -> None:
+    """Enrol each sample image as the subject named by its first three characters."""
+    for p in images:
+        r = client.post(
+            f"/api/v1/galleries/{gallery}/subjects/{p.name[:3]}/images",
+            files={"image": (p.name, p.read_bytes(), "image/jpeg")},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+
+
 def main_bad_keys(bad_keys: int, seconds: float, searchers: int, workers: int | None) -> None:
     from tests.api.live import GALLERY, deploy, serve
 
@@ -498,13 +511,7 @@ def main_bad_keys(bad_keys: int, seconds: float, searchers: int, workers: int | 
         dep = deploy(Path(tmp) / "ws", engine, hasher=None, users=("admin", "enroller", "searcher"))
         try:
             with serve(dep) as live, live.client() as c:
-                for p in neutral:
-                    r = c.post(
-                        f"/api/v1/galleries/{GALLERY}/subjects/{p.name[:3]}/images",
-                        files={"image": (p.name, p.read_bytes(), "image/jpeg")},
-                        headers=dep.headers("enroller"),
-                    )
-                    assert r.status_code == 201, r.text
+                _enrol_sample(c, dep.headers("enroller"), GALLERY, neutral)
             limits = AuthLimits() if workers is None else AuthLimits(workers=workers)
             protected = ServiceOptions(auth_limits=limits)
             off = ServiceOptions(auth_limits=AuthLimits(max_failures=0, workers=64, queue=10_000))
@@ -590,13 +597,7 @@ def main_scaling(seconds: float) -> None:
         dep = deploy(Path(tmp) / "ws", engine, users=("admin", "enroller", "searcher"))
         try:
             with serve(dep) as live, live.client() as c:
-                for p in neutral:
-                    r = c.post(
-                        f"/api/v1/galleries/{GALLERY}/subjects/{p.name[:3]}/images",
-                        files={"image": (p.name, p.read_bytes(), "image/jpeg")},
-                        headers=dep.headers("enroller"),
-                    )
-                    assert r.status_code == 201, r.text
+                _enrol_sample(c, dep.headers("enroller"), GALLERY, neutral)
                 searcher: User = live.service.ws.access.get_user("searcher")
                 req = uc.SearchRequest(data[0], (GALLERY,), "benchmark", "BENCH-1")
                 search = live.service.ws

@@ -72,7 +72,9 @@ def pg(pg_cluster: PostgresCluster) -> PostgresCluster:
     return pg_cluster
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API keeps an event loop running in this thread while it is
+# open, and later tests call asyncio.run()
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("the browser test needs Debian's chromium package (apt-get install chromium)")

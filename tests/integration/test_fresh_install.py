@@ -59,7 +59,11 @@ def test_readme_install_then_demo_and_serve(tmp_path: Path) -> None:
     assert "pip install" in command and "faceledger demo" in command, command
     checkout = tmp_path / "faceledger"  # no ../shared beside it, as on a user's machine
     clean_copy(checkout)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACELEDGER_", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FACELEDGER_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"))
+    }
     env["XDG_CACHE_HOME"] = str(tmp_path / "user-cache")  # no graph built before
     env["PATH"] = os.pathsep.join(
         p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p
