@@ -111,7 +111,8 @@ class Engine:
 
     @property
     def runtime(self) -> RuntimeChoice | None:
-        """Which runtime serves the model (None until the embedder is built, or when given)."""
+        """Which runtime serves the model (builds the embedder; None when one was given)."""
+        _ = self.embedder
         return self._runtime
 
     @property

@@ -26,7 +26,6 @@ from faceledger.cli.workspace_ctx import operator_name
 from faceledger.config import Settings
 from faceledger.errors import FaceLedgerError, InvalidArgument
 from faceledger.gallery import Workspace, local_operator, open_workspace
-from faceledger.match import decide
 from faceledger.store.records import LegalBasis
 from faceledger.types import Outcome
 
@@ -74,14 +73,13 @@ def demo(
     if len(triples) < 3:
         console.print(f"[red]need at least three people in {folder}[/]")
         raise typer.Exit(2)
-    if into is not None and into.exists() and any(into.iterdir()):
-        guarded(lambda: _refuse(f"{into} is not empty: the demo makes a new workspace"))
-    where = into or Path(tempfile.mkdtemp(prefix="faceledger-demo-"))
-    config = dataclasses.replace(settings, data_dir=where, database_url=None)
 
     def run() -> None:
+        if into is not None and into.exists() and any(into.iterdir()):
+            raise InvalidArgument(f"{into} is not empty: the demo makes a new workspace")
+        where = into or Path(tempfile.mkdtemp(prefix="faceledger-demo-"))
         started = time.perf_counter()
-        ws = open_workspace(config)
+        ws = open_workspace(dataclasses.replace(settings, data_dir=where, database_url=None))
         try:
             Tour(ws, operator_name(settings), folder, triples).run()
         finally:
@@ -99,10 +97,6 @@ def demo(
     guarded(run)
 
 
-def _refuse(message: str) -> None:
-    raise InvalidArgument(message)
-
-
 @dataclasses.dataclass
 class Tour:
     ws: Workspace
@@ -114,7 +108,7 @@ class Tour:
         self.model()
         enrolled, stranger = self.triples[:-1], self.triples[-1]
         me = self.enrol(enrolled)
-        self.verify_one(enrolled[0], enrolled[1])
+        self.verify_one(me, enrolled[0], enrolled[1])
         console.rule(f"3. 1:N search for someone enrolled ({enrolled[0][0]}, another photo)")
         found = self.search(me, enrolled[0][2])
         console.rule(f"4. 1:N search for someone not enrolled ({stranger[0]})")
@@ -124,7 +118,7 @@ class Tour:
 
     def model(self) -> None:
         engine = self.ws.engine
-        card, _ = engine.card, engine.embedder
+        card = engine.card
         console.rule("[bold]faceledger demo")
         console.print(f"images: {self.folder} ({len(self.triples)} people)")
         runtime = engine.runtime
@@ -161,13 +155,11 @@ class Tour:
         console.print(f"[dim]enrolled by {me.id}: a local operator, recorded as such[/]")
         return me
 
-    def verify_one(self, a: tuple[str, Path, Path], b: tuple[str, Path, Path]) -> None:
+    def verify_one(self, me: User, a: tuple[str, Path, Path], b: tuple[str, Path, Path]) -> None:
         console.rule("2. 1:1 verification at target FMR 1e-3")
-        engine = self.ws.engine
-        ta, ta2, tb = (engine.embed(p).template for p in (a[1], a[2], b[2]))
-        assert ta is not None and ta2 is not None and tb is not None
-        for label, other in ((f"{a[0]} vs {a[0]}", ta2), (f"{a[0]} vs {b[0]}", tb)):
-            d = decide(ta, other, engine.card, 1e-3)
+        for label, other in ((f"{a[0]} vs {a[0]}", a[2]), (f"{a[0]} vs {b[0]}", b[2])):
+            req = uc.VerifyPair(a[1], other, 1e-3, PURPOSE, CASE)
+            d = uc.verify_pair(self.ws, me, req).result.decision
             verdict = "MATCH" if d.outcome is Outcome.MATCH else "no match"
             console.print(
                 f"{label}: {verdict} (similarity {d.score:.4f}, threshold {d.threshold:.4f}, "

@@ -28,7 +28,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from faceledger.config import Settings
@@ -99,6 +99,8 @@ def runtime_embedder(
         embedder: Embedder = OnnxEmbedder(
             choice.card, flip_average=settings.flip_average, threads=threads, model=choice.model
         )
+        # the session holds the graph now: callers keeping the choice need not hold 22 MB more
+        choice = replace(choice, model=None)
     else:
         embedder = make_embedder(card, flip_average=settings.flip_average, jitter=settings.jitter)
     return embedder, choice
