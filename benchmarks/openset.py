@@ -292,6 +292,7 @@ def synthetic_check(n: int, cache: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--protocols", type=Path, default=Path("protocols"))
+    ap.add_argument("--model", default=Settings().model_id, help="model card id")
     ap.add_argument("--flip", action="store_true")
     ap.add_argument(
         "--hog", action="store_true", help="add rows with the HOG detector alone (no CNN fallback)"
@@ -317,7 +318,7 @@ def main() -> None:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
         synthetic_check(args.synthetic, args.cache_dir)
         return
-    base = Settings()
+    base = Settings(model_id=args.model)
     card = ModelRegistry().get(base.model_id)
     if args.write_calibration or args.calibration_only:
         card = write_calibration(args.protocols, base, card)

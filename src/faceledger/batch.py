@@ -113,9 +113,11 @@ def embed_one(engine: Engine, path: str, *, enrolment: bool = False) -> EmbedOut
 
 
 def _detect(engine: Engine, pixels: Pixels, enrolment: bool) -> list[Detection]:
-    # Enrolment keeps the largest face only: a pass on a small copy finds it cheaply. Other
-    # selections need every face the full search finds ("only" must see a second face).
-    if enrolment and engine.settings.face_selection == "largest":
+    # Bulk embedding of one face per image with ``largest`` or ``primary``: a pass on a small
+    # copy finds the prominent faces cheaply, and the policy picks among them (a face too
+    # small for that pass would lose to the larger one anyway, unless the larger one is far
+    # off-centre). ``only`` needs every face the full search finds (a second face refuses).
+    if enrolment and engine.settings.face_selection in ("largest", "primary"):
         return engine.detector.detect_prominent(pixels)
     return engine.detector.detect(pixels)
 

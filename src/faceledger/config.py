@@ -15,7 +15,7 @@ from typing import Literal, get_args, get_type_hints
 from faceledger.errors import InvalidArgument
 
 DetectorName = Literal["hog", "cnn", "hog+cnn"]
-FaceSelection = Literal["largest", "central", "only"]
+FaceSelection = Literal["primary", "largest", "central", "only"]
 RuntimeName = Literal["auto", "onnx", "dlib"]
 
 ENV_PREFIX = "FACELEDGER_"
@@ -51,12 +51,16 @@ class Settings:
     min_face_px: int = 40
     """Faces smaller than this (box side, px) need upsampling; auto-upsampling targets it."""
     max_upsample: int = 2
-    face_selection: FaceSelection = "largest"
+    face_selection: FaceSelection = "primary"
+    """Which face a single-face operation uses: ``primary`` (the photo's subject: large and
+    central, ``detect.select``), ``largest``, ``central``, or ``only`` (an error if several)."""
     # quality
     gates: QualityGates = field(default_factory=QualityGates)
     # embedding
     model_id: str = "dlib-resnet-v1"
-    flip_average: bool = False
+    flip_average: bool | None = None
+    """Template recipe: ``None`` takes the model card's; ``True``/``False`` picks the card of
+    the same weights with (``<id>-flip``) or without flip averaging (``ModelRegistry.resolve``)."""
     jitter: int = 0
     model_dir: Path | None = None
     """Extra folder of model cards (JSON) besides the built-in ones."""
@@ -145,7 +149,7 @@ def _convert(name: str, hint: object, raw: str) -> object:
             return int(raw)
         if hint is float:
             return float(raw)
-        if hint is bool:
+        if hint is bool or hint == (bool | None):
             if raw.lower() in {"1", "true", "yes", "on"}:
                 return True
             if raw.lower() in {"0", "false", "no", "off"}:

@@ -7,7 +7,7 @@ process; share nothing between processes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from faceledger.align import align_face
@@ -89,12 +89,15 @@ class Engine:
         self._detector = detector
         self._embedder = embedder
         self._runtime: RuntimeChoice | None = None
+        self._siblings: dict[str, Engine] = {}
 
     # -- lazily built parts -------------------------------------------------------------
     @property
     def card(self) -> ModelCard:
         if self._card is None:
-            self._card = ModelRegistry(self.settings.model_dir).get(self.settings.model_id)
+            self._card = ModelRegistry(self.settings.model_dir).resolve(
+                self.settings.model_id, self.settings.flip_average
+            )
         return self._card
 
     @property
@@ -114,6 +117,23 @@ class Engine:
         """Which runtime serves the model (builds the embedder; None when one was given)."""
         _ = self.embedder
         return self._runtime
+
+    def for_model(self, model_id: str) -> Engine:
+        """The engine making ``model_id``'s templates, sharing this one's detector.
+
+        A gallery keeps the model (and template recipe) it was created with: its probes and
+        new members are embedded by its model even after the default changes.
+        """
+        if model_id == self.card.id:
+            return self
+        found = self._siblings.get(model_id)
+        if found is None:
+            settings = replace(self.settings, model_id=model_id, flip_average=None)
+            found = self._siblings[model_id] = self._sibling(settings)
+        return found
+
+    def _sibling(self, settings: Settings) -> Engine:
+        return Engine(settings, detector=self.detector)
 
     @property
     def limits(self) -> ImageLimits:

@@ -212,8 +212,8 @@ class FaceResult:
     faces_in_image: int = 1
     """How many faces the detector found in the image."""
     selection: str | None = None
-    """The policy that picked this face for a one-face operation (``largest``, ``central``,
-    ``only``); None when every face of the image was used."""
+    """The policy that picked this face for a one-face operation (``primary``, ``largest``,
+    ``central``, ``only``); None when every face of the image was used."""
 
     @property
     def others(self) -> int:

@@ -141,7 +141,7 @@ def test_14_answers_say_which_face_was_used_and_how_many_others(
         )
         assert r.status_code == 200, r.text
         a, b = r.json()["faces"]
-        assert (a["faces_in_image"], a["selection"]) == (2, "largest")
+        assert (a["faces_in_image"], a["selection"]) == (2, "primary")
         assert a["face_index"] in (0, 1) and (b["faces_in_image"], b["face_index"]) == (1, 0)
         entry = dep.ws.audit.get(r.json()["audit_seq"])
         assert entry.record.details["faces_in_probe"] == 2
@@ -149,7 +149,7 @@ def test_14_answers_say_which_face_was_used_and_how_many_others(
         _enrol_bulk(c, dep, london, ["001_neutral"])
         one = _search(c, dep, two).json()["faces"]
         assert len(one) == 1 and one[0]["face"]["faces_in_image"] == 2
-        assert one[0]["face"]["selection"] == "largest"
+        assert one[0]["face"]["selection"] == "primary"
         every = _search(c, dep, two, all_faces="true").json()["faces"]
         assert [f["face"]["face_index"] for f in every] == [0, 1]
         assert {f["face"]["selection"] for f in every} == {None}

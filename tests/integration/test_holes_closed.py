@@ -17,6 +17,7 @@ from faceledger.cli.app import app
 from faceledger.config import Settings
 from faceledger.errors import Conflict, InvalidArgument
 from faceledger.gallery import Workspace, local_operator, open_workspace
+from faceledger.pipeline import Engine
 from faceledger.review import LeadStatus
 from faceledger.store.schema import galleries, job_items
 from faceledger.usecases import (
@@ -226,18 +227,19 @@ def test_14_every_output_says_which_face_was_used_and_how_many_others(
     boxes = [f["box"] for f in json.loads(out)["faces"]]
     n = len(boxes)
     assert n >= 10
-    areas = [(b["right"] - b["left"]) * (b["bottom"] - b["top"]) for b in boxes]
-    largest = areas.index(max(areas))
+    # the default policy's pick (``primary``: the crowd's subject, large and central)
+    largest = Engine(Settings()).embed(crowd).face_index
+    assert Engine(Settings()).embed(crowd).selection == "primary"
 
     # 1:1: which face of the crowd was compared, of how many, by which policy
     r = CliRunner().invoke(app, ["--data-dir", str(data), "verify", str(crowd), str(one), "--json"])
     assert r.exit_code == 0, r.output
     a, b = json.loads(r.output)["a"]["face"], json.loads(r.output)["b"]["face"]
-    assert (a["faces_in_image"], a["face_index"], a["selection"]) == (n, largest, "largest")
+    assert (a["faces_in_image"], a["face_index"], a["selection"]) == (n, largest, "primary")
     assert a["other_faces"] == n - 1 and a["box"] == boxes[largest]
     assert (b["faces_in_image"], b["other_faces"]) == (1, 0)
     code, out = cli(data, "verify", str(crowd), str(one))
-    assert f"face {largest} of {n} (largest); {n - 1} others not compared" in out, out
+    assert f"face {largest} of {n} (primary); {n - 1} others not compared" in out, out
     code, out = cli(data, "verify", str(one), str(data_dir / "london/images/001_smiling.jpg"))
     assert code == 0 and "not compared" not in out  # a lone face needs no note
 

@@ -52,6 +52,11 @@ class SerialEngine(Engine):
             engine.settings, card=engine.card, detector=engine.detector, embedder=engine.embedder
         )
 
+    def _sibling(self, settings: Settings) -> Engine:
+        sibling = SerialEngine(settings, detector=self.detector)
+        sibling._lock = self._lock  # one model lock per process, whichever card runs
+        return sibling
+
     def warm_up(self) -> None:
         """Load the model files now rather than on the first request."""
         with self._lock:

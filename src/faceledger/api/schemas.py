@@ -264,7 +264,7 @@ class FaceOut(Model):
     selection: str | None = Field(
         None,
         description="The policy that picked this face for a one-face operation "
-        "(largest, central, only); null when every face was used. The other "
+        "(primary, largest, central, only); null when every face was used. The other "
         "faces_in_image - 1 faces were then not compared or searched.",
     )
 

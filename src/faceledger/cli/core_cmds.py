@@ -98,7 +98,8 @@ def verify(
         typer.Option(help="Target false-match rate of the decision, e.g. 1e-4."),
     ] = None,
     face: Annotated[
-        str | None, typer.Option(help="Face selection: largest, central or only.")
+        str | None,
+        typer.Option(help="Face selection: primary (default), largest, central or only."),
     ] = None,
     purpose: Annotated[
         str | None, typer.Option(help="Why (audited; required when so configured).")

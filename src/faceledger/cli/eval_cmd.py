@@ -111,7 +111,7 @@ def _run_info(ctx: typer.Context, settings: Settings, datasets: tuple[str, ...])
         settings={
             "detector": settings.detector,
             "face selection": settings.face_selection,
-            "flip average": str(settings.flip_average),
+            "flip average": str(card.flip_average),
         },
         version=__version__,
     )

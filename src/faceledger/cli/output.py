@@ -153,7 +153,7 @@ def progress_bar(
 
 
 def face_used(face: FaceResult, *, verb: str = "compared") -> str:
-    """``face 3 of 30 (largest); 29 others not compared`` — or ``""`` for a lone face."""
+    """``face 3 of 30 (primary); 29 others not compared`` — or ``""`` for a lone face."""
     if face.faces_in_image <= 1:
         return ""
     if face.selection is None:

@@ -14,8 +14,8 @@ from faceledger.types import AlignedFace
 
 
 class DlibEmbedder(Embedder):
-    def __init__(self, card: ModelCard, *, flip_average: bool = False, jitter: int = 0) -> None:
-        super().__init__(card, flip_average=flip_average)
+    def __init__(self, card: ModelCard, *, jitter: int = 0) -> None:
+        super().__init__(card)
         self.jitter = jitter
         path = card.file("embedder").verified_path(card.card_dir)
         self._net = dlib.face_recognition_model_v1(str(path))

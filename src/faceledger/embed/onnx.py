@@ -30,11 +30,10 @@ class OnnxEmbedder(Embedder):
         self,
         card: ModelCard,
         *,
-        flip_average: bool = False,
         threads: int | None = None,
         model: bytes | None = None,
     ) -> None:
-        super().__init__(card, flip_average=flip_average)
+        super().__init__(card)
         try:
             import onnxruntime as ort
         except ImportError as exc:  # optional extra

@@ -96,13 +96,11 @@ def runtime_embedder(
     if choice.runtime == "onnxruntime":
         from faceledger.embed.onnx import OnnxEmbedder
 
-        embedder: Embedder = OnnxEmbedder(
-            choice.card, flip_average=settings.flip_average, threads=threads, model=choice.model
-        )
+        embedder: Embedder = OnnxEmbedder(choice.card, threads=threads, model=choice.model)
         # the session holds the graph now: callers keeping the choice need not hold 22 MB more
         choice = replace(choice, model=None)
     else:
-        embedder = make_embedder(card, flip_average=settings.flip_average, jitter=settings.jitter)
+        embedder = make_embedder(card, jitter=settings.jitter)
     return embedder, choice
 
 

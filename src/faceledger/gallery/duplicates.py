@@ -53,11 +53,11 @@ class NearDuplicate:
         }
 
 
-def duplicate_threshold(ws: Workspace) -> float:
+def duplicate_threshold(ws: Workspace, gallery: Gallery) -> float:
     """The score at which two faces count as the same person for this check: the card's
     threshold at ``near_duplicate_fmr``, or at the smallest rate its impostor pairs can
     measure when that is larger (beyond it, the highest impostor score seen is the bound)."""
-    table = require_calibration(ws.engine.card)
+    table = require_calibration(ws.engine_for(gallery).card)
     floor = max(1.0 / c.impostor_pairs for c in table.curves())
     return table.threshold_for(max(ws.settings.near_duplicate_fmr, floor))
 
@@ -68,12 +68,13 @@ def find_near_duplicates(
     """For each ``(subject external id, template)`` about to be enrolled, the near-duplicates
     it has among the gallery's other subjects and the other new faces (earlier in ``new``)."""
     found: list[list[NearDuplicate]] = [[] for _ in new]
-    if ws.settings.near_duplicates == "off" or not new or ws.engine.card.calibration is None:
+    card = ws.engine_for(gallery).card
+    if ws.settings.near_duplicates == "off" or not new or card.calibration is None:
         return found  # an uncalibrated model has no score that means "one person"
-    threshold = duplicate_threshold(ws)
-    fmr_at = ws.engine.card.calibration.fmr_at
+    threshold = duplicate_threshold(ws, gallery)
+    fmr_at = card.calibration.fmr_at
     queries = np.stack([t.vector for _, t in new]).astype(np.float32)
-    index = ws.indexes.get(gallery, ws.engine.card.dimension)
+    index = ws.indexes.get(gallery, card.dimension)
     if len(index):
         hits = index.search(queries, min(NEIGHBOURS, len(index)))
         above = [

@@ -281,7 +281,7 @@ class _BatchWriter:
             operation=AuditOp.ENROL_BATCH,
             actor=self.actor.id,
             galleries=(self.gallery.name,),
-            model_id=self.ws.engine.card.id,
+            model_id=self.gallery.model_id,
             details={
                 "job_id": self.job_id,
                 "run": self.run,
@@ -305,7 +305,7 @@ def _job_record(
         operation=AuditOp.ENROL,
         actor=actor.id,
         galleries=(gallery.name,),
-        model_id=ws.engine.card.id,
+        model_id=gallery.model_id,
         details={
             "job_id": report.job_id,
             "source": report.source,
@@ -358,11 +358,12 @@ def run_job(
     report.skipped = [(os.path.relpath(p, base), why) for p, why in skipped]
     if on_total:
         on_total(len(items), report.already_done)
-    ws.indexes.get(gallery, ws.engine.card.dimension)  # open + reconcile before writing
+    dimension = ws.engine_for(gallery).card.dimension
+    ws.indexes.get(gallery, dimension)  # open + reconcile before writing
     earlier = _earlier_progress(ws, job) if resumed else _JobProgress()
     writer = _BatchWriter(ws, actor, gallery, job.id, report, legal_basis, str(source), earlier)
     started = time.monotonic()
-    settings = enrolment_settings(ws.settings)
+    settings = enrolment_settings(ws.engine_for(gallery).settings)
     for i, out in iter_embed_paths([it.path for it, _ in todo], settings, enrolment=True):
         item, key = todo[i]
         writer.add(item, key, out)
@@ -373,7 +374,7 @@ def run_job(
     ws.store.finish_job(job.id)
     ws.audit.append(_job_record(ws, actor, gallery, report, writer))
     # a gallery that outgrew its index kind is rebuilt as the kind its size calls for
-    reindexed = ws.indexes.maybe_reindex(gallery, ws.engine.card.dimension)
+    reindexed = ws.indexes.maybe_reindex(gallery, dimension)
     if reindexed is not None:
         report.reindexed = reindexed.as_json()
     report.seconds = time.monotonic() - started

@@ -94,7 +94,8 @@ def rank_many(
         raise InvalidArgument("one exclusion per template")
     indexes = [(g, ws.indexes.get(g, templates[0].dimension)) for g in galleries]
     total = sum(len(idx) for _, idx in indexes)
-    cal = normalisation_for(ws.engine.card, ws.settings.normalisation, total)
+    card = ws.engine_for(galleries[0]).card if galleries else ws.engine.card
+    cal = normalisation_for(card, ws.settings.normalisation, total)
     left_out: list[int | None] = [None] * len(templates)
     extra = 0
     if exclude is not None:

@@ -74,7 +74,7 @@ def gallery_calibration(
     ``fpir`` (or ``Settings.fpir_calibration`` is ``card``)."""
     if ws.settings.fpir_calibration == "card" or not galleries:
         return None
-    card = ws.engine.card
+    card = ws.engine_for(galleries[0]).card
     indexes = [(g, ws.indexes.get(g, card.dimension)) for g in galleries]
     total = sum(len(idx) for _, idx in indexes)
     # cheap refusals first: even a search of every template, then of every subject, could
@@ -167,7 +167,7 @@ def _measure(
     if len(chosen) > MAX_SAMPLES:
         keep = select_evenly(np.arange(len(chosen)), MAX_SAMPLES)
         chosen = [chosen[int(i)] for i in keep]
-    model = ws.engine.card.id
+    model = galleries[0].model_id
     counts = ws.store.template_counts(s for s, _ in chosen)
     tops: list[float] = []
     for start in range(0, len(chosen), BATCH):

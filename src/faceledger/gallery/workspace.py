@@ -18,7 +18,7 @@ from faceledger.gallery.images import ImageStore
 from faceledger.gallery.indexes import IndexManager
 from faceledger.pipeline import Engine
 from faceledger.review import Reviews
-from faceledger.store import SqlStore, TemplateCipher, open_database
+from faceledger.store import Gallery, SqlStore, TemplateCipher, open_database
 
 
 @dataclass
@@ -40,6 +40,11 @@ class Workspace:
         if self._engine is None:
             self._engine = Engine(self.settings)
         return self._engine
+
+    def engine_for(self, gallery: Gallery) -> Engine:
+        """The engine of ``gallery``'s model: its probes and new members are embedded with
+        the model and recipe its templates were made with."""
+        return self.engine.for_model(gallery.model_id)
 
     def close(self) -> None:
         self.indexes.save_all()

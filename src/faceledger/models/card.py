@@ -108,6 +108,10 @@ class ModelCard:
     card_dir: Path | None = None
     openset: OpenSetCalibration | None = None
     """Calibration of normalised 1:N scores (``match.normalise``); None: raw scores only."""
+    flip_average: bool = False
+    """Part of the template recipe: a template is the mean of the aligned chip's embedding and
+    its mirror image's. Two cards with the same weights but different recipes have different
+    ids, galleries and calibrations: their templates are never compared with each other."""
 
     def file(self, role: str) -> ModelFile:
         for f in self.files:
@@ -128,6 +132,7 @@ class ModelCard:
             "name": self.name,
             "backend": self.backend,
             "dimension": self.dimension,
+            "flip_average": self.flip_average,
             "licence": self.licence,
             "description": self.description,
             "input": {
@@ -153,6 +158,7 @@ class ModelCard:
                 name=str(data.get("name", data["id"])),
                 backend=str(data["backend"]),
                 dimension=int(data["dimension"]),
+                flip_average=_flag(data.get("flip_average", False)),
                 files=tuple(ModelFile(**f) for f in data["files"]),
                 align=AlignSpec(
                     int(inp["size"]), tuple((float(x), float(y)) for x, y in inp["reference"])
@@ -178,3 +184,9 @@ class ModelCard:
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"flip_average must be true or false, not {value!r}")
+    return value

@@ -52,7 +52,7 @@ def enrol_image(ws: Workspace, actor: User, req: EnrolImage) -> Enrolled:
     """Enrol one image of a subject (created on its first image), audited."""
     authorize(actor, Operation.ENROL, req.gallery)
     gallery = ws.store.get_gallery_by_name(req.gallery)
-    engine = ws.engine
+    engine = ws.engine_for(gallery)
     img = engine.load(req.image)
     if ws.store.has_image(gallery.id, img.sha256):
         raise Conflict(f"this image is already enrolled in gallery {gallery.name!r}")

@@ -77,7 +77,7 @@ def _erase(
     ws.indexes.remove(gallery.id, removed.template_ids)
     ws.indexes.save(gallery)
     # a graph left mostly tombstones, or a gallery shrunk far below its kind, is rebuilt
-    ws.indexes.maybe_reindex(gallery, ws.engine.card.dimension)
+    ws.indexes.maybe_reindex(gallery, ws.engine_for(gallery).card.dimension)
     ws.reviews.forget_subject(gallery.name, subject.external_id)
     return _receipt(ws, actor, gallery.name, subject.external_id, removed, reason)
 
@@ -151,7 +151,7 @@ def check_erasure(ws: Workspace, actor: User, receipt_seq: int) -> ErasureCheck:
     images_held: list[str] = []
     subject_held = False
     if gallery is not None:
-        idx = ws.indexes.get(gallery, ws.engine.card.dimension)
+        idx = ws.indexes.get(gallery, ws.engine_for(gallery).card.dimension)
         if tids:
             mask = idx.contains(np.asarray(tids, dtype=np.int64))
             in_index = [t for t, m in zip(tids, mask, strict=True) if m]

@@ -102,7 +102,8 @@ def show_gallery(ws: Workspace, actor: User, req: ShowGallery) -> GalleryInfo:
     first: tuple[Subject, ...] = ()
     if req.subjects > 0 and is_allowed(actor, Operation.LIST_SUBJECTS, gallery.name):
         first = ws.store.list_subjects(gallery.id, limit=req.subjects).items
-    index = ws.indexes.sync(gallery, ws.engine.card.dimension) if req.check_index else None
+    dimension = ws.engine_for(gallery).card.dimension
+    index = ws.indexes.sync(gallery, dimension) if req.check_index else None
     return GalleryInfo(gallery, ws.store.counts(gallery.id), first, index)
 
 

@@ -97,7 +97,7 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     if not 1 <= k <= MAX_K:
         raise InvalidArgument(f"k must be between 1 and {MAX_K}, got {k}")
     fpir = req.fpir if req.fpir is not None else ws.settings.default_fpir
-    engine = ws.engine
+    engine = ws.engine_for(gals[0])
     img = engine.load(req.image)
     faces = engine.embed_all(img) if req.all_faces else [engine.embed(img)]
     if not faces:
@@ -124,24 +124,26 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
 
 
 def _galleries(ws: Workspace, actor: User, names: Sequence[str]) -> list[Gallery]:
-    """The galleries named (each once), each authorised and of the engine's model."""
+    """The galleries named (each once), each authorised, all of one model (a probe is embedded
+    once, with the model and recipe of the galleries' templates)."""
     if not names:
         raise InvalidArgument("name at least one gallery to search")
     unique = list(dict.fromkeys(names))
     for name in unique:
         authorize(actor, Operation.SEARCH, name)
     gals = [ws.store.get_gallery_by_name(name) for name in unique]
-    model = ws.engine.card.id
-    for g in gals:
+    model = gals[0].model_id
+    for g in gals[1:]:
         if g.model_id != model:
             raise InvalidArgument(
-                f"gallery {g.name!r} holds templates of model {g.model_id!r}, not {model!r}"
+                f"gallery {g.name!r} holds templates of model {g.model_id!r} and gallery "
+                f"{gals[0].name!r} of {model!r}: search galleries of one model at a time"
             )
     return gals
 
 
 def _plan(ws: Workspace, gals: list[Gallery], k: int, fpir: float) -> _Plan:
-    card = ws.engine.card
+    card = ws.engine_for(gals[0]).card
     total = sum(len(ws.indexes.get(g, card.dimension)) for g in gals)
     own = gallery_calibration(ws, gals, fpir)
     point, cal = declared_point(card, ws.settings.normalisation, fpir, total, own)

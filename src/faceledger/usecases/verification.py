@@ -128,12 +128,13 @@ def verify_subject(ws: Workspace, actor: User, req: VerifySubject) -> SubjectVer
     stored = ws.store.get_templates([t.id for t in ws.store.list_templates(found.id)])
     if not stored:
         raise NotFound(f"subject {req.subject!r} has no template")
-    img = ws.engine.load(req.image)
-    face = ws.engine.embed(img)
+    engine = ws.engine_for(g)
+    img = engine.load(req.image)
+    face = engine.embed(img)
     probe = face.template
     assert probe is not None
     best = max(stored.values(), key=lambda t: (probe.similarity(t.template), -t.id))
-    dec = decide(probe, best.template, ws.engine.card, target)
+    dec = decide(probe, best.template, engine.card, target)
     entry = ws.audit.append(
         _record(
             actor,
