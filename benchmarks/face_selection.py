@@ -37,7 +37,6 @@ import json
 import random
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +62,7 @@ from _composites import (
     compose_off_centre,
     compose_scene,
 )
+from detection_scenes import marked_boxes
 
 POLICIES: tuple[FaceSelection, ...] = ("primary", "largest", "central")
 MIN_IOU = 0.3
@@ -251,22 +251,6 @@ def composites(
         rng = random.Random(f"scene-{i}")
         subject, others = london.draw(rng, 2 + i % 3)
         yield "composite: scene", f"scene-{i}", compose_scene(subject, others, rng), ()
-
-
-def marked_boxes(scenes: Path) -> dict[str, list[Box]]:
-    out: dict[str, list[Box]] = {}
-    for name in ("training.xml", "testing.xml"):
-        for image in ET.parse(scenes / name).getroot().iter("image"):
-            out[str(image.get("file"))] = [
-                Box(
-                    float(b.get("left", 0)),
-                    float(b.get("top", 0)),
-                    float(b.get("left", 0)) + float(b.get("width", 0)),
-                    float(b.get("top", 0)) + float(b.get("height", 0)),
-                )
-                for b in image.iter("box")
-            ]
-    return out
 
 
 def face_crop(pixels: np.ndarray, face: Box) -> tuple[Image.Image, Box]:
