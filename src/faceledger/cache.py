@@ -14,13 +14,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 from faceledger.config import Settings
+from faceledger.models import ModelRegistry
 from faceledger.serialize import face_from_dict, face_to_dict
 from faceledger.types import FaceResult
 
 
 def pipeline_fingerprint(settings: Settings, embedder_sha256: str) -> str:
     relevant = {
-        "model": settings.model_id,
+        # the card that makes the templates (its id names the recipe: flip or not)
+        "model": ModelRegistry(settings.model_dir)
+        .resolve(settings.model_id, settings.flip_average)
+        .id,
         "weights": embedder_sha256,
         "detector": settings.detector,
         "detect_max_side": settings.detect_max_side,
@@ -28,11 +32,10 @@ def pipeline_fingerprint(settings: Settings, embedder_sha256: str) -> str:
         "min_face_px": settings.min_face_px,
         "max_upsample": settings.max_upsample,
         "selection": settings.face_selection,
-        "flip": settings.flip_average,
         "jitter": settings.jitter,
         "runtime": settings.runtime,
         "gates": asdict(settings.gates),
-        "version": 2,
+        "version": 3,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:32]
 
