@@ -60,6 +60,24 @@ class NoFace(InputError):
     code = "no_face"
 
 
+class BadVideo(InputError):
+    """Not a video, truncated, no video stream, an undecodable codec, zero frames."""
+
+    code = "bad_video"
+
+
+class VideoStalled(BadVideo):
+    """A live source delivered no frame within its stall timeout."""
+
+    code = "video_stalled"
+
+
+class Cancelled(FaceLedgerError):
+    """A long operation was cancelled by its caller; nothing of it was kept."""
+
+    code = "cancelled"
+
+
 class AmbiguousFace(InputError):
     code = "ambiguous_face"
 

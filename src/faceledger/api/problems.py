@@ -40,6 +40,7 @@ STATUS_BY_CLASS: tuple[tuple[type[e.FaceLedgerError], int], ...] = (
     (e.AmbiguousFace, 422),
     (e.QualityRejected, 422),
     (e.BadImage, 400),
+    (e.BadVideo, 400),
     (e.InvalidArgument, 400),
     (e.InputError, 400),
     (e.CalibrationError, 422),
@@ -52,6 +53,7 @@ STATUS_BY_CLASS: tuple[tuple[type[e.FaceLedgerError], int], ...] = (
     (e.IntegrityError, 500),
     (e.StoreError, 503),
     (e.ChainBroken, 500),
+    (e.Cancelled, 409),
     (e.AuditError, 500),
     (e.FaceLedgerError, 500),
 )
