@@ -8,7 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from faceledger.types import Box, Detection, FaceResult, Landmarks, Point, QualityReport, Template
+from faceledger.types import (
+    Box,
+    Detection,
+    FaceResult,
+    FMREstimate,
+    Landmarks,
+    Point,
+    QualityReport,
+    Template,
+)
 
 
 def detection_to_dict(d: Detection) -> dict[str, Any]:
@@ -30,6 +39,14 @@ def detection_from_dict(data: dict[str, Any]) -> Detection:
         raw_score=float(data["raw_score"]),
         detector=str(data["detector"]),
     )
+
+
+def fmr_json(est: FMREstimate) -> dict[str, Any]:
+    return {
+        "value": est.value,
+        "upper_bound": est.upper_bound,
+        "impostor_pairs": est.impostor_pairs,
+    }
 
 
 def quality_to_dict(q: QualityReport) -> dict[str, Any]:

@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"detect", "quality", "align", "match", "access"},
     {"embed", "review"},
     {"pipeline"},
+    {"video"},
     {"cache"},
     {"batch"},
     {"evaluate"},
@@ -138,8 +139,10 @@ def test_public_names_are_pinned() -> None:
 def test_use_cases_are_pinned() -> None:
     assert sorted(faceledger.usecases.__all__) == sorted(
         [
+            "Alert",
             "ApplyRetention",
             "BulkReport",
+            "DEFAULT_EARLY_HITS",
             "CreateGallery",
             "DecideLead",
             "DeleteGallery",
@@ -161,13 +164,19 @@ def test_use_cases_are_pinned() -> None:
             "ShowGallery",
             "SubjectDetail",
             "SubjectVerified",
+            "TrackOutcome",
             "Upload",
             "UploadOutcome",
             "UploadsEnrolled",
             "VerifyChain",
             "VerifyPair",
             "VerifySubject",
+            "VideoProgress",
+            "VideoSearchRequest",
+            "VideoSearchResult",
+            "VideoWatchRequest",
             "VisibleSearch",
+            "WatchSummary",
             "apply_retention",
             "check_erasure",
             "create_gallery",
@@ -186,11 +195,13 @@ def test_use_cases_are_pinned() -> None:
             "read_search",
             "review_queue",
             "search",
+            "search_video",
             "show_gallery",
             "subject_detail",
             "verify_chain",
             "verify_pair",
             "verify_subject",
+            "watch_video",
         ]
     )
     for name in faceledger.usecases.__all__:

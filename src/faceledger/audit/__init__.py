@@ -4,6 +4,7 @@ from faceledger.audit.canonical import canonical_json
 from faceledger.audit.log import AuditLog, Clock, utc_now, verify_jsonl
 from faceledger.audit.records import (
     GENESIS_HASH,
+    SEARCH_OPS,
     AuditEntry,
     AuditOp,
     AuditRecord,
@@ -22,6 +23,7 @@ from faceledger.audit.signing import (
 
 __all__ = [
     "GENESIS_HASH",
+    "SEARCH_OPS",
     "AuditEntry",
     "AuditLog",
     "AuditOp",

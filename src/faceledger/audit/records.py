@@ -31,6 +31,12 @@ class AuditOp(StrEnum):
     """Operations the engine records (any ``[a-z][a-z0-9_]*`` name is accepted)."""
 
     SEARCH = "search"
+    VIDEO_SEARCH = "video_search"
+    """One search of a recorded video: every track searched, the leads, counts of the rest."""
+    VIDEO_WATCH_START = "video_watch_start"
+    VIDEO_WATCH_STOP = "video_watch_stop"
+    VIDEO_ALERT = "video_alert"
+    """One track of a live watch that produced candidates."""
     VERIFY = "verify"
     ENROL = "enrol"
     ENROL_BATCH = "enrol_batch"
@@ -50,6 +56,10 @@ class AuditOp(StrEnum):
     PASSWORD_SET = "password_set"
     KEY_ISSUE = "key_issue"
     KEY_REVOKE = "key_revoke"
+
+
+SEARCH_OPS = frozenset({AuditOp.SEARCH, AuditOp.VIDEO_SEARCH, AuditOp.VIDEO_ALERT})
+"""Operations that searched galleries and may name subjects as leads."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from faceledger.audit.records import AuditEntry, AuditOp, format_timestamp
+from faceledger.audit.records import SEARCH_OPS, AuditEntry, AuditOp, format_timestamp
 
 
 def build_report(entries: Iterable[AuditEntry], start: datetime, end: datetime) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def build_report(entries: Iterable[AuditEntry], start: datetime, end: datetime) 
         r = entry.record
         total += 1
         by_op[r.operation] += 1
-        if r.operation == AuditOp.SEARCH:
+        if r.operation in SEARCH_OPS:
             searches += 1
             search_purpose[r.purpose or "(none)"] += 1
             search_actor[r.actor] += 1

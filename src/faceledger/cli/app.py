@@ -16,6 +16,7 @@ from faceledger.cli import (
     gallery_cmds,
     keys_cmd,
     serve_cmd,
+    video_cmds,
 )
 from faceledger.cli.eval_cmd import eval_app
 from faceledger.config import RuntimeName, Settings
@@ -85,6 +86,7 @@ audit_cmds.register(app)
 app.add_typer(eval_app, name="eval")
 keys_cmd.register(app)
 serve_cmd.register(app)
+video_cmds.register(app)
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from faceledger.cli.output import (
     decision_json,
     face_json,
     face_used,
-    fmr_json,
     fmr_text,
     guarded,
     print_json,
@@ -26,6 +25,7 @@ from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
 from faceledger.store import LegalBasis
+from faceledger.usecases.video_render import candidate_json
 
 gallery_app = typer.Typer(help="Create, list, show and delete galleries.", no_args_is_help=True)
 subject_app = typer.Typer(
@@ -271,20 +271,7 @@ def _search_json(res: uc.SearchResult) -> dict[str, object]:
                 "threshold_extrapolated": f.extrapolated,
                 "comparison_fmr": f.comparison_fmr,
                 "threshold_source": f.threshold_source,
-                "candidates": [
-                    {
-                        "rank": c.rank,
-                        "gallery": c.gallery,
-                        "subject": c.external_id,
-                        "display_name": c.display_name,
-                        "score": round(c.score, 6),
-                        "similarity": None if c.similarity is None else round(c.similarity, 6),
-                        "fpir": c.fpir,
-                        "estimated_fmr": fmr_json(c.fmr),
-                        "template_id": c.template_id,
-                    }
-                    for c in f.candidates
-                ],
+                "candidates": [candidate_json(c) for c in f.candidates],
             }
             for f in res.faces
         ],

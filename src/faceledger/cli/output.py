@@ -28,7 +28,7 @@ from rich.text import Text
 
 from faceledger import usecases as uc
 from faceledger.errors import FaceLedgerError
-from faceledger.serialize import face_position
+from faceledger.serialize import face_position, fmr_json
 from faceledger.types import Decision, FaceResult, FMREstimate
 
 console = Console()
@@ -61,14 +61,6 @@ def fmr_text(est: FMREstimate) -> str:
     if est.upper_bound:
         return f"< {est.value:.1e}"
     return f"{est.value:.1e}"
-
-
-def fmr_json(est: FMREstimate) -> dict[str, Any]:
-    return {
-        "value": est.value,
-        "upper_bound": est.upper_bound,
-        "impostor_pairs": est.impostor_pairs,
-    }
 
 
 def face_json(face: FaceResult) -> dict[str, Any]:

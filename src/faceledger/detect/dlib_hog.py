@@ -10,16 +10,18 @@ import dlib
 from faceledger.detect.base import Detector, RawBox
 from faceledger.types import Box, Pixels
 
-_lock = threading.Lock()
-_hog: dlib.fhog_object_detector | None = None
+_local = threading.local()
 
 
 def _get() -> dlib.fhog_object_detector:
-    global _hog
-    with _lock:
-        if _hog is None:
-            _hog = dlib.get_frontal_face_detector()
-        return _hog
+    """This thread's detector: dlib's object detector keeps its feature pyramid in mutable
+    scratch buffers, so two threads running one detector corrupt each other's boxes (seen
+    with video frames detected on two threads). dlib releases the GIL while detecting, so a
+    detector per thread is what lets threads detect in parallel."""
+    hog: dlib.fhog_object_detector | None = getattr(_local, "hog", None)
+    if hog is None:
+        hog = _local.hog = dlib.get_frontal_face_detector()
+    return hog
 
 
 class HogDetector(Detector):

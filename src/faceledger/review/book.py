@@ -11,6 +11,7 @@ import dataclasses
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -63,6 +64,45 @@ class Reviews:
         """
         if record.operation != AuditOp.SEARCH:
             raise InvalidArgument("record_search() takes a record of operation 'search'")
+        search_id = uuid.uuid4().hex
+        details = dict(record.details)
+        details["search_id"] = search_id
+        record = dataclasses.replace(record, details=details)
+        with self._audit.writing() as conn:
+            _, (found,) = self._record(conn, actor, record, [(search_id, record.candidates)])
+            return found
+
+    def record_video_search(
+        self, actor: User, record: AuditRecord, tracks: Sequence[Sequence[Lead]]
+    ) -> tuple[int, list[SearchRecord]]:
+        """Audit a video search (or one live alert) in ONE entry and keep each lead track's
+        leads for review as a search of its own (they share the entry's ``audit_seq``).
+
+        ``record.candidates`` must be the tracks' leads concatenated in order; the entry's
+        details get ``track_search_ids`` (one per track given). Returns the entry's sequence
+        number and the tracks' review records.
+        """
+        if record.operation not in (AuditOp.VIDEO_SEARCH, AuditOp.VIDEO_ALERT):
+            raise InvalidArgument("record_video_search() takes a video_search/video_alert record")
+        if tuple(lead for t in tracks for lead in t) != record.candidates:
+            raise InvalidArgument("the record's candidates are not the tracks' leads in order")
+        if any(not t for t in tracks):
+            raise InvalidArgument("a lead track has at least one lead")
+        ids = [uuid.uuid4().hex for _ in tracks]
+        details = dict(record.details)
+        details["track_search_ids"] = list(ids)
+        record = dataclasses.replace(record, details=details)
+        with self._audit.writing() as conn:
+            return self._record(conn, actor, record, list(zip(ids, tracks, strict=True)))
+
+    def _record(
+        self,
+        conn: sa.Connection,
+        actor: User,
+        record: AuditRecord,
+        groups: Sequence[tuple[str, Sequence[Lead]]],
+    ) -> tuple[int, list[SearchRecord]]:
+        """Check and append ``record``, then one review search per group of leads."""
         if record.actor != actor.id:
             raise InvalidArgument("the search record's actor is not the user given")
         purpose, case_ref = require_purpose(record.purpose, record.case_ref)
@@ -73,12 +113,9 @@ class Reviews:
         for lead in record.candidates:
             if lead.gallery not in record.galleries:
                 raise InvalidArgument(f"lead from gallery {lead.gallery!r}, which was not searched")
-        search_id = uuid.uuid4().hex
-        details = dict(record.details)
-        details["search_id"] = search_id
-        record = dataclasses.replace(record, purpose=purpose, case_ref=case_ref, details=details)
-        with self._audit.writing() as conn:
-            entry = self._audit.append(record, connection=conn)
+        record = dataclasses.replace(record, purpose=purpose, case_ref=case_ref)
+        entry = self._audit.append(record, connection=conn)
+        for search_id, leads in groups:
             conn.execute(
                 sa.insert(schema.searches).values(
                     search_id=search_id,
@@ -91,7 +128,7 @@ class Reviews:
                     audit_seq=entry.seq,
                 )
             )
-            if record.candidates:
+            if leads:
                 conn.execute(
                     sa.insert(schema.leads),
                     [
@@ -105,10 +142,10 @@ class Reviews:
                             "fmr": lead.fmr,
                             "fmr_upper_bound": lead.fmr_upper_bound,
                         }
-                        for rank, lead in enumerate(record.candidates, start=1)
+                        for rank, lead in enumerate(leads, start=1)
                     ],
                 )
-            return self._load(conn, search_id)
+        return entry.seq, [self._load(conn, search_id) for search_id, _ in groups]
 
     def decide(
         self, reviewer: User, search_id: str, rank: int, verdict: Verdict | str, note: str

@@ -19,6 +19,8 @@ module              use cases
 ``review``          read searches, the review queue, verdicts, the probe of a search
 ``images``          kept enrolled images, each view audited
 ``audit``           verify the audit log's chain (anchor, trusted key)
+``video``           search a recorded video: one search per tracked person, audited once
+``watch``           watch a live source: alerts as they happen, start/stop/alert entries
 ==================  ======================================================================
 """
 
@@ -84,8 +86,24 @@ from faceledger.usecases.verification import (
     verify_pair,
     verify_subject,
 )
+from faceledger.usecases.video import (
+    TrackOutcome,
+    VideoProgress,
+    VideoSearchRequest,
+    VideoSearchResult,
+    search_video,
+)
+from faceledger.usecases.watch import (
+    DEFAULT_EARLY_HITS,
+    Alert,
+    VideoWatchRequest,
+    WatchSummary,
+    watch_video,
+)
 
 __all__ = [
+    "DEFAULT_EARLY_HITS",
+    "Alert",
     "ApplyRetention",
     "BulkReport",
     "CreateGallery",
@@ -109,13 +127,19 @@ __all__ = [
     "ShowGallery",
     "SubjectDetail",
     "SubjectVerified",
+    "TrackOutcome",
     "Upload",
     "UploadOutcome",
     "UploadsEnrolled",
     "VerifyChain",
     "VerifyPair",
     "VerifySubject",
+    "VideoProgress",
+    "VideoSearchRequest",
+    "VideoSearchResult",
+    "VideoWatchRequest",
     "VisibleSearch",
+    "WatchSummary",
     "apply_retention",
     "check_erasure",
     "create_gallery",
@@ -134,9 +158,11 @@ __all__ = [
     "read_search",
     "review_queue",
     "search",
+    "search_video",
     "show_gallery",
     "subject_detail",
     "verify_chain",
     "verify_pair",
     "verify_subject",
+    "watch_video",
 ]

@@ -30,6 +30,7 @@ from faceledger.gallery.selfcal import gallery_calibration
 from faceledger.gallery.workspace import Workspace
 from faceledger.match.gallery_calibration import GalleryCalibration
 from faceledger.match.identify import (
+    Candidate,
     FaceCandidates,
     OperatingPoint,
     ScoreRates,
@@ -79,8 +80,9 @@ class SearchResult:
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """What a search applies to every face: the galleries and the declared operating point."""
+class SearchPlan:
+    """What a search applies to every face: the galleries and the declared operating point
+    (shared by image and video search)."""
 
     galleries: list[Gallery]
     k: int
@@ -92,7 +94,7 @@ class _Plan:
 def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     """Search ``req.image``'s face(s) in ``req.galleries`` for ``req.purpose`` (audited)."""
     purpose, case_ref = require_purpose(req.purpose, req.case_ref)
-    gals = _galleries(ws, actor, req.galleries)
+    gals = authorised_galleries(ws, actor, req.galleries)
     k = req.k if req.k is not None else ws.settings.top_k
     if not 1 <= k <= MAX_K:
         raise InvalidArgument(f"k must be between 1 and {MAX_K}, got {k}")
@@ -102,8 +104,8 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     faces = engine.embed_all(img) if req.all_faces else [engine.embed(img)]
     if not faces:
         raise NoFace("no face found in the probe image")
-    plan = _plan(ws, gals, k, fpir)
-    results = tuple(_face(ws, plan, face) for face in faces)
+    plan = plan_search(ws, gals, k, fpir)
+    results = tuple(search_face(ws, plan, face) for face in faces)
     record = ws.reviews.record_search(
         actor, _audit_record(engine.card.id, actor, purpose, case_ref, img, plan, results)
     )
@@ -123,7 +125,7 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     return result
 
 
-def _galleries(ws: Workspace, actor: User, names: Sequence[str]) -> list[Gallery]:
+def authorised_galleries(ws: Workspace, actor: User, names: Sequence[str]) -> list[Gallery]:
     """The galleries named (each once), each authorised, all of one model (a probe is embedded
     once, with the model and recipe of the galleries' templates)."""
     if not names:
@@ -142,15 +144,15 @@ def _galleries(ws: Workspace, actor: User, names: Sequence[str]) -> list[Gallery
     return gals
 
 
-def _plan(ws: Workspace, gals: list[Gallery], k: int, fpir: float) -> _Plan:
+def plan_search(ws: Workspace, gals: list[Gallery], k: int, fpir: float) -> SearchPlan:
     card = ws.engine_for(gals[0]).card
     total = sum(len(ws.indexes.get(g, card.dimension)) for g in gals)
     own = gallery_calibration(ws, gals, fpir)
     point, cal = declared_point(card, ws.settings.normalisation, fpir, total, own)
-    return _Plan(gals, k, point, rates_for(card, cal), own)
+    return SearchPlan(gals, k, point, rates_for(card, cal), own)
 
 
-def _face(ws: Workspace, plan: _Plan, face: FaceResult) -> FaceCandidates:
+def search_face(ws: Workspace, plan: SearchPlan, face: FaceResult) -> FaceCandidates:
     """One face's candidate list."""
     template: Template | None = face.template
     assert template is not None
@@ -179,22 +181,11 @@ def _audit_record(
     purpose: str,
     case_ref: str,
     img: DecodedImage,
-    plan: _Plan,
+    plan: SearchPlan,
     results: Sequence[FaceCandidates],
 ) -> AuditRecord:
     point = plan.point
-    leads = tuple(
-        Lead(
-            gallery=c.gallery,
-            subject_id=c.external_id,
-            score=round(c.score, 6),
-            fmr=c.fmr.value,
-            fmr_upper_bound=c.fmr.upper_bound,
-            template_id=c.template_id,
-        )
-        for r in results
-        for c in r.candidates
-    )
+    leads = tuple(lead for r in results for lead in leads_of(r.candidates))
     return AuditRecord(
         operation=AuditOp.SEARCH,
         actor=actor.id,
@@ -218,6 +209,21 @@ def _audit_record(
             "threshold_extrapolated": point.extrapolated,
             "threshold_source": point.source,
         },
+    )
+
+
+def leads_of(candidates: Sequence[Candidate]) -> tuple[Lead, ...]:
+    """Candidates as the audit log and the review desk record them."""
+    return tuple(
+        Lead(
+            gallery=c.gallery,
+            subject_id=c.external_id,
+            score=round(c.score, 6),
+            fmr=c.fmr.value,
+            fmr_upper_bound=c.fmr.upper_bound,
+            template_id=c.template_id,
+        )
+        for c in candidates
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceledger.access import Operation, User, authorize
-from faceledger.audit import AuditOp
+from faceledger.audit import SEARCH_OPS
 from faceledger.errors import InvalidArgument, NotFound
 from faceledger.gallery.workspace import Workspace
 from faceledger.store import Gallery, Page, Subject, TemplateInfo
@@ -64,7 +64,8 @@ def export_subject(ws: Workspace, actor: User, gallery: str, external_id: str) -
             "purpose": e.record.purpose,
             "case_ref": e.record.case_ref,
         }
-        for e in ws.audit.entries(operation=AuditOp.SEARCH)
+        for e in ws.audit.entries()
+        if e.record.operation in SEARCH_OPS
         if any(c.gallery == g.name and c.subject_id == external_id for c in e.record.candidates)
     ]
     ids = [int(t["id"]) for t in data.get("templates", []) if isinstance(t, dict)]

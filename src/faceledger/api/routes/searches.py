@@ -67,7 +67,7 @@ def _record_out(svc: Service, found: uc.VisibleSearch) -> s.SearchRecordOut:
         entry = svc.ws.audit.get(record.audit_seq)
     except NotFound:
         entry = None
-    if entry is not None and entry.record.details.get("search_id") != record.search_id:
+    if entry is not None and not _entry_of(entry, record.search_id):
         entry = None  # not this search's entry: say nothing rather than something wrong
     return convert.search_record(
         record,
@@ -75,6 +75,16 @@ def _record_out(svc: Service, found: uc.VisibleSearch) -> s.SearchRecordOut:
         visible_galleries=found.galleries,
         two_person_rule=svc.ws.reviews.two_person_rule,
         probe_faces=svc.images.probe_faces(record.search_id),
+    )
+
+
+def _entry_of(entry: AuditEntry, search_id: str) -> bool:
+    """Whether ``entry`` recorded ``search_id``: an image search, or one lead track of a video
+    search or live alert (one entry for all its tracks)."""
+    details = entry.record.details
+    tracks = details.get("track_search_ids")
+    return details.get("search_id") == search_id or (
+        isinstance(tracks, list) and search_id in tracks
     )
 
 
