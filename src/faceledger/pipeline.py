@@ -181,6 +181,10 @@ class Engine:
             for i, (d, t) in enumerate(zip(detections, templates, strict=True))
         ]
 
+    def embed_faces(self, faces: Sequence[AlignedFace]) -> list[Template]:
+        """Templates of aligned chips, in one batch (video tracks' best faces)."""
+        return self.embedder.embed(faces)
+
     def embed_all(self, image: ImageInput) -> list[FaceResult]:
         img = self.load(image)
         return self.embed_detections(img, self.detector.detect(img.pixels))

@@ -22,7 +22,7 @@ from faceledger.api import problems
 from faceledger.api.docs import docs_router
 from faceledger.api.limits import BodyLimit
 from faceledger.api.openapi import build_openapi
-from faceledger.api.routes import admin, audit, faces, galleries, searches, system
+from faceledger.api.routes import admin, audit, faces, galleries, searches, system, videos
 from faceledger.api.service import Service, ServiceOptions
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
@@ -72,6 +72,32 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+VIDEO_UPLOAD_PATH = f"{API_PREFIX}/video-searches"
+FORM_OVERHEAD_BYTES = 1024 * 1024
+"""Room for a video upload's other form fields and multipart framing."""
+
+
+class BodyLimits:
+    """:class:`BodyLimit` with a limit of its own for the video upload path (a video is
+    larger than any image the other operations take)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_paths: frozenset[str],
+        upload_max_bytes: int,
+    ) -> None:
+        self.default = BodyLimit(app, max_bytes)
+        self.uploads = BodyLimit(app, max(max_bytes, upload_max_bytes))
+        self.upload_paths = upload_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", "")).rstrip("/")
+        chosen = self.uploads if path in self.upload_paths else self.default
+        await chosen(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     workspace: Workspace | None = None,
@@ -103,7 +129,7 @@ def create_app(
     )
     app.state.service = service
     problems.install(app)
-    for module in (system, admin, galleries, faces, searches, audit):
+    for module in (system, admin, galleries, faces, searches, videos, audit):
         app.include_router(module.router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:
@@ -118,6 +144,11 @@ def create_app(
         def root() -> RedirectResponse:
             return RedirectResponse("/ui/")
 
-    app.add_middleware(BodyLimit, max_bytes=opts.max_request_bytes)
+    app.add_middleware(
+        BodyLimits,
+        max_bytes=opts.max_request_bytes,
+        upload_paths=frozenset({VIDEO_UPLOAD_PATH}),
+        upload_max_bytes=opts.video_limits.max_bytes + FORM_OVERHEAD_BYTES,
+    )
     app.add_middleware(SecurityHeaders)
     return app

@@ -33,7 +33,7 @@ from faceledger.index import IndexChoice, VectorIndex
 from faceledger.index.base import IdArray, SearchHits
 from faceledger.pipeline import Engine, ImageInput, VerifyResult
 from faceledger.store import Gallery, SqlStore
-from faceledger.types import DecodedImage, Detection, FaceResult, Template
+from faceledger.types import AlignedFace, DecodedImage, Detection, FaceResult, Template
 
 
 class SerialEngine(Engine):
@@ -72,6 +72,10 @@ class SerialEngine(Engine):
     ) -> list[FaceResult]:
         with self._lock:
             return super().embed_detections(img, detections)
+
+    def embed_faces(self, faces: Sequence[AlignedFace]) -> list[Template]:
+        with self._lock:
+            return super().embed_faces(faces)
 
     def embed_all(self, image: ImageInput) -> list[FaceResult]:
         img = self.load(image)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from faceledger.access import User
 from faceledger.api import schemas as s
+from faceledger.api.jobs import VideoJob
 from faceledger.audit import AuditEntry, VerifyReport
 from faceledger.errors import IntegrityError
 from faceledger.match.identify import Candidate, FaceCandidates
@@ -15,6 +17,7 @@ from faceledger.review import LeadState, SearchRecord
 from faceledger.store import Counts, Gallery, StoredTemplate, Subject, TemplateInfo
 from faceledger.types import Decision, FaceResult, FMREstimate, QualityReport
 from faceledger.usecases import SearchResult
+from faceledger.video import VideoInfo
 
 
 def iso(moment: datetime) -> str:
@@ -213,6 +216,78 @@ def recorded_normalisation(entry: AuditEntry) -> s.Normalisation | None:
     return _NORMALISATIONS.get(value) if isinstance(value, str) else None
 
 
+_FACE_FIELDS = frozenset(s.FaceOut.model_fields)
+_SPAN_FIELDS = frozenset(s.TrackSpanOut.model_fields)
+_VIDEO_OPS = {"video_search": "video_search", "video_alert": "video_alert"}
+
+
+def probe_face(record: dict[str, Any]) -> s.FaceOut:
+    """A face kept with a probe. A video track's faces also carry when they were seen
+    (``time_s``, ``frame``), which the record's ``video`` context gives instead."""
+    return s.FaceOut.model_validate({k: v for k, v in record.items() if k in _FACE_FIELDS})
+
+
+def _list(raw: Any) -> list[Any]:
+    """A JSON array of audit details as a list; [] for anything else."""
+    return list(raw) if isinstance(raw, Sequence) and not isinstance(raw, str) else []
+
+
+def _span(raw: Any) -> s.TrackSpanOut:
+    if not isinstance(raw, Mapping):
+        raise ValueError("a track is an object")
+    return s.TrackSpanOut.model_validate({k: v for k, v in raw.items() if k in _SPAN_FIELDS})
+
+
+def _face_time(record: dict[str, Any]) -> s.TrackFaceTimeOut:
+    when, frame = record.get("time_s"), record.get("frame")
+    return s.TrackFaceTimeOut(
+        time_s=float(when) if isinstance(when, int | float) else None,
+        frame=frame if isinstance(frame, int) else None,
+    )
+
+
+def video_context(
+    entry: AuditEntry, search_id: str, probe_faces: tuple[dict[str, Any], ...] | None
+) -> s.VideoContextOut | None:
+    """Where the lead track ``search_id`` lies in its video, from the audit entry of its
+    video search (``lead_tracks`` in the order of ``track_search_ids``) or live alert
+    (``track``); None for an image search, or an entry that does not say (better unsaid than
+    wrong)."""
+    d = entry.record.details
+    kind = _VIDEO_OPS.get(str(entry.record.operation))
+    ids = _list(d.get("track_search_ids"))
+    if kind is None or search_id not in ids:
+        return None
+    raw_video = d.get("video")
+    video: Mapping[str, Any] = raw_video if isinstance(raw_video, Mapping) else {}
+    try:
+        if kind == "video_search":
+            tracks = _list(d.get("lead_tracks"))
+            if len(tracks) != len(ids):
+                return None
+            mine = ids.index(search_id)
+            track = _span(tracks[mine])
+            others = [_span(t) for i, t in enumerate(tracks) if i != mine]
+        else:
+            track, others = _span(d.get("track")), []
+    except ValueError:  # pydantic's ValidationError included
+        return None
+    searched, expected = d.get("tracks_searched"), d.get("expected_false_alerts")
+    duration, sha = video.get("duration_s"), video.get("sha256")
+    return s.VideoContextOut.model_validate(
+        {
+            "kind": kind,
+            "video_sha256": sha if isinstance(sha, str) else entry.record.probe_sha256,
+            "duration_s": duration if isinstance(duration, int | float) else None,
+            "track": track,
+            "other_tracks": others,
+            "tracks_searched": searched if isinstance(searched, int) else None,
+            "expected_false_alerts": expected if isinstance(expected, int | float) else None,
+            "faces": [_face_time(f) for f in probe_faces or ()],
+        }
+    )
+
+
 def search_record(
     rec: SearchRecord,
     *,
@@ -222,7 +297,8 @@ def search_record(
     probe_faces: tuple[dict[str, Any], ...] | None,
 ) -> s.SearchRecordOut:
     """``visible_galleries`` None shows every lead; otherwise only leads from those.
-    ``entry`` is the search's audit entry, which says what its scores are."""
+    ``entry`` is the search's audit entry, which says what its scores are and, for a lead
+    track of a video, where the track lies in the video."""
     shown = [
         st for st in rec.leads if visible_galleries is None or st.lead.gallery in visible_galleries
     ]
@@ -238,11 +314,10 @@ def search_record(
         normalisation=None if entry is None else recorded_normalisation(entry),
         threshold=None if entry is None else entry.record.threshold,
         two_person_rule=two_person_rule,
-        probe_faces=None
-        if probe_faces is None
-        else [s.FaceOut.model_validate(f) for f in probe_faces],
+        probe_faces=None if probe_faces is None else [probe_face(f) for f in probe_faces],
         leads=[lead(st, two_person_rule) for st in shown],
         leads_hidden=len(rec.leads) - len(shown),
+        video=None if entry is None else video_context(entry, rec.search_id, probe_faces),
     )
 
 
@@ -285,4 +360,49 @@ def verify_report(rep: VerifyReport) -> s.AuditVerifyOut:
         reason=rep.reason,
         head=head,
         signed_entries=rep.signed_entries,
+    )
+
+
+def _epoch_iso(seconds: float | None) -> str | None:
+    return None if seconds is None else iso(datetime.fromtimestamp(seconds, UTC))
+
+
+def video_info(info: VideoInfo) -> s.VideoInfoOut:
+    return s.VideoInfoOut(
+        sha256=info.sha256,
+        container=info.container,
+        codec=info.codec,
+        width=info.width,
+        height=info.height,
+        fps=round(info.fps, 4),
+        duration_s=_finite(info.duration_s, 3),
+        frames=info.frames,
+    )
+
+
+def video_job(job: VideoJob) -> s.VideoJobOut:
+    p = job.progress
+    fraction = 1.0 if job.state == "done" else p.fraction
+    return s.VideoJobOut(
+        job_id=job.id,
+        status=job.state,
+        actor=job.actor,
+        galleries=list(job.galleries),
+        created_at=iso(datetime.fromtimestamp(job.created_at, UTC)),
+        started_at=_epoch_iso(job.started_at),
+        finished_at=_epoch_iso(job.finished_at),
+        cancel_requested=job.cancel_requested,
+        video=video_info(job.video),
+        progress=s.VideoJobProgressOut(
+            fraction=None if fraction is None else round(fraction, 4),
+            seconds_read=p.seconds_read,
+            duration_s=_finite(p.duration_s, 3),
+            frames_sampled=p.frames_sampled,
+            tracks_searched=p.tracks_searched,
+            tracks_with_leads=p.tracks_with_leads,
+        ),
+        result=job.result,
+        error=None
+        if job.error is None
+        else s.JobErrorOut(code=job.error.code, message=job.error.message),
     )

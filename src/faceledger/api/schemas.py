@@ -516,6 +516,48 @@ class LeadOut(Model):
     decisions: list[ReviewDecisionOut]
 
 
+class TrackSpanOut(Model):
+    track_id: int
+    start_s: float = Field(description="When the track was first seen, in seconds of video.")
+    end_s: float = Field(description="When it was last seen.")
+    faces_seen: int | None = Field(default=None, description="Faces of it on sampled frames.")
+    faces_used: int | None = Field(
+        default=None, description="Its best faces fused into the template that was searched."
+    )
+
+
+class TrackFaceTimeOut(Model):
+    time_s: float | None = Field(description="When this face was seen, in seconds of video.")
+    frame: int | None = Field(description="The frame it was taken from (from 0).")
+
+
+class VideoContextOut(Model):
+    """Where a lead track of a video search (or a live alert) lies in its video."""
+
+    kind: Literal["video_search", "video_alert"] = Field(
+        description="`video_search`: one lead track of a recorded video searched as a whole; "
+        "`video_alert`: a track of a live source, alerted as it was seen."
+    )
+    video_sha256: str | None = Field(description="Of the video file (null for a live source).")
+    duration_s: float | None = Field(
+        description="The video's declared duration; null when unknown (a live source)."
+    )
+    track: TrackSpanOut = Field(description="This review record's track.")
+    other_tracks: list[TrackSpanOut] = Field(
+        description="The other lead tracks of the same video search (each its own record)."
+    )
+    tracks_searched: int | None = Field(
+        description="Tracks of the video searched (with a lead or not); null for an alert."
+    )
+    expected_false_alerts: float | None = Field(
+        description="Tracks searched × target FPIR: how many lead tracks chance alone should "
+        "give when nobody in the video is enrolled; null for an alert."
+    )
+    faces: list[TrackFaceTimeOut] = Field(
+        description="When each of the kept best faces (`probe_faces`, same order) was seen."
+    )
+
+
 class SearchRecordOut(Model):
     search_id: str
     actor: str
@@ -537,6 +579,12 @@ class SearchRecordOut(Model):
     probe_faces: list[FaceOut] | None
     leads: list[LeadOut]
     leads_hidden: int = Field(description="Leads in galleries the caller holds no grant on.")
+    video: VideoContextOut | None = Field(
+        default=None,
+        description="For one lead track of a video search or live alert: its place in the "
+        "video; its probe image is then a strip of the track's best faces. Null for an image "
+        "search.",
+    )
 
 
 class SearchPage(Model):
@@ -597,3 +645,75 @@ class ReportInfo(Model):
 class ReportList(Model):
     items: list[ReportInfo]
     next_cursor: str | None = None
+
+
+# -- video search jobs ---------------------------------------------------------------------
+
+
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+class VideoJobAccepted(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f",
+                    "status": "queued",
+                    "status_url": "/api/v1/video-searches/0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f",
+                }
+            ]
+        },
+    )
+    job_id: str
+    status: JobStatus
+    status_url: str = Field(description="Where to poll the job (also the Location header).")
+
+
+class VideoInfoOut(Model):
+    sha256: str | None
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration_s: float | None
+    frames: int | None
+
+
+class VideoJobProgressOut(Model):
+    fraction: float | None = Field(
+        description="Share of the video read (0-1); null while its duration is unknown."
+    )
+    seconds_read: float
+    duration_s: float | None
+    frames_sampled: int
+    tracks_searched: int
+    tracks_with_leads: int
+
+
+class JobErrorOut(Model):
+    code: str = Field(description="The stable error code, as in problem documents.")
+    message: str
+
+
+class VideoJobOut(Model):
+    job_id: str
+    status: JobStatus
+    actor: str
+    galleries: list[str]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    cancel_requested: bool = Field(
+        description="A cancel was asked for; a running job ends `cancelled` at its next frame "
+        "(or `done` if it had already read its last frame)."
+    )
+    video: VideoInfoOut = Field(description="The uploaded video, as probed when accepted.")
+    progress: VideoJobProgressOut
+    result: dict[str, Any] | None = Field(
+        description="When `done`: the video search's result, the same JSON as the command "
+        "line's `video search --json` (tracks, leads, expected false alerts, audit entry)."
+    )
+    error: JobErrorOut | None = Field(description="When `failed`: why.")

@@ -1,4 +1,5 @@
-"""The state one service holds: its workspace (made thread-safe), key cache and image store."""
+"""The state one service holds: its workspace (made thread-safe), key cache, image store and
+video-search jobs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceledger.api.concurrency import LockedIndexManager, SerialEngine
+from faceledger.api.jobs import VideoJobs
 from faceledger.api.keys import KeyCache
 from faceledger.api.limits import AuthLimits
 from faceledger.config import Settings
 from faceledger.gallery import Workspace, open_workspace
+from faceledger.video import VideoLimits
+
+
+def default_video_limits() -> VideoLimits:
+    """The engine's video limits, with uploads capped at 1 GiB (each is copied to disk)."""
+    return VideoLimits(max_bytes=1024**3)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,15 @@ class ServiceOptions:
     audit_image_views: bool = True
     """Record in the audit log who looked at which enrolled or probe image."""
     web_ui: bool = True
+    video_limits: VideoLimits = field(default_factory=default_video_limits)
+    """What an uploaded video may be: bytes (the request body limit of video uploads follows
+    it), pixels, duration."""
+    max_video_jobs: int = 1
+    """Video searches run at once (each keeps about one core busy)."""
+    max_queued_video_jobs: int = 8
+    """Video searches waiting for a worker; past that a new one is refused (429)."""
+    video_job_ttl_s: float = 24 * 3600.0
+    """How long a finished video search job's status and result stay readable."""
 
     def applied_to(self, settings: Settings) -> Settings:
         """``settings`` with the service's choices on keeping and viewing images, which the
@@ -60,6 +77,12 @@ class Service:
             limits=options.auth_limits,
         )
         self.images = ws.images
+        self.video_jobs = VideoJobs(
+            ws.settings.data_dir / "tmp",
+            workers=options.max_video_jobs,
+            max_queued=options.max_queued_video_jobs,
+            ttl_s=options.video_job_ttl_s,
+        )
         self.started = time.time()
 
     @classmethod
@@ -96,6 +119,7 @@ class Service:
         return self.options.reports_dir or self.ws.settings.data_dir / "reports"
 
     def close(self) -> None:
+        self.video_jobs.close()  # first: running searches still use the workspace
         self.keys.close()
         if self.owns_workspace:
             self.ws.close()

@@ -304,7 +304,7 @@ def fuse(engine: Engine, track: TrackFaces) -> list[TrackTemplate]:
     that look like one person (normally one group; more when the tracker merged people)."""
     if not track.best:
         return []
-    templates = engine.embedder.embed([f.chip for f in track.best])
+    templates = engine.embed_faces([f.chip for f in track.best])
     split_at = require_calibration(engine.card).threshold_for(SPLIT_FMR)
     return [
         _fused(track, [track.best[i] for i in group], [templates[i] for i in group])

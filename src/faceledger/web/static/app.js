@@ -344,18 +344,76 @@ async function searchView(seq) {
   view(seq, form);
 }
 
-function facesSummary(faces) {
+function facesSummary(faces, video) {
   if (!faces || !faces.length) return h("p", { class: "muted", text: "No face record kept with the probe." });
+  const seen = (i) => {
+    const t = video && video.faces[i];
+    return t && t.time_s !== null ? ` at ${seconds(t.time_s)}` : "";
+  };
   return h("ul", { id: "probe-quality" }, faces.map((f, i) => h("li", {},
-    `face ${i + 1}: quality ${f.quality.score.toFixed(0)}/100`,
+    `face ${i + 1}${seen(i)}: quality ${f.quality.score.toFixed(0)}/100`,
     f.quality.flags.length ? h("span", { class: "flags", text: ` · flags: ${f.quality.flags.join(", ")}` })
       : h("span", { class: "muted", text: " · no quality flags" }))));
+}
+
+// ---------------------------------------------------------------- video lead tracks
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+function seconds(s) { return `${Number(s).toFixed(1)} s`; }
+
+function spanText(t) { return `${seconds(t.start_s)} – ${seconds(t.end_s)}`; }
+
+// the whole video as a bar, this track's span highlighted, the other lead tracks lighter
+function videoTimeline(v) {
+  const spans = [v.track, ...v.other_tracks];
+  const end = v.duration_s || Math.max(...spans.map((t) => t.end_s), 1);
+  const W = 1000, X0 = 10, BAR = W - 2 * X0;
+  const x = (s) => X0 + (BAR * Math.min(Math.max(s, 0), end)) / end;
+  const rect = (t, cls, y, height) => svgEl("rect", { class: cls, x: x(t.start_s).toFixed(1), y,
+    width: Math.max(4, x(t.end_s) - x(t.start_s)).toFixed(1), height },
+  svgEl("title", {}, `${cls === "this" ? "this track" : "lead track"} ${t.track_id}: ${spanText(t)}`));
+  return svgEl("svg", { id: "video-timeline", class: "timeline", viewBox: `0 0 ${W} 46`,
+    role: "img", "aria-label": `this track, ${spanText(v.track)}, on a video of ${seconds(end)}` },
+  svgEl("rect", { class: "video", x: X0, y: 8, width: BAR, height: 20 }),
+  ...v.other_tracks.map((t) => rect(t, "other", 10, 16)),
+  rect(v.track, "this", 4, 28),
+  svgEl("text", { x: X0, y: 44 }, "0 s"),
+  svgEl("text", { x: W - X0, y: 44, "text-anchor": "end" }, seconds(end)));
+}
+
+function videoTitle(v) { return v.kind === "video_alert" ? "Live video alert" : "Video search"; }
+
+function videoCard(v) {
+  const t = v.track;
+  const faces = t.faces_seen === null ? "" : ` · ${t.faces_seen} faces seen, ${t.faces_used} used for the search`;
+  return h("section", { class: "card", id: "video-info" },
+    h("h2", { text: "This track in the video" }),
+    h("p", { id: "video-duration" }, v.duration_s === null ? "Live source (duration unknown)"
+      : `Video of ${seconds(v.duration_s)}`,
+    v.video_sha256 ? h("span", { class: "muted", text: ` · sha256 ${v.video_sha256.slice(0, 12)}…` }) : null),
+    videoTimeline(v),
+    h("p", { id: "video-track" }, `Track ${t.track_id}: ${spanText(t)}${faces}`,
+      v.other_tracks.length ? h("span", { class: "muted",
+        text: ` · ${v.other_tracks.length} other lead track(s) of this video, each reviewed on its own` }) : null),
+    v.tracks_searched === null ? null : h("p", { id: "video-counts", class: "notice" },
+      `${v.tracks_searched} tracks searched, expected false alerts `
+        + (v.expected_false_alerts === null ? "unknown" : v.expected_false_alerts.toFixed(2)),
+      h("span", { class: "muted", text: " (tracks searched × target FPIR: the lead tracks chance alone "
+        + "should give if nobody in the video were enrolled)" })));
 }
 
 async function searchDetailView(seq, id) {
   const rec = await api(`/searches/${encodeURIComponent(id)}`);
   const probe = h("div", {}, h("div", { class: "noimage", text: "loading…" }));
-  const parts = [h("h1", { text: "Search" }),
+  const parts = [h("h1", { text: rec.video ? videoTitle(rec.video) : "Search" }),
     h("section", { class: "card", id: "search-info" },
       h("p", {}, h("b", { text: "Purpose: " }), rec.purpose, " · ", h("b", { text: "Case: " }), rec.case_ref),
       h("p", {}, `By ${rec.actor}, ${when(rec.created_at)} · galleries ${rec.galleries.join(", ")} · `,
@@ -363,9 +421,10 @@ async function searchDetailView(seq, id) {
       h("p", { id: "two-person", class: "notice", text: rec.two_person_rule
         ? "Two-person rule: a lead is confirmed only when two different reviewers confirm it. The searcher may not review."
         : "One reviewer's confirmation confirms a lead. The searcher may not review." }),
-      h("div", { class: "compare" }, h("figure", { id: "probe" }, probe,
-        h("figcaption", { text: "Probe image" }))),
-      facesSummary(rec.probe_faces))];
+      h("div", { class: "compare" }, h("figure", { id: "probe", class: rec.video ? "strip" : null }, probe,
+        h("figcaption", { text: rec.video ? "Best faces of the track" : "Probe image" }))),
+      facesSummary(rec.probe_faces, rec.video))];
+  if (rec.video) parts.push(videoCard(rec.video));
   if (!rec.leads.length) {
     parts.push(h("p", { id: "no-candidate", class: "notice",
       text: rec.leads_hidden ? "No lead you may see." : "No candidate passed the threshold: no lead." }));
@@ -509,6 +568,10 @@ function summary(e) {
   const d = e.details || {};
   if (e.operation === "review") return `lead ${d.rank} of ${String(d.search_id).slice(0, 8)}: ${d.verdict} → ${d.status}`;
   if (e.operation === "search") return `${e.candidates.length} lead(s), ${d.templates_searched} templates`;
+  if (e.operation === "video_search") {
+    return `${d.tracks_searched} track(s) searched, ${(d.track_search_ids || []).length} with leads, `
+      + `expected false alerts ${d.expected_false_alerts}`;
+  }
   if (e.operation === "enrol") return d.subject ? `subject ${d.subject}` : `${d.enrolled} enrolled`;
   if (e.operation === "erasure_receipt") return `subject ${d.subject}: ${(d.template_ids || []).length} template(s)`;
   const keys = Object.keys(d);
