@@ -40,6 +40,10 @@ class Settings:
     # image input limits
     max_image_bytes: int = 40 * 1024 * 1024
     max_image_pixels: int = 80_000_000
+    video_max_bytes: int = 4 * 1024**3
+    video_max_pixels: int = 3840 * 2160
+    """Largest video frame (width x height) a video search decodes."""
+    video_max_seconds: float = 6 * 3600.0
     # detection
     detector: DetectorName = "hog+cnn"
     """``hog`` (fast), ``cnn`` (dlib's MMOD: finds more, seconds per image) or ``hog+cnn``: HOG,

@@ -52,6 +52,7 @@ from faceledger.video import (
     VideoLimits,
     VideoScanner,
     fuse,
+    limits_from,
     open_video,
 )
 
@@ -68,7 +69,8 @@ class VideoSearchRequest:
     """Target FPIR per track searched (default ``Settings.default_fpir``)."""
     k: int | None = None
     scan: ScanSettings = field(default_factory=ScanSettings)
-    limits: VideoLimits = field(default_factory=VideoLimits)
+    limits: VideoLimits | None = None
+    """Default: the workspace settings' ``video_max_*``."""
     keep_faces: bool = True
     """Keep each lead track's best faces for its reviewers (tracks without a lead: never)."""
 
@@ -235,7 +237,9 @@ def search_video(
     searcher = TrackSearcher(ws, engine, plan)
     scanner = VideoScanner(engine, req.scan)
     outcomes: list[TrackOutcome] = []
-    with open_video(req.video, req.limits, sample_fps=req.scan.sample_fps) as reader:
+    with open_video(
+        req.video, req.limits or limits_from(ws.settings), sample_fps=req.scan.sample_fps
+    ) as reader:
         info = reader.info
         for frame, tracks in scanner.scan(reader):
             if cancel is not None and cancel.is_set():

@@ -42,6 +42,7 @@ from faceledger.video import (
     VideoLimits,
     VideoReader,
     VideoScanner,
+    limits_from,
     open_video,
 )
 
@@ -58,7 +59,8 @@ class VideoWatchRequest:
     fpir: float | None = None
     k: int | None = None
     scan: ScanSettings = field(default_factory=lambda: ScanSettings(early_hits=DEFAULT_EARLY_HITS))
-    limits: VideoLimits = field(default_factory=VideoLimits)
+    limits: VideoLimits | None = None
+    """Default: the workspace settings' ``video_max_*``."""
     realtime: bool = False
     until_s: float | None = None
     """Stop after this many seconds of watching (None: until the source ends or a stop)."""
@@ -131,7 +133,11 @@ def watch_video(
     watch = _Watch(ws, actor, req, base, TrackSearcher(ws, engine, plan), on_alert)
     scanner = VideoScanner(engine, req.scan)
     with open_video(
-        req.source, req.limits, sample_fps=req.scan.sample_fps, live=True, realtime=req.realtime
+        req.source,
+        req.limits or limits_from(ws.settings),
+        sample_fps=req.scan.sample_fps,
+        live=True,
+        realtime=req.realtime,
     ) as reader:
         start_seq = ws.audit.append(
             _with(

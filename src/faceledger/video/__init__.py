@@ -16,6 +16,7 @@ from faceledger.video.source import (
     VideoInfo,
     VideoLimits,
     VideoReader,
+    limits_from,
     open_video,
     probe_video,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "draw_leads",
     "face_box",
     "fuse",
+    "limits_from",
     "obscure",
     "open_video",
     "probe_video",

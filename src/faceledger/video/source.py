@@ -34,6 +34,7 @@ from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from faceledger.config import Settings
 from faceledger.errors import BadVideo, InvalidArgument, TooLarge, VideoStalled
 from faceledger.types import Pixels
 
@@ -80,6 +81,15 @@ class VideoLimits:
     max_duration_s: float = 6 * 3600.0
     stall_timeout_s: float = 10.0
     """Live sources: no frame for this long raises :class:`VideoStalled`."""
+
+
+def limits_from(settings: Settings) -> VideoLimits:
+    """The video limits a workspace's settings declare (``FACELEDGER_VIDEO_MAX_*``)."""
+    return VideoLimits(
+        max_bytes=settings.video_max_bytes,
+        max_pixels=settings.video_max_pixels,
+        max_duration_s=settings.video_max_seconds,
+    )
 
 
 @dataclass(frozen=True)
