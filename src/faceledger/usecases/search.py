@@ -19,6 +19,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from faceledger.access import Operation, User, authorize
 from faceledger.access.purpose import require_purpose
@@ -89,6 +90,41 @@ class SearchPlan:
     point: OperatingPoint
     rates: ScoreRates
     own: GalleryCalibration | None
+
+    def audit_record(
+        self,
+        operation: str,
+        actor: User,
+        purpose: str,
+        case_ref: str,
+        model_id: str,
+        probe_sha256: str | None,
+        leads: tuple[Lead, ...],
+        details: dict[str, Any],
+    ) -> AuditRecord:
+        """The audit record of a search at this plan: ``details`` plus the operating point."""
+        point = self.point
+        return AuditRecord(
+            operation=operation,
+            actor=actor.id,
+            purpose=purpose,
+            case_ref=case_ref,
+            galleries=tuple(g.name for g in self.galleries),
+            model_id=model_id,
+            threshold=round(point.threshold, 6),
+            target_fpir=point.target_fpir,
+            probe_sha256=probe_sha256,
+            candidates=leads,
+            details={
+                **details,
+                "templates_searched": point.templates,
+                "k": self.k,
+                "normalisation": point.normalisation,
+                "comparison_fmr": point.comparison_fmr,
+                "threshold_extrapolated": point.extrapolated,
+                "threshold_source": point.source,
+            },
+        )
 
 
 def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
@@ -184,31 +220,15 @@ def _audit_record(
     plan: SearchPlan,
     results: Sequence[FaceCandidates],
 ) -> AuditRecord:
-    point = plan.point
     leads = tuple(lead for r in results for lead in leads_of(r.candidates))
-    return AuditRecord(
-        operation=AuditOp.SEARCH,
-        actor=actor.id,
-        purpose=purpose,
-        case_ref=case_ref,
-        galleries=tuple(g.name for g in plan.galleries),
-        model_id=model_id,
-        threshold=round(point.threshold, 6),
-        target_fpir=point.target_fpir,
-        probe_sha256=img.sha256,
-        candidates=leads,
-        details={
-            "faces": len(results),
-            "faces_in_image": results[0].face.faces_in_image,
-            "face_indexes": [r.face.face_index for r in results],
-            "templates_searched": point.templates,
-            "outcomes": [r.outcome for r in results],
-            "k": plan.k,
-            "normalisation": point.normalisation,
-            "comparison_fmr": point.comparison_fmr,
-            "threshold_extrapolated": point.extrapolated,
-            "threshold_source": point.source,
-        },
+    details: dict[str, Any] = {
+        "faces": len(results),
+        "faces_in_image": results[0].face.faces_in_image,
+        "face_indexes": [r.face.face_index for r in results],
+        "outcomes": [r.outcome for r in results],
+    }
+    return plan.audit_record(
+        AuditOp.SEARCH, actor, purpose, case_ref, model_id, img.sha256, leads, details
     )
 
 

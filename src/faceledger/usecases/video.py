@@ -342,42 +342,26 @@ def _audit_record(
     outcomes: Sequence[TrackOutcome],
     scanner: VideoScanner,
 ) -> AuditRecord:
-    point = plan.point
     leads = tuple(lead for t in outcomes if t.has_leads for lead in _leads(t))
     searched = len(outcomes)
-    return AuditRecord(
-        operation=AuditOp.VIDEO_SEARCH,
-        actor=actor.id,
-        purpose=purpose,
-        case_ref=case_ref,
-        galleries=tuple(g.name for g in plan.galleries),
-        model_id=model_id,
-        threshold=round(point.threshold, 6),
-        target_fpir=point.target_fpir,
-        probe_sha256=info.sha256,
-        candidates=leads,
-        details={
-            "video": video_json(info),
-            "sample_fps": req.scan.sample_fps,
-            "detect_max_side": req.scan.detect_max_side,
-            "faces_per_track": req.scan.faces_per_track,
-            "min_hits": req.scan.min_hits,
-            "frames_sampled": scanner.counts.frames,
-            "faces_detected": scanner.counts.faces,
-            "shot_cuts": scanner.counts.cuts,
-            "tracks_searched": searched,
-            "tracks_with_leads": sum(1 for t in outcomes if t.has_leads),
-            "tracks_discarded": sum(1 for t in outcomes if not t.has_leads),
-            "tracks_too_short": scanner.counts.too_short,
-            "expected_false_alerts": round(searched * point.target_fpir, 6),
-            "lead_tracks": [track_json(t) for t in outcomes if t.has_leads],
-            "templates_searched": point.templates,
-            "k": plan.k,
-            "normalisation": point.normalisation,
-            "comparison_fmr": point.comparison_fmr,
-            "threshold_extrapolated": point.extrapolated,
-            "threshold_source": point.source,
-        },
+    details: dict[str, Any] = {
+        "video": video_json(info),
+        "sample_fps": req.scan.sample_fps,
+        "detect_max_side": req.scan.detect_max_side,
+        "faces_per_track": req.scan.faces_per_track,
+        "min_hits": req.scan.min_hits,
+        "frames_sampled": scanner.counts.frames,
+        "faces_detected": scanner.counts.faces,
+        "shot_cuts": scanner.counts.cuts,
+        "tracks_searched": searched,
+        "tracks_with_leads": sum(1 for t in outcomes if t.has_leads),
+        "tracks_discarded": sum(1 for t in outcomes if not t.has_leads),
+        "tracks_too_short": scanner.counts.too_short,
+        "expected_false_alerts": round(searched * plan.point.target_fpir, 6),
+        "lead_tracks": [track_json(t) for t in outcomes if t.has_leads],
+    }
+    return plan.audit_record(
+        AuditOp.VIDEO_SEARCH, actor, purpose, case_ref, model_id, info.sha256, leads, details
     )
 
 
