@@ -130,11 +130,7 @@ class SearchPlan:
 def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     """Search ``req.image``'s face(s) in ``req.galleries`` for ``req.purpose`` (audited)."""
     purpose, case_ref = require_purpose(req.purpose, req.case_ref)
-    gals = authorised_galleries(ws, actor, req.galleries)
-    k = req.k if req.k is not None else ws.settings.top_k
-    if not 1 <= k <= MAX_K:
-        raise InvalidArgument(f"k must be between 1 and {MAX_K}, got {k}")
-    fpir = req.fpir if req.fpir is not None else ws.settings.default_fpir
+    gals, k, fpir = search_terms(ws, actor, req.galleries, req.k, req.fpir)
     engine = ws.engine_for(gals[0])
     img = engine.load(req.image)
     faces = engine.embed_all(img) if req.all_faces else [engine.embed(img)]
@@ -159,6 +155,19 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     if keep and _keep_probe(ws, result, req.image):
         result = dataclasses.replace(result, probe_kept=True)
     return result
+
+
+def search_terms(
+    ws: Workspace, actor: User, names: Sequence[str], k: int | None, fpir: float | None
+) -> tuple[list[Gallery], int, float]:
+    """The authorised galleries, the list length and the target FPIR of a search (image or
+    video), defaults from the settings."""
+    gals = authorised_galleries(ws, actor, names)
+    k = k if k is not None else ws.settings.top_k
+    if not 1 <= k <= MAX_K:
+        raise InvalidArgument(f"k must be between 1 and {MAX_K}, got {k}")
+    fpir = fpir if fpir is not None else ws.settings.default_fpir
+    return gals, k, fpir
 
 
 def authorised_galleries(ws: Workspace, actor: User, names: Sequence[str]) -> list[Gallery]:

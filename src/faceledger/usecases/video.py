@@ -28,20 +28,19 @@ import numpy as np
 
 from faceledger.access import User
 from faceledger.access.purpose import require_purpose
-from faceledger.audit import AuditOp, AuditRecord, Lead
-from faceledger.errors import Cancelled, FaceLedgerError, InvalidArgument
+from faceledger.audit import AuditOp, AuditRecord
+from faceledger.errors import Cancelled, FaceLedgerError
 from faceledger.gallery.workspace import Workspace
 from faceledger.match.identify import Candidate, FaceCandidates
 from faceledger.pipeline import Engine
 from faceledger.serialize import quality_to_dict
 from faceledger.types import Box, FaceResult, Pixels
 from faceledger.usecases.search import (
-    MAX_K,
     SearchPlan,
-    authorised_galleries,
     leads_of,
     plan_search,
     search_face,
+    search_terms,
 )
 from faceledger.video import (
     Frame,
@@ -176,15 +175,8 @@ class TrackSearcher:
                 out.append(_span(track, len(fused.faces), "no_candidate"))
                 continue
             out.append(
-                TrackOutcome(
-                    track_id=track.track_id,
-                    start_s=track.start_s,
-                    end_s=track.end_s,
-                    first_frame=track.first_frame,
-                    last_frame=track.last_frame,
-                    faces_seen=track.faces_seen,
-                    faces_used=len(fused.faces),
-                    outcome="candidates",
+                replace(
+                    _span(track, len(fused.faces), "candidates"),
                     candidates=result.candidates,
                     best_time_s=best.time_s,
                     best_box=best.detection.box,
@@ -198,6 +190,7 @@ class TrackSearcher:
 
 
 def _span(track: TrackFaces, used: int, outcome: str) -> TrackOutcome:
+    """A searched track's span and counts: all a track without a candidate keeps."""
     return TrackOutcome(
         track_id=track.track_id,
         start_s=round(track.start_s, 3),
@@ -214,12 +207,8 @@ def prepare_search(
     ws: Workspace, actor: User, names: Sequence[str], k: int | None, fpir: float | None
 ) -> tuple[Engine, SearchPlan]:
     """Authorise the galleries and fix the operating point every track is searched at."""
-    gals = authorised_galleries(ws, actor, names)
-    k = k if k is not None else ws.settings.top_k
-    if not 1 <= k <= MAX_K:
-        raise InvalidArgument(f"k must be between 1 and {MAX_K}, got {k}")
-    fpir = fpir if fpir is not None else ws.settings.default_fpir
-    return ws.engine_for(gals[0]), plan_search(ws, gals, k, fpir)
+    gals, k_, fpir_ = search_terms(ws, actor, names, k, fpir)
+    return ws.engine_for(gals[0]), plan_search(ws, gals, k_, fpir_)
 
 
 def search_video(
@@ -258,7 +247,9 @@ def search_video(
     )
     record = _with_id(record, video_search_id)
     lead_tracks = [t for t in outcomes if t.has_leads]
-    seq, reviews = ws.reviews.record_video_search(actor, record, [_leads(t) for t in lead_tracks])
+    seq, reviews = ws.reviews.record_video_search(
+        actor, record, [leads_of(t.candidates) for t in lead_tracks]
+    )
     by_track = {t.track_id: r.search_id for t, r in zip(lead_tracks, reviews, strict=True)}
     kept = req.keep_faces and bool(lead_tracks)
     if kept:
@@ -305,10 +296,6 @@ def _progress(
     )
 
 
-def _leads(track: TrackOutcome) -> tuple[Lead, ...]:
-    return leads_of(track.candidates)
-
-
 def _with_search_id(track: TrackOutcome, search_id: str | None) -> TrackOutcome:
     return replace(track, search_id=search_id, faces=())
 
@@ -342,7 +329,7 @@ def _audit_record(
     outcomes: Sequence[TrackOutcome],
     scanner: VideoScanner,
 ) -> AuditRecord:
-    leads = tuple(lead for t in outcomes if t.has_leads for lead in _leads(t))
+    leads = tuple(lead for t in outcomes if t.has_leads for lead in leads_of(t.candidates))
     searched = len(outcomes)
     details: dict[str, Any] = {
         "video": video_json(info),

@@ -166,8 +166,8 @@ def _run(
     """Feed frames until the source ends (``end``), ``until_s`` passes or ``stop`` is set."""
     until = watch.req.until_s
     stopped_by = "end"
-    for frame in frames:
-        for track in scanner.feed(frame):
+    for _, tracks in scanner.scan(frames):
+        for track in tracks:
             watch.decide(track)
         if stop is not None and stop.is_set():
             stopped_by = "stop"

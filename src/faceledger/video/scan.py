@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -32,7 +32,7 @@ from faceledger.types import AlignedFace, Box, Detection, Pixels, QualityReport,
 from faceledger.video.appearance import descriptor
 from faceledger.video.cuts import CutDetector
 from faceledger.video.source import Frame
-from faceledger.video.track import Ended, Tracker, TrackerConfig
+from faceledger.video.track import Ended, Tracker, TrackerConfig, TrackState
 
 THUMB_PX = 160
 """Longest side of a kept face thumbnail (what a reviewer sees of a lead track)."""
@@ -115,8 +115,6 @@ class TrackTemplate:
     track: TrackFaces
     faces: tuple[TrackFace, ...]
     template: Template
-    consistency: float
-    """Lowest similarity of a face of the group to its best face (1.0 for one face)."""
 
 
 @dataclass
@@ -132,7 +130,6 @@ class ScanCounts:
     frames: int = 0
     faces: int = 0
     cuts: int = 0
-    tracks: int = 0
     too_short: int = 0
 
 
@@ -174,10 +171,6 @@ class VideoScanner:
                 for _, future in pending:
                     future.cancel()
 
-    def feed(self, frame: Frame) -> list[TrackFaces]:
-        """Process one sampled frame; returns the tracks handed over at this frame."""
-        return self.feed_detected(frame, self._detect(frame.pixels))
-
     def _detect(self, pixels: Pixels) -> list[Detection]:
         return self._detector.detect(pixels, finer=False)
 
@@ -202,10 +195,6 @@ class VideoScanner:
     def finish(self) -> list[TrackFaces]:
         """End of the video: hand over every live track."""
         return self._hand_over(self._tracker.finish())
-
-    def cut(self) -> list[TrackFaces]:
-        """Hand over every live track (a gap in a live source: frames were dropped)."""
-        return self._hand_over(self._tracker.cut())
 
     # -- internals ---------------------------------------------------------------------
     def _observe(self, track_id: int, frame: Frame, det: Detection) -> None:
@@ -236,20 +225,7 @@ class VideoScanner:
         for track_id, live in self._live.items():
             if not live.early_sent and live.faces_seen >= hits:
                 live.early_sent = True
-                state = self._tracker.live[track_id]
-                out.append(
-                    TrackFaces(
-                        track_id=track_id,
-                        start_s=state.first_time_s,
-                        end_s=state.last_time_s,
-                        first_frame=state.first_frame,
-                        last_frame=state.last_frame,
-                        faces_seen=live.faces_seen,
-                        reason="early",
-                        best=tuple(live.best),
-                        keyframes=tuple(live.keyframes),
-                    )
-                )
+                out.append(_handed(track_id, live, self._tracker.live[track_id], "early"))
         return out
 
     def _hand_over(self, ended: Sequence[Ended]) -> list[TrackFaces]:
@@ -258,24 +234,26 @@ class VideoScanner:
             live = self._live.pop(e.track_id, None)
             if live is None:
                 continue
-            self.counts.tracks += 1
             if live.faces_seen < self.config.min_hits:
                 self.counts.too_short += 1
                 continue
-            out.append(
-                TrackFaces(
-                    track_id=e.track_id,
-                    start_s=e.first_time_s,
-                    end_s=e.last_time_s,
-                    first_frame=e.first_frame,
-                    last_frame=e.last_frame,
-                    faces_seen=live.faces_seen,
-                    reason=e.reason,
-                    best=tuple(live.best),
-                    keyframes=tuple(live.keyframes),
-                )
-            )
+            out.append(_handed(e.track_id, live, e, e.reason))
         return out
+
+
+def _handed(track_id: int, live: _Live, span: Ended | TrackState, reason: str) -> TrackFaces:
+    """What the scanner hands over of a track: its span (from the tracker) and best faces."""
+    return TrackFaces(
+        track_id=track_id,
+        start_s=span.first_time_s,
+        end_s=span.last_time_s,
+        first_frame=span.first_frame,
+        last_frame=span.last_frame,
+        faces_seen=live.faces_seen,
+        reason=reason,
+        best=tuple(live.best),
+        keyframes=tuple(live.keyframes),
+    )
 
 
 def video_detector(settings: Settings, config: ScanSettings) -> Detector:
@@ -331,9 +309,4 @@ def _fused(
 ) -> TrackTemplate:
     mean = np.mean([t.vector for t in templates], axis=0)
     vector = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-    lead = templates[0]
-    consistency = min(t.similarity(lead) for t in templates)
-    return TrackTemplate(track, tuple(faces), Template(lead.model_id, vector), consistency)
-
-
-OnTrack = Callable[[TrackFaces], None]
+    return TrackTemplate(track, tuple(faces), Template(templates[0].model_id, vector))
