@@ -235,7 +235,9 @@ def test_watch_alerts_while_the_video_plays(setup: Setup) -> None:
     )
     summary = watch_video(setup.ws, me, req, on_alert=alerts.append)
     assert {a.track.candidates[0].external_id for a in alerts} == setup.enrolled
-    assert all(a.latency_s < 3.0 for a in alerts), [a.latency_s for a in alerts]
+    # raised by the early search, within the first seconds of each track (video time, not
+    # wall time: how fast this machine runs is the benchmark's business)
+    assert all(a.track.end_s - a.track.start_s < 2.0 for a in alerts), [a.track for a in alerts]
     assert summary.alerts == len(alerts) and summary.stopped_by == "end"
     assert summary.seconds >= 0.7 * 8.0  # played at its own pace
     ops = [
