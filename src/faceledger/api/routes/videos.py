@@ -23,7 +23,7 @@ from faceledger.api import schemas as s
 from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.jobs import Work, save_upload
 from faceledger.api.service import Service
-from faceledger.usecases.video import prepare_search
+from faceledger.usecases.search import search_terms
 from faceledger.usecases.video_render import result_json
 from faceledger.video import ScanSettings, probe_video
 
@@ -99,7 +99,9 @@ async def post_video_search(
     (`search_id`), and the expected false alerts; one audit entry records the search."""
     purpose, case_ref = require_purpose(form.purpose, form.case_ref)
     scan = ScanSettings() if form.sample_fps is None else ScanSettings(sample_fps=form.sample_fps)
-    await run_in_threadpool(prepare_search, svc.ws, user, form.galleries, form.k, form.fpir)
+    # the search's own checks (grants, k, FPIR), without fixing its operating point: the job
+    # does that when it starts, on the galleries as they are then
+    await run_in_threadpool(search_terms, svc.ws, user, form.galleries, form.k, form.fpir)
     jobs = svc.video_jobs
     jobs.check_room()
     limits = svc.options.video_limits
