@@ -63,7 +63,6 @@ _LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
 # or a web server cannot make FFmpeg read local files.
 _NETWORK_PROTOCOLS = "rtsp,rtsps,rtp,srtp,udp,tcp,tls,http,https,httpproxy,crypto"
 _AV_ERRORS = (av.error.FFmpegError, OSError, EOFError, ValueError)
-_HASH_CHUNK = 1 << 20
 _JOIN_S = 2.0
 _PIPE_POLL_S = 0.1
 _THREADED_PIXELS = 1280 * 720
@@ -535,14 +534,11 @@ def _resolve_path(
 
 
 def _hash_file(path: Path, name: str) -> str:
-    digest = hashlib.sha256()
     try:
         with path.open("rb") as fh:
-            while chunk := fh.read(_HASH_CHUNK):
-                digest.update(chunk)
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
         raise BadVideo(f"{name}: cannot read ({exc.strerror})") from exc
-    return digest.hexdigest()
 
 
 def _why(exc: BaseException) -> str:
