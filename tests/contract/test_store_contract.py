@@ -606,17 +606,19 @@ def test_job_records_and_resume_keys(store: SqlStore) -> None:
         store.job_item_keys(999)
 
 
-def _crash_worker(url: str, total: int, batches: Any, errors: Path) -> None:
+def _crash_worker(url: str, total: int, batches: Any, limit: Any, errors: Path) -> None:
     try:
-        _enrol_until_done(url, total, batches)
+        _enrol_until_done(url, total, batches, limit)
     except BaseException:
         errors.write_text(traceback.format_exc())
         raise
 
 
-def _enrol_until_done(url: str, total: int, batches: Any) -> None:
+def _enrol_until_done(url: str, total: int, batches: Any, limit: Any) -> None:
     """A bulk enrolment in a forked child: resumes the open job, skipping recorded items, and
-    counts its committed batches in ``batches`` (shared memory) so the parent can aim."""
+    counts its committed batches in ``batches`` (shared memory) so the parent can aim. It starts
+    no batch past ``limit``: on a loaded machine the parent may be descheduled for a while, and
+    the child must not finish the whole job before the kill it was meant to take."""
     engine = open_database(url)  # its own connections: never the parent's pooled ones
     store = SqlStore(engine)
     try:
@@ -632,6 +634,8 @@ def _enrol_until_done(url: str, total: int, batches: Any) -> None:
     subjects: dict[str, int] = {}
     todo = [i for i in range(total) if f"item-{i}" not in done]
     for start in range(0, len(todo), 4):
+        while batches.value >= limit.value:
+            time.sleep(0.001)  # waits for the kill
         news, outcomes = [], []
         for i in todo[start : start + 4]:
             if i % 7 == 3:
@@ -668,16 +672,20 @@ def test_sigkill_at_random_moments_leaves_a_consistent_resumable_store(
 ) -> None:
     # fork, not a fresh interpreter: the child starts in milliseconds with everything imported
     ctx = multiprocessing.get_context("fork")
-    total, kills = 200, 5  # 50 batches of 4; each kill lands after 1-8 batches of a run
+    # 50 batches of 4; each kill lands after 1-6 batches of a run, within the 2 batches after the
+    # one aimed at: at most 5 x 8 = 40 batches before the last run, so every kill hits open work
+    total, kills = 200, 5
     progress: list[int] = []  # items recorded after each kill
     rnd = random.Random(9)
     errors = tmp_path / "worker-error.txt"
     for attempt in range(kills + 1):
         batches = ctx.Value("i", 0)
-        proc = ctx.Process(target=_crash_worker, args=(backend.url, total, batches, errors))
+        target = rnd.randint(1, 6)
+        limit = ctx.Value("i", target + 2 if attempt < kills else total)
+        proc = ctx.Process(target=_crash_worker, args=(backend.url, total, batches, limit, errors))
         proc.start()
         if attempt < kills:
-            target, deadline = rnd.randint(1, 8), time.monotonic() + 30
+            deadline = time.monotonic() + 30
             while batches.value < target and proc.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.001)
             time.sleep(rnd.uniform(0.0, 0.02))  # somewhere inside the next transaction(s)
