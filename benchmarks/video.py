@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -414,11 +415,10 @@ def _top(outcome: TrackOutcome) -> str | None:
     return outcome.candidates[0].external_id if outcome.candidates else None
 
 
-def run_faceledger(ws: Workspace, path: Path, fpir: float) -> FaceledgerRun:
+def run_faceledger(ws: Workspace, path: Path, fpir: float, scan: ScanSettings) -> FaceledgerRun:
     actor = local_operator(ws, "bench")
     # accuracy pass first: the same pieces search_video uses, every track's boxes kept
     engine, plan = prepare_search(ws, actor, (GALLERY,), None, fpir)
-    scan = ScanSettings()
     t0 = time.perf_counter()
     scanner = VideoScanner(engine, scan)
     searcher = TrackSearcher(ws, engine, plan)
@@ -446,7 +446,9 @@ def run_faceledger(ws: Workspace, path: Path, fpir: float) -> FaceledgerRun:
     ]
     scan_leads = {(t.track_id, str(_top(o))) for t in tracks for o in t.outcomes if o.candidates}
     # speed: the use case, end to end, as a user runs it (warm: the pass above loaded all)
-    res = search_video(ws, actor, VideoSearchRequest(path, (GALLERY,), PURPOSE, CASE_REF, fpir))
+    res = search_video(
+        ws, actor, VideoSearchRequest(path, (GALLERY,), PURPOSE, CASE_REF, fpir, scan=scan)
+    )
     return FaceledgerRun(
         seconds=res.processing_seconds,
         realtime=res.realtime_factor,
@@ -888,7 +890,16 @@ def main() -> None:
         "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "faceledger-bench"
     )
     ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument(
+        "--sample-fps", type=float, default=None, help="faceledger's sampling (default: its own)"
+    )
+    ap.add_argument("--min-hits", type=int, default=None, help="faceledger's shortest track")
     args = ap.parse_args()
+    scan = ScanSettings()
+    if args.sample_fps is not None:
+        scan = dataclasses.replace(scan, sample_fps=args.sample_fps)
+    if args.min_hits is not None:
+        scan = dataclasses.replace(scan, min_hits=args.min_hits)
     names = [v.strip() for v in args.videos.split(",") if v.strip()]
     if unknown := set(names) - set(VIDEOS):
         ap.error(f"unknown videos {sorted(unknown)}; choose from {VIDEOS}")
@@ -934,6 +945,8 @@ def main() -> None:
     known = {label: path for path, label in known_rows}
     out: dict[str, Any] = {
         "fpir": args.fpir,
+        "sample_fps": scan.sample_fps,
+        "min_hits": scan.min_hits,
         "gallery_templates": gallery.subjects,
         "fr_known": len(known),
         "fr_gallery": args.fr_gallery,
@@ -945,7 +958,7 @@ def main() -> None:
         print(f"\n{name}: face_recognition ... (load average {_load()})", flush=True)
         fr = run_reference(cache, video, known, every, args.skip_fr)
         print(f"{name}: faceledger ... (load average {_load()})", flush=True)
-        fl = run_faceledger(gallery.ws, video.path, args.fpir)
+        fl = run_faceledger(gallery.ws, video.path, args.fpir, scan)
         acc = score_faceledger(video, fl)
         ref = score_reference(video, fr, fl.sampled_times) if fr is not None else None
         print_video(video, fl, acc, ref)
