@@ -11,11 +11,15 @@ mapping). The tree::
     │   ├── NoFace              no face found where one was required
     │   ├── AmbiguousFace       several faces and the caller asked for an unambiguous one
     │   ├── QualityRejected     enrolment image below the configured quality gates
+    │   ├── NoMrz               no machine-readable zone found on a document image
+    │   ├── AmbiguousMrz        more than one machine-readable zone on one image
+    │   ├── UnreadableMrz       a zone was found but its lines could not be read as an MRZ
     │   └── InvalidArgument     malformed request, CSV, option value
     ├── ModelError
     │   ├── ModelFileError      model file missing or checksum mismatch
     │   ├── ModelMismatch       templates/vectors of different models compared or mixed
-    │   └── CalibrationError    no/invalid calibration table for a requested operating point
+    │   ├── CalibrationError    no/invalid calibration table for a requested operating point
+    │   └── OcrUnavailable      the OCR engine (Debian package tesseract-ocr) is not installed
     ├── StoreError
     │   ├── NotFound
     │   ├── Conflict            already exists / duplicate
@@ -90,6 +94,24 @@ class QualityRejected(InputError):
         self.reasons = reasons
 
 
+class NoMrz(InputError):
+    """No machine-readable zone (ICAO 9303) was found on a document image."""
+
+    code = "no_mrz"
+
+
+class AmbiguousMrz(InputError):
+    """More than one machine-readable zone on one image: which document is meant is unclear."""
+
+    code = "ambiguous_mrz"
+
+
+class UnreadableMrz(InputError):
+    """A zone with the MRZ's line structure was found, but OCR could not read it as one."""
+
+    code = "unreadable_mrz"
+
+
 class InvalidArgument(InputError):
     code = "invalid_argument"
 
@@ -108,6 +130,12 @@ class ModelMismatch(ModelError):
 
 class CalibrationError(ModelError):
     code = "calibration"
+
+
+class OcrUnavailable(ModelError):
+    """The OCR engine is missing: install Debian's ``tesseract-ocr`` (scripts/test.sh does)."""
+
+    code = "ocr_unavailable"
 
 
 class StoreError(FaceLedgerError):

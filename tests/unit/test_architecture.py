@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"detect", "quality", "align", "match", "access"},
     {"embed", "review"},
     {"pipeline"},
-    {"video"},
+    {"video", "document"},
     {"cache"},
     {"batch"},
     {"evaluate"},
