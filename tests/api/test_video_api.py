@@ -23,6 +23,7 @@ from faceledger.access import Role, User
 from faceledger.api import ServiceOptions, convert
 from faceledger.api.concurrency import SerialEngine
 from faceledger.api.jobs import JobState, VideoJobs, save_upload
+from faceledger.api.service import video_limits_for
 from faceledger.audit import AuditEntry, AuditOp, AuditRecord
 from faceledger.errors import Cancelled, Conflict, NotFound, PermissionDenied, RateLimited
 from faceledger.errors import TooLarge as TooLargeError
@@ -302,6 +303,25 @@ def test_an_upload_over_the_video_limit_is_refused_and_not_kept(
             assert r.status_code == 413 and r.json()["code"] == "too_large", r.text
             assert len(live.service.video_jobs) == 0
         assert _leftover_uploads(dep) == []
+    finally:
+        dep.ws.close()
+
+
+def test_uploads_follow_the_workspace_video_limits_unless_the_service_sets_its_own(
+    tmp_path: Path, serial_engine: SerialEngine, video_bytes: bytes
+) -> None:
+    dep = deploy(tmp_path / "ws", serial_engine, video_max_seconds=1.0)
+    try:
+        with serve(dep, ServiceOptions()) as live, live.client() as c:
+            assert live.service.video_limits.max_duration_s == 1.0
+            assert live.service.video_limits.max_bytes == 1024**3  # uploads capped
+            r = _post(c, dep, video_bytes)
+            assert r.status_code == 413 and r.json()["code"] == "too_large", r.text
+            assert "the limit is 1 s" in r.json()["detail"], r.text
+            assert len(live.service.video_jobs) == 0
+        assert _leftover_uploads(dep) == []
+        own = ServiceOptions(video_limits=VideoLimits(max_duration_s=3600.0))
+        assert video_limits_for(dep.ws.settings, own) == own.video_limits
     finally:
         dep.ws.close()
 

@@ -148,7 +148,7 @@ def create_app(
         BodyLimits,
         max_bytes=opts.max_request_bytes,
         upload_paths=frozenset({VIDEO_UPLOAD_PATH}),
-        upload_max_bytes=opts.video_limits.max_bytes + FORM_OVERHEAD_BYTES,
+        upload_max_bytes=service.video_limits.max_bytes + FORM_OVERHEAD_BYTES,
     )
     app.add_middleware(SecurityHeaders)
     return app

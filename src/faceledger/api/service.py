@@ -14,12 +14,20 @@ from faceledger.api.keys import KeyCache
 from faceledger.api.limits import AuthLimits
 from faceledger.config import Settings
 from faceledger.gallery import Workspace, open_workspace
-from faceledger.video import VideoLimits
+from faceledger.video import VideoLimits, limits_from
+
+UPLOAD_MAX_BYTES = 1024**3
+"""Largest video upload by default: each is copied to disk before its search starts."""
 
 
-def default_video_limits() -> VideoLimits:
-    """The engine's video limits, with uploads capped at 1 GiB (each is copied to disk)."""
-    return VideoLimits(max_bytes=1024**3)
+def video_limits_for(settings: Settings, options: ServiceOptions) -> VideoLimits:
+    """The limits uploaded videos are held to: the operator's ``options.video_limits``, or
+    else the workspace settings' ``video_max_*`` (as the CLI uses them) with uploads capped
+    at :data:`UPLOAD_MAX_BYTES`."""
+    if options.video_limits is not None:
+        return options.video_limits
+    limits = limits_from(settings)
+    return dataclasses.replace(limits, max_bytes=min(limits.max_bytes, UPLOAD_MAX_BYTES))
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,10 @@ class ServiceOptions:
     audit_image_views: bool = True
     """Record in the audit log who looked at which enrolled or probe image."""
     web_ui: bool = True
-    video_limits: VideoLimits = field(default_factory=default_video_limits)
+    video_limits: VideoLimits | None = None
     """What an uploaded video may be: bytes (the request body limit of video uploads follows
-    it), pixels, duration."""
+    it), pixels, duration. None: the workspace settings' ``video_max_*``, uploads capped at
+    1 GiB (:func:`video_limits_for`)."""
     max_video_jobs: int = 1
     """Video searches run at once (each keeps about one core busy)."""
     max_queued_video_jobs: int = 8
@@ -77,6 +86,7 @@ class Service:
             limits=options.auth_limits,
         )
         self.images = ws.images
+        self.video_limits = video_limits_for(ws.settings, options)
         self.video_jobs = VideoJobs(
             ws.settings.data_dir / "tmp",
             workers=options.max_video_jobs,

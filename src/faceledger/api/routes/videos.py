@@ -104,7 +104,7 @@ async def post_video_search(
     await run_in_threadpool(search_terms, svc.ws, user, form.galleries, form.k, form.fpir)
     jobs = svc.video_jobs
     jobs.check_room()
-    limits = svc.options.video_limits
+    limits = svc.video_limits
     upload = jobs.upload_path()
     try:
         await video.seek(0)
