@@ -350,3 +350,26 @@ def test_given_a_period_of_use_when_reported_then_counts_and_rates_match(
 
     empty = log.report(T0 - timedelta(days=2), T0 - timedelta(days=1))
     assert empty["entries"] == 0 and empty["searches"]["candidate_rate"] is None
+
+
+def test_report_counts_document_checks_by_decision_and_reason(engine: sa.Engine) -> None:
+    log = AuditLog(engine, clock=StepClock())
+    for reasons in (["match"], ["mrz_invalid", "match"], ["expired", "no_match"]):
+        decision = "pass" if reasons == ["match"] else "refer"
+        log.append(
+            AuditRecord(
+                operation="document_check",
+                actor="officer",
+                purpose="border control",
+                case_ref="GATE-7",
+                details={"decision": decision, "reasons": reasons},
+            )
+        )
+    report = log.report(T0, T0 + timedelta(hours=12))
+    assert report["document_checks"] == {
+        "total": 3,
+        "by_purpose": {"border control": 3},
+        "by_decision": {"pass": 1, "refer": 2},
+        "by_reason": {"expired": 1, "match": 2, "mrz_invalid": 1, "no_match": 1},
+        "referral_rate": pytest.approx(2 / 3),
+    }

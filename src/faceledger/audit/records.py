@@ -38,6 +38,9 @@ class AuditOp(StrEnum):
     VIDEO_ALERT = "video_alert"
     """One track of a live watch that produced candidates."""
     VERIFY = "verify"
+    DOCUMENT_CHECK = "document_check"
+    """A live face compared with an identity document's portrait, and the document's MRZ
+    checked: the decision and reasons, the document number only as a keyed hash."""
     ENROL = "enrol"
     ENROL_BATCH = "enrol_batch"
     """One committed batch of a bulk enrolment job, written in the batch's own transaction."""

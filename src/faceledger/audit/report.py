@@ -9,7 +9,7 @@ decision); retention purges may give ``count`` (items purged).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ def build_report(entries: Iterable[AuditEntry], start: datetime, end: datetime) 
     - reviews: decisions by verdict and by reviewer, leads reviewed, leads whose last status
       in the period is ``confirmed``, and confirmed / reviewed;
     - deletions: subjects deleted, erasure receipts, retention purges and items purged;
+    - document checks: total, by purpose, by decision (pass/refer) and reason;
     - access: grants and revocations; and entries by operation.
     """
     by_op: Counter[str] = Counter()
@@ -31,6 +32,7 @@ def build_report(entries: Iterable[AuditEntry], start: datetime, end: datetime) 
     search_gallery: Counter[str] = Counter()
     search_actor: Counter[str] = Counter()
     verify_purpose: Counter[str] = Counter()
+    documents = _DocumentChecks()
     searches = with_candidates = candidates = 0
     verdicts: Counter[str] = Counter()
     by_reviewer: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -51,6 +53,8 @@ def build_report(entries: Iterable[AuditEntry], start: datetime, end: datetime) 
             with_candidates += bool(r.candidates)
         elif r.operation == AuditOp.VERIFY:
             verify_purpose[r.purpose or "(none)"] += 1
+        elif r.operation == AuditOp.DOCUMENT_CHECK:
+            documents.add(r.purpose, r.details)
         elif r.operation == AuditOp.REVIEW:
             verdict = str(r.details.get("verdict", "unknown"))
             verdicts[verdict] += 1
@@ -81,6 +85,7 @@ def build_report(entries: Iterable[AuditEntry], start: datetime, end: datetime) 
             "total": sum(verify_purpose.values()),
             "by_purpose": dict(sorted(verify_purpose.items())),
         },
+        "document_checks": documents.summary(),
         "reviews": {
             "decisions": sum(verdicts.values()),
             "by_verdict": dict(sorted(verdicts.items())),
@@ -100,3 +105,29 @@ def build_report(entries: Iterable[AuditEntry], start: datetime, end: datetime) 
             "revocations": by_op[AuditOp.REVOKE],
         },
     }
+
+
+class _DocumentChecks:
+    """Document checks: how many, why, and how often they were referred to an officer."""
+
+    def __init__(self) -> None:
+        self.by_purpose: Counter[str] = Counter()
+        self.by_decision: Counter[str] = Counter()
+        self.by_reason: Counter[str] = Counter()
+
+    def add(self, purpose: str | None, details: Mapping[str, Any]) -> None:
+        self.by_purpose[purpose or "(none)"] += 1
+        self.by_decision[str(details.get("decision", "unknown"))] += 1
+        reasons = details.get("reasons")
+        for reason in reasons if isinstance(reasons, list) else []:
+            self.by_reason[str(reason)] += 1
+
+    def summary(self) -> dict[str, Any]:
+        total = sum(self.by_purpose.values())
+        return {
+            "total": total,
+            "by_purpose": dict(sorted(self.by_purpose.items())),
+            "by_decision": dict(sorted(self.by_decision.items())),
+            "by_reason": dict(sorted(self.by_reason.items())),
+            "referral_rate": self.by_decision["refer"] / total if total else None,
+        }
