@@ -6,9 +6,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 from faceledger.access import AccessControl, GrantLevel, Role, User
 from faceledger.api import ServiceOptions, create_app
 from faceledger.api.service import Service
+from faceledger.audit import utc_now
 from faceledger.config import Settings
 from faceledger.gallery import Workspace, open_workspace
 from faceledger.pipeline import Engine
@@ -70,12 +72,14 @@ def deploy(
     gallery: str | None = GALLERY,
     hasher: PasswordHasher | None = CHEAP_HASHER,
     users: tuple[str, ...] = tuple(ROLES),
+    clock: Callable[[], datetime] = utc_now,
     **settings: Any,
 ) -> Deployment:
     """A fresh workspace with users, keys, and (unless ``gallery`` is None) a gallery with
-    grants: enroller ``enrol``, searcher ``search``, reviewers ``view_images``."""
+    grants: enroller ``enrol``, searcher ``search``, reviewers ``view_images``. ``clock``:
+    the workspace's (store, audit log, retention)."""
     config = Settings(data_dir=data_dir, database_url=database_url, **settings)
-    ws = open_workspace(config, engine=engine)
+    ws = open_workspace(config, engine=engine, clock=clock)
     if hasher is not None:
         ws.access = AccessControl(ws.audit, hasher=hasher)
     admin = ws.access.create_user("admin", [Role.ADMIN], by=None)

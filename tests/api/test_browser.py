@@ -185,4 +185,17 @@ def test_admin_pages_users_and_reports_in_a_browser(
         page.frame_locator("iframe.report").locator("body").evaluate("() => document.title")
         != "ran"
     )
+
+    # a gallery whose period is given in hours
+    page.goto(f"{live.url}/ui/#/galleries")
+    page.fill("#gallery-name", "flight")
+    page.select_option("#gallery-basis", "statute")
+    page.fill("#gallery-retention", "12")
+    page.select_option("#gallery-retention-unit", "hours")
+    page.click("#gallery-submit")
+    expect(page.locator("h1")).to_have_text("Gallery flight")
+    expect(page.locator("#view")).to_contain_text("retention 12 hours")
+    assert dep.ws.store.get_gallery_by_name("flight").retention_hours == 12
+    page.goto(f"{live.url}/ui/#/galleries")
+    expect(page.locator("#galleries tr[data-gallery=flight]")).to_contain_text("12 h")
     context.close()

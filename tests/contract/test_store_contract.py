@@ -54,6 +54,7 @@ from faceledger.store import (
 )
 from faceledger.store.database import sqlite_path
 from faceledger.store.schema import store_meta, templates
+from faceledger.store.validate import MAX_RETENTION_HOURS
 from tests.postgres import PostgresCluster
 
 MODEL = "dlib-resnet-v1"
@@ -838,6 +839,53 @@ def test_expired_subjects_follow_the_gallery_retention(db: sa.Engine) -> None:
     assert store.list_expired_subjects(now=later) == [old]
     assert store.list_expired_subjects(now=later, gallery_id=forever) == []
     assert old.enrolled_at == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_expired_subjects_follow_a_retention_period_in_hours(db: sa.Engine) -> None:
+    t0 = datetime(2024, 1, 1, 6, 0, tzinfo=UTC)
+    now = [t0]
+    store = SqlStore(db, clock=lambda: now[0])
+    flight = make_gallery(store, "flight", retention_hours=12)
+    daily = make_gallery(store, "daily", retention_days=1)
+    old = store.add_subject(flight, "old", enrolled_by="e")
+    store.add_subject(daily, "kept", enrolled_by="e")
+    now[0] = t0 + timedelta(hours=2)
+    store.add_subject(flight, "young", enrolled_by="e")
+    assert store.get_gallery(flight).retention == timedelta(hours=12)
+    assert store.get_gallery(flight).retention_text == "12 hours"
+    assert store.list_expired_subjects(now=t0 + timedelta(hours=12)) == []  # not yet past
+    # at 13 h: old is 13 h old, young 11 h; the 1-day gallery's subject is kept
+    assert store.list_expired_subjects(now=t0 + timedelta(hours=13)) == [old]
+    assert store.list_expired_subjects(now=t0 + timedelta(hours=13), gallery_id=daily) == []
+    doc = store.export_subject(old.id)
+    assert (doc["gallery"]["retention_hours"], doc["gallery"]["retention_days"]) == (12, None)
+
+
+def test_a_retention_period_is_in_days_or_hours_and_bounded(store: SqlStore) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"retention_days": 1, "retention_hours": 1}, "days or in hours, not both"),
+        ({"retention_hours": 0}, "retention_hours"),
+        ({"retention_hours": -12}, "retention_hours"),
+        ({"retention_hours": MAX_RETENTION_HOURS + 1}, "87,600"),
+        ({"retention_hours": 1.5}, "whole number of hours"),
+        ({"retention_hours": True}, "whole number of hours"),
+    ]
+    for bad, match in cases:
+        with pytest.raises(InvalidArgument, match=match):
+            make_gallery(store, "bad", **bad)
+    gid = make_gallery(store, "flight", retention_hours=MAX_RETENTION_HOURS)
+    with pytest.raises(InvalidArgument, match="not both"):
+        store.update_gallery(gid, retention_days=2, retention_hours=2)
+    # a period set in one unit replaces the other; None clears only its own unit
+    g = store.update_gallery(gid, retention_days=2)
+    assert (g.retention_days, g.retention_hours) == (2, None)
+    g = store.update_gallery(gid, retention_hours=12)
+    assert (g.retention_days, g.retention_hours) == (None, 12)
+    g = store.update_gallery(gid, retention_days=None)
+    assert (g.retention_days, g.retention_hours, g.retention) == (None, 12, timedelta(hours=12))
+    g = store.update_gallery(gid, retention_hours=None)
+    assert g.retention is None and g.retention_text is None
+    assert store.counts().galleries == 1
 
 
 # ----------------------------------------------------------------------------- erasure on disk

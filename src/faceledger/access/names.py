@@ -10,6 +10,8 @@ are refused rather than mapped.
 Someone at the command line of a local workspace without an account's key is a *local
 operator*: their name is recorded as ``local:<name>``, which no account id can spell (``:``
 is not allowed in one), so the audit log shows which actions no credential backed.
+The service acting on its own, on no one's request (its retention timer), is recorded as
+``service:<task>``, which neither an account nor a local operator can spell either.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import unicodedata
 from faceledger.errors import InvalidArgument
 
 LOCAL_PREFIX = "local:"
+SERVICE_PREFIX = "service:"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
 

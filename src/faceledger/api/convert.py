@@ -41,6 +41,7 @@ def gallery(g: Gallery, counts: Counts | None = None) -> s.GalleryOut:
         model_id=g.model_id,
         legal_basis=g.legal_basis,
         retention_days=g.retention_days,
+        retention_hours=g.retention_hours,
         created_at=iso(g.created_at),
         created_by=g.created_by,
         subjects=None if counts is None else counts.subjects,

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from faceledger.access import GrantLevel, Role
 from faceledger.review import LeadStatus, Verdict
 from faceledger.store import LegalBasis
-from faceledger.store.validate import GALLERY_NAME, MAX_RETENTION_DAYS
+from faceledger.store.validate import GALLERY_NAME, MAX_RETENTION_DAYS, MAX_RETENTION_HOURS
 
 NAME = r"^[^\x00-\x20\x7f-\xa0](?:[^\x00-\x1f]{0,198}[^\x00-\x20\x7f-\xa0])?$"
 """A name or id: 1-200 characters, no control characters, no space at either end."""
@@ -135,6 +135,19 @@ class GalleryIn(Model):
     legal_basis: LegalBasis
     description: str = Field(default="", max_length=2000)
     retention_days: int | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)
+    retention_hours: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RETENTION_HOURS,
+        description="A retention period in hours instead of days (not both), for galleries "
+        "that must be gone within the day; the service enforces it in the background.",
+    )
+
+    @model_validator(mode="after")
+    def one_retention_unit(self) -> GalleryIn:
+        if self.retention_days is not None and self.retention_hours is not None:
+            raise ValueError("give a retention period in days or in hours, not both")
+        return self
 
 
 class GalleryOut(Model):
@@ -143,6 +156,7 @@ class GalleryOut(Model):
     model_id: str
     legal_basis: LegalBasis
     retention_days: int | None
+    retention_hours: int | None
     created_at: str
     created_by: str
     subjects: int | None = None

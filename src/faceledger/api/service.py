@@ -1,9 +1,10 @@
-"""The state one service holds: its workspace (made thread-safe), key cache, image store and
-video-search jobs."""
+"""The state one service holds: its workspace (made thread-safe), key cache, image store,
+video-search jobs and retention timer."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from faceledger.api.concurrency import LockedIndexManager, SerialEngine
 from faceledger.api.jobs import VideoJobs
 from faceledger.api.keys import KeyCache
 from faceledger.api.limits import AuthLimits
+from faceledger.api.retention import RetentionTimer, check_schedule
 from faceledger.config import Settings
 from faceledger.gallery import Workspace, open_workspace
 from faceledger.video import VideoLimits, limits_from
@@ -60,6 +62,15 @@ class ServiceOptions:
     """Video searches waiting for a worker; past that a new one is refused (429)."""
     video_job_ttl_s: float = 24 * 3600.0
     """How long a finished video search job's status and result stay readable."""
+    retention_interval_s: float | None = 300.0
+    """Apply the galleries' retention periods in the background every this many seconds
+    (:mod:`faceledger.api.retention`), so that a gallery's period of hours holds to within
+    this interval. None or 0: never; then schedule ``faceledger retention apply``."""
+    retention_first_run_s: float = 10.0
+    """Seconds from the start of serving to the first background retention run."""
+
+    def __post_init__(self) -> None:
+        check_schedule(self.retention_interval_s, self.retention_first_run_s)
 
     def applied_to(self, settings: Settings) -> Settings:
         """``settings`` with the service's choices on keeping and viewing images, which the
@@ -92,6 +103,18 @@ class Service:
             workers=options.max_video_jobs,
             max_queued=options.max_queued_video_jobs,
             ttl_s=options.video_job_ttl_s,
+        )
+        self.retention_lock = threading.Lock()
+        """Held while retention is applied (by the timer or on request): runs never overlap."""
+        self.retention = (
+            RetentionTimer(
+                ws,
+                interval_s=options.retention_interval_s,
+                first_run_s=options.retention_first_run_s,
+                lock=self.retention_lock,
+            )
+            if options.retention_interval_s
+            else None
         )
         self.started = time.time()
 
@@ -128,8 +151,15 @@ class Service:
     def reports_dir(self) -> Path:
         return self.options.reports_dir or self.ws.settings.data_dir / "reports"
 
+    def start(self) -> None:
+        """Start the background work once the app serves (the retention timer)."""
+        if self.retention is not None:
+            self.retention.start()
+
     def close(self) -> None:
-        self.video_jobs.close()  # first: running searches still use the workspace
+        if self.retention is not None:  # first: a run in progress still uses the workspace
+            self.retention.close()
+        self.video_jobs.close()  # running searches still use the workspace
         self.keys.close()
         if self.owns_workspace:
             self.ws.close()

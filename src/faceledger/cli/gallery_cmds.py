@@ -44,12 +44,18 @@ def gallery_create(
     retention_days: Annotated[
         int | None, typer.Option(help="Erase subjects after this many days.")
     ] = None,
+    retention_hours: Annotated[
+        int | None,
+        typer.Option(help="Erase subjects after this many hours (instead of days)."),
+    ] = None,
 ) -> None:
     settings: Settings = ctx.obj
 
     def run() -> None:
+        if retention_days is not None and retention_hours is not None:
+            raise InvalidArgument("give --retention-days or --retention-hours, not both")
         with workspace(settings) as (ws, me):
-            req = uc.CreateGallery(name, legal_basis, description, retention_days)
+            req = uc.CreateGallery(name, legal_basis, description, retention_days, retention_hours)
             g = uc.create_gallery(ws, me, req).gallery
             console.print(f"created gallery {g.name!r} (model {g.model_id})")
 
@@ -75,6 +81,7 @@ def gallery_list(
                         "templates": c.templates,
                         "legal_basis": str(g.legal_basis),
                         "retention_days": g.retention_days,
+                        "retention_hours": g.retention_hours,
                         "created_at": g.created_at.isoformat(),
                         "created_by": g.created_by,
                     }
@@ -92,11 +99,18 @@ def gallery_list(
                     str(r["templates"]),
                     str(r["model_id"]),
                     str(r["legal_basis"]),
-                    f"{r['retention_days']} d" if r["retention_days"] else "-",
+                    _period(r["retention_days"], r["retention_hours"]),
                 )
             console.print(table)
 
     guarded(run)
+
+
+def _period(days: object, hours: object) -> str:
+    """A retention period in a table cell: ``30 d``, ``12 h``, or ``-`` for none."""
+    if hours:
+        return f"{hours} h"
+    return f"{days} d" if days else "-"
 
 
 @gallery_app.command("show")
@@ -119,6 +133,7 @@ def gallery_show(
                 "model_id": g.model_id,
                 "legal_basis": str(g.legal_basis),
                 "retention_days": g.retention_days,
+                "retention_hours": g.retention_hours,
                 "subjects": c.subjects,
                 "templates": c.templates,
                 "index": g.index_description,

@@ -49,6 +49,14 @@ def serve(
         Path | None, typer.Option(help="Evaluation reports to serve (default <data-dir>/reports).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    retention_interval: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Seconds between the service's own retention runs "
+            "(0: none; then schedule `faceledger retention apply`).",
+        ),
+    ] = 300,
 ) -> None:
     """Run the REST API (/api/v1) and the review UI (/ui/) in one process."""
     import uvicorn
@@ -66,6 +74,7 @@ def serve(
         keep_probes=keep_probes,
         max_request_bytes=max_request_mb * 1024 * 1024,
         reports_dir=reports_dir,
+        retention_interval_s=retention_interval or None,
     )
     app = guarded(lambda: create_app(settings, options=options))
     if not app.state.service.ws.access.users():

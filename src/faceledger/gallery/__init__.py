@@ -6,6 +6,18 @@ FPIR counts, and the machinery of bulk enrolment jobs.
 
 from faceledger.gallery.enrol import BulkReport
 from faceledger.gallery.indexes import IndexManager
-from faceledger.gallery.workspace import Workspace, local_operator, open_workspace
+from faceledger.gallery.workspace import (
+    Workspace,
+    local_operator,
+    open_workspace,
+    service_actor,
+)
 
-__all__ = ["BulkReport", "IndexManager", "Workspace", "local_operator", "open_workspace"]
+__all__ = [
+    "BulkReport",
+    "IndexManager",
+    "Workspace",
+    "local_operator",
+    "open_workspace",
+    "service_actor",
+]

@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from faceledger.access import AccessControl, Role, User
-from faceledger.access.names import LOCAL_PREFIX, local_name
+from faceledger.access.names import LOCAL_PREFIX, SERVICE_PREFIX, canonical_name, local_name
 from faceledger.access.policy import GrantLevel
 from faceledger.audit import AuditLog, load_signing_key, utc_now
 from faceledger.config import Settings
@@ -128,4 +128,21 @@ def local_operator(ws: Workspace, name: str) -> User:
         grants=grants,
         display_name=f"{recorded.removeprefix(LOCAL_PREFIX)} (local, no credential)",
         local=True,
+    )
+
+
+def service_actor(task: str) -> User:
+    """The service acting on its own, on no one's request: what its background ``task``
+    (``"retention"``) does is audited under ``service:<task>``.
+
+    It holds the administrator role only, for what a timer may do (applying retention
+    periods), and no grant: it can see no gallery's images, search, enrol or review. No
+    credential backs it, as none backs the CLI's local operator; whoever runs the service
+    already holds the database.
+    """
+    recorded = SERVICE_PREFIX + canonical_name(task)
+    return User(
+        id=recorded,
+        roles=frozenset({Role.ADMIN}),
+        display_name=f"the service's {recorded.removeprefix(SERVICE_PREFIX)} task",
     )

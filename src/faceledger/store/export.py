@@ -67,6 +67,7 @@ def subject_export(
             "description": g.description,
             "model_id": g.model_id,
             "retention_days": g.retention_days,
+            "retention_hours": g.retention_hours,
         },
         "subject": {
             "id": s.id,

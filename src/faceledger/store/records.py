@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -49,11 +49,46 @@ class Gallery:
     created_at: datetime
     created_by: str
     retention_days: int | None
-    """Subjects enrolled longer ago than this may be purged; None keeps them indefinitely."""
+    """Subjects enrolled longer ago than this many days may be purged (see :attr:`retention`)."""
     legal_basis: LegalBasis
     """Default legal basis of subjects enrolled without one."""
     index_description: JsonObject
     """How the gallery's vector index is built (backend, parameters), owned by the index layer."""
+    retention_hours: int | None = None
+    """The period in hours, for galleries that must be gone within a day or so; at most one of
+    ``retention_days`` and ``retention_hours`` is set."""
+
+    @property
+    def retention(self) -> timedelta | None:
+        """The retention period whichever unit it was given in; None keeps subjects
+        indefinitely. The store never holds both units; were both there (a database edited
+        by hand), the shorter one applies. A period beyond what dates can express (only
+        writable by hand) is none: nothing can be older than it."""
+        periods = []
+        try:
+            if self.retention_days is not None:
+                periods.append(timedelta(days=self.retention_days))
+            if self.retention_hours is not None:
+                periods.append(timedelta(hours=self.retention_hours))
+        except OverflowError:
+            return None
+        return min(periods, default=None)
+
+    @property
+    def retention_text(self) -> str | None:
+        """The period as people read it (``"12 hours"``, ``"30 days"``), None when there is
+        none; audit entries give retention's reasons in these words."""
+        if self.retention_hours is not None and (
+            self.retention_days is None or self.retention_hours < 24 * self.retention_days
+        ):
+            return _count(self.retention_hours, "hour")
+        if self.retention_days is not None:
+            return _count(self.retention_days, "day")
+        return None
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
 @dataclass(frozen=True)

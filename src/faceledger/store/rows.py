@@ -35,6 +35,7 @@ def gallery(row: Any) -> Gallery:
         retention_days=row.retention_days,
         legal_basis=LegalBasis(row.legal_basis),
         index_description=dict(row.index_description or {}),
+        retention_hours=row.retention_hours,
     )
 
 

@@ -2,11 +2,20 @@
 
 Other modules may define their own tables on the same engine and point foreign keys at these
 (``ForeignKey(schema.subjects.c.id)``); :func:`create_schema` only creates this module's tables.
+
+The schema has a version (``store_meta.schema_version``). A database of an older version is
+migrated in place when it is opened (:data:`MIGRATIONS`, each step in the same transaction as
+the version it writes); one of a newer version, written by a later faceledger, is refused.
+
+- version 1: the first release.
+- version 2: ``galleries.retention_hours`` (a retention period in hours; a gallery has one in
+  days or in hours, never both).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +25,9 @@ from faceledger.errors import InvalidArgument, StoreError
 from faceledger.store.database import translate_errors, write_transaction
 from faceledger.store.records import ItemStatus, LegalBasis
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+_SCHEMA_LOCK = "faceledger-store-schema"
+"""PostgreSQL advisory lock serialising schema creation and migration among openers."""
 
 metadata = sa.MetaData(
     naming_convention={
@@ -58,6 +69,8 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Json = sa.JSON(none_as_null=True)
 
 _BASES = ", ".join(f"'{b.value}'" for b in LegalBasis)
+_HOURS_CHECK = "retention_hours IS NULL OR retention_hours > 0"
+_ONE_UNIT_CHECK = "retention_days IS NULL OR retention_hours IS NULL"
 _STATUSES = ", ".join(f"'{s.value}'" for s in ItemStatus)
 
 store_meta = sa.Table(
@@ -81,6 +94,10 @@ galleries = sa.Table(
     sa.Column("index_description", Json, nullable=False),
     sa.CheckConstraint(f"legal_basis IN ({_BASES})", name="legal_basis"),
     sa.CheckConstraint("retention_days IS NULL OR retention_days > 0", name="retention"),
+    # version 2; a migrated version-1 database gets the same two constraints (_to_version_2)
+    sa.Column("retention_hours", sa.Integer, nullable=True),
+    sa.CheckConstraint(_HOURS_CHECK, name="retention_hours"),
+    sa.CheckConstraint(_ONE_UNIT_CHECK, name="one_retention_unit"),
     sqlite_autoincrement=True,
 )
 
@@ -181,10 +198,14 @@ job_items = sa.Table(
 
 
 def create_schema(engine: sa.Engine) -> None:
-    """Create the store's tables if missing; refuse a database of another schema version.
+    """Create the store's tables if missing, migrate a database of an older schema version,
+    refuse one of a newer version.
 
     Two processes opening a fresh database at once may both try to create a table; the loser
-    retries, after which the table exists.
+    retries, after which the table exists. The version is then read, and any migration run,
+    in one write transaction that serialises openers (``BEGIN IMMEDIATE`` on SQLite, an
+    advisory lock on PostgreSQL): a second opener waits, then finds the new version and does
+    nothing. A migration that fails rolls back whole, leaving the old version to retry.
     """
     for attempt in range(5):
         try:
@@ -195,14 +216,48 @@ def create_schema(engine: sa.Engine) -> None:
             if attempt == 4:
                 raise
             time.sleep(0.05 * (attempt + 1))
-    with write_transaction(engine) as conn:
+    with write_transaction(engine, lock=_SCHEMA_LOCK) as conn:
         found = conn.execute(
             sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")
         ).scalar_one_or_none()
         if found is None:
             conn.execute(store_meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
-        elif found != SCHEMA_VERSION:
-            raise StoreError(
-                f"the database has store schema version {found}; "
-                f"this faceledger expects version {SCHEMA_VERSION}"
+            return
+        while found != SCHEMA_VERSION:
+            step = MIGRATIONS.get(found)
+            if step is None:
+                raise StoreError(
+                    f"the database has store schema version {found}; "
+                    f"this faceledger expects version {SCHEMA_VERSION}"
+                )
+            found = step(conn)
+            conn.execute(
+                store_meta.update().where(store_meta.c.key == "schema_version").values(value=found)
             )
+
+
+def _to_version_2(conn: sa.Connection) -> str:
+    """Add ``galleries.retention_hours`` with the constraints a fresh version-2 table has.
+
+    Both dialects get the CHECK constraints with the column, so the database keeps refusing
+    a zero period or two units whatever writes to it: SQLite accepts them on ``ADD COLUMN`` as
+    column constraints (which may name other columns there; the existing rows, all NULL in
+    the new column, pass them), PostgreSQL as table constraints. Names follow the metadata's
+    naming convention, so a migrated table and a fresh one are alike.
+    """
+    hours = f"CONSTRAINT ck_galleries_retention_hours CHECK ({_HOURS_CHECK})"
+    one_unit = f"CONSTRAINT ck_galleries_one_retention_unit CHECK ({_ONE_UNIT_CHECK})"
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            f"ALTER TABLE galleries ADD COLUMN retention_hours INTEGER {hours} {one_unit}"
+        )
+    else:
+        conn.exec_driver_sql(
+            f"ALTER TABLE galleries ADD COLUMN retention_hours INTEGER, ADD {hours}, ADD {one_unit}"
+        )
+    return "2"
+
+
+MIGRATIONS: dict[str, Callable[[sa.Connection], str]] = {"1": _to_version_2}
+"""Schema version → the step that migrates a database of that version, returning the version
+it leaves; applied one after another up to :data:`SCHEMA_VERSION`."""

@@ -108,15 +108,20 @@ class SqlStore:
         description: str = "",
         retention_days: int | None = None,
         index_description: JsonObject | None = None,
+        retention_hours: int | None = None,
     ) -> Gallery:
+        """A new gallery. Its retention period is given in days or in hours (not both), or
+        not at all (subjects are kept until erased)."""
         gallery_name = check.gallery_name(name)
+        days, hours = check.retention_period(retention_days, retention_hours)
         values = {
             "name": gallery_name,
             "description": description.strip() if isinstance(description, str) else "",
             "model_id": check.text(model_id, "model id", 100),
             "created_at": self._now(),
             "created_by": check.text(created_by, "created_by", _NAME_LEN),
-            "retention_days": check.retention_days(retention_days),
+            "retention_days": days,
+            "retention_hours": hours,
             "legal_basis": check.legal_basis(legal_basis).value,
             "index_description": check.json_object(index_description or {}, "index description"),
         }
@@ -150,14 +155,15 @@ class SqlStore:
         retention_days: int | Unset | None = UNSET,
         legal_basis: LegalBasis | str | Unset = UNSET,
         index_description: JsonObject | Unset = UNSET,
+        retention_hours: int | Unset | None = UNSET,
     ) -> Gallery:
-        values: dict[str, Any] = {}
+        """Change what is given. A retention period set in one unit replaces one in the other
+        (a gallery has one period); None clears the period of that unit."""
+        values: dict[str, Any] = _retention_update(retention_days, retention_hours)
         if not isinstance(description, Unset):
             if not isinstance(description, str):
                 raise InvalidArgument("description must be a string")
             values["description"] = description.strip()
-        if not isinstance(retention_days, Unset):
-            values["retention_days"] = check.retention_days(retention_days)
         if not isinstance(legal_basis, Unset):
             values["legal_basis"] = check.legal_basis(legal_basis).value
         if not isinstance(index_description, Unset):
@@ -343,20 +349,22 @@ class SqlStore:
             raise InvalidArgument("now must be timezone-aware")
         out: list[Subject] = []
         with read_transaction(self.engine) as conn:
-            query = sa.select(galleries.c.id, galleries.c.retention_days).where(
-                galleries.c.retention_days.is_not(None)
+            query = sa.select(galleries).where(
+                sa.or_(
+                    galleries.c.retention_days.is_not(None),
+                    galleries.c.retention_hours.is_not(None),
+                )
             )
             if gallery_id is not None:
                 q.get_gallery(conn, gallery_id)
                 query = query.where(galleries.c.id == gallery_id)
-            for gid, days in conn.execute(query.order_by(galleries.c.id)).all():
-                try:
-                    cutoff = at - timedelta(days=int(days))
-                except OverflowError:  # a period older than the calendar: nothing expires
+            for row in conn.execute(query.order_by(galleries.c.id)).all():
+                cutoff = _cutoff(at, rows.gallery(row).retention)
+                if cutoff is None:
                     continue
                 found = conn.execute(
                     sa.select(subjects)
-                    .where(subjects.c.gallery_id == gid, subjects.c.enrolled_at < cutoff)
+                    .where(subjects.c.gallery_id == row.id, subjects.c.enrolled_at < cutoff)
                     .order_by(subjects.c.id)
                 ).all()
                 out.extend(rows.subject(r) for r in found)
@@ -843,6 +851,33 @@ class SqlStore:
         """
         with read_transaction(self.engine) as conn:
             return subject_export(conn, subject_id, self._cipher, self._now())
+
+
+def _cutoff(at: datetime, period: timedelta | None) -> datetime | None:
+    """``at`` less ``period``: who was enrolled before it has expired. None without a period,
+    and for a period reaching back before the calendar (nothing can be that old)."""
+    if period is None:
+        return None
+    try:
+        return at - period
+    except OverflowError:
+        return None
+
+
+def _retention_update(days: int | Unset | None, hours: int | Unset | None) -> dict[str, Any]:
+    """The columns an update of the retention period writes: the unit given, and the other
+    unit cleared when a period is set (the store holds one period, in one unit)."""
+    if isinstance(days, Unset) and isinstance(hours, Unset):
+        return {}
+    checked_days, checked_hours = check.retention_period(
+        None if isinstance(days, Unset) else days, None if isinstance(hours, Unset) else hours
+    )
+    values: dict[str, Any] = {}
+    if not isinstance(days, Unset) or checked_hours is not None:
+        values["retention_days"] = checked_days
+    if not isinstance(hours, Unset) or checked_days is not None:
+        values["retention_hours"] = checked_hours
+    return values
 
 
 if TYPE_CHECKING:

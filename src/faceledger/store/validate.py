@@ -84,13 +84,35 @@ MAX_RETENTION_DAYS = 36_500
 """A hundred years: longer periods are no period (and overflow date arithmetic)."""
 
 
+MAX_RETENTION_HOURS = 87_600
+"""Ten years (of 365 days): hours are for short periods (a temporary gallery that must be gone
+by the end of the day); a longer period is better said in days, up to
+:data:`MAX_RETENTION_DAYS`."""
+
+
 def retention_days(value: object) -> int | None:
+    return _period(value, "retention_days", "days", MAX_RETENTION_DAYS)
+
+
+def retention_hours(value: object) -> int | None:
+    return _period(value, "retention_hours", "hours", MAX_RETENTION_HOURS)
+
+
+def retention_period(days: object, hours: object) -> tuple[int | None, int | None]:
+    """A gallery's retention period: in days or in hours (or neither), never both, so that a
+    reader of the gallery never has to ask which of two periods applies."""
+    checked = retention_days(days), retention_hours(hours)
+    if None not in checked:
+        raise InvalidArgument("give a retention period in days or in hours, not both")
+    return checked
+
+
+def _period(value: object, what: str, unit: str, most: int) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_RETENTION_DAYS:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= most:
         raise InvalidArgument(
-            f"retention_days must be a whole number of days from 1 to {MAX_RETENTION_DAYS:,}, "
-            "or None"
+            f"{what} must be a whole number of {unit} from 1 to {most:,}, or None"
         )
     return value
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from faceledger.audit import AuditOp, AuditRecord
 from faceledger.errors import FaceLedgerError, InvalidArgument, NotFound
 from faceledger.gallery.images import KeptProbe, delete_probes, kept_probes
 from faceledger.gallery.workspace import Workspace
-from faceledger.store import Gallery, Removed, Subject
+from faceledger.store import Gallery, Removed, Subject, read_transaction
 
 log = logging.getLogger("faceledger.usecases")
 
@@ -197,6 +197,10 @@ class ApplyRetention:
     """The moment to apply the periods at (default: the workspace's clock)."""
     compact: bool = False
     """Reclaim the erased bytes from the database files when anything was erased."""
+    quiet: bool = False
+    """Write the ``retention_purge`` entry only when the run removed something (the service's
+    timer runs every few minutes; an entry each time saying nothing happened would bury the
+    log). A run on request always writes it: someone asked, and the log says what came of it."""
 
 
 def apply_retention(ws: Workspace, actor: User, req: ApplyRetention) -> RetentionRun:
@@ -214,13 +218,16 @@ def apply_retention(ws: Workspace, actor: User, req: ApplyRetention) -> Retentio
     probes of searches that named it are considered. The deletions and the ``retention_purge``
     entry listing them (search id and image hash of each, and why) commit in one transaction.
     The audit log holds only each probe's sha256, never its bytes, so nothing outlives this.
+    Periods count in their gallery's unit, days or hours, to the moment.
     """
     authorize(actor, Operation.RETENTION_APPLY, req.gallery)
     only = ws.store.get_gallery_by_name(req.gallery) if req.gallery else None
     at = req.now or ws.clock()
     failed: list[str] = []
     receipts = _erase_expired_subjects(ws, actor, at, None if only is None else only.id, failed)
-    probes = _purge_probes(ws, actor, at, receipts, None if only is None else only.name)
+    probes = _purge_probes(
+        ws, actor, at, receipts, None if only is None else only.name, quiet=req.quiet
+    )
     if req.compact and (receipts or probes):  # erased bytes leave the files
         ws.store.compact()
         ws.images.compact()
@@ -235,7 +242,7 @@ def _erase_expired_subjects(
     receipts: list[ErasureReceipt] = []
     for subject in ws.store.list_expired_subjects(now=at, gallery_id=gallery_id):
         g = ws.store.get_gallery(subject.gallery_id)
-        why = f"retention period of {g.retention_days} days expired"
+        why = f"retention period of {g.retention_text} expired"
         try:
             receipts.append(_erase(ws, actor, g, subject, why))
         except FaceLedgerError as exc:
@@ -245,13 +252,27 @@ def _erase_expired_subjects(
 
 
 def _purge_probes(
-    ws: Workspace, actor: User, at: datetime, receipts: list[ErasureReceipt], gallery: str | None
+    ws: Workspace,
+    actor: User,
+    at: datetime,
+    receipts: list[ErasureReceipt],
+    gallery: str | None,
+    *,
+    quiet: bool,
 ) -> list[str]:
     """Delete the expired kept probes and write the purge's audit entry (the subjects'
-    receipts and the probes deleted), both in one transaction; the deleted probes' searches."""
-    periods = {g.name: g.retention_days for g in ws.store.list_galleries()}
+    receipts and the probes deleted), both in one transaction; the deleted probes' searches.
+    A quiet run that finds nothing to purge and erased nobody writes nothing; it looks first
+    in a read transaction, so that an idle timer never takes the audit log's write lock."""
+    periods = {g.name: g for g in ws.store.list_galleries()}
+    if quiet and not receipts:
+        with read_transaction(ws.db) as conn:
+            if not _expired_probes(conn, periods, at, gallery):
+                return []
     with ws.audit.writing() as conn:
         expired = _expired_probes(conn, periods, at, gallery)
+        if quiet and not (receipts or expired):
+            return []
         delete_probes(conn, [probe.search_id for probe, _ in expired])
         touched = {r.gallery for r in receipts} | {g for p, _ in expired for g in p.galleries}
         ws.audit.append(
@@ -275,7 +296,7 @@ def _purge_probes(
 
 
 def _expired_probes(
-    conn: sa.Connection, periods: Mapping[str, int | None], at: datetime, gallery: str | None
+    conn: sa.Connection, periods: Mapping[str, Gallery], at: datetime, gallery: str | None
 ) -> list[tuple[KeptProbe, str]]:
     """Kept probes due for deletion at ``at``, each with why (of searches that named
     ``gallery``, when one is given)."""
@@ -289,23 +310,23 @@ def _expired_probes(
     return found
 
 
-def probe_expiry(probe: KeptProbe, periods: Mapping[str, int | None], at: datetime) -> str | None:
+def probe_expiry(probe: KeptProbe, galleries: Mapping[str, Gallery], at: datetime) -> str | None:
     """Why a kept probe image must be deleted at ``at``, or None while it may be kept (the
-    rule is :func:`apply_retention`'s). ``periods``: retention days of every existing gallery
-    by name (None: no period)."""
+    rule is :func:`apply_retention`'s). ``galleries``: every existing gallery by name; their
+    periods are compared as durations, whatever unit each was set in."""
     if probe.searched_at is None:
         return "no search on record"
-    existing = [g for g in probe.galleries if g in periods]
+    existing = [galleries[g] for g in probe.galleries if g in galleries]
     if not existing:
         return "every gallery searched has been deleted"
-    days = [d for g in existing if (d := periods[g]) is not None]
-    if not days:
+    bounded = [(period, g) for g in existing if (period := g.retention) is not None]
+    if not bounded:
         return None
-    shortest = min(days)
+    period, shortest = min(bounded, key=lambda pair: pair[0])
     try:
-        cutoff = at - timedelta(days=shortest)
+        cutoff = at - period
     except OverflowError:  # a period older than the calendar: nothing expires
         return None
     if probe.searched_at < cutoff:
-        return f"retention period of {shortest} days expired"
+        return f"retention period of {shortest.retention_text} expired"
     return None

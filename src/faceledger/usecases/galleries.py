@@ -22,6 +22,9 @@ class CreateGallery:
     legal_basis: LegalBasis | str
     description: str = ""
     retention_days: int | None = None
+    retention_hours: int | None = None
+    """A period in hours instead of days, for galleries that must be gone within the day (a
+    gallery built for one flight); giving both is an :class:`InvalidArgument`."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def create_gallery(ws: Workspace, actor: User, req: CreateGallery) -> GalleryInf
         legal_basis=req.legal_basis,
         description=req.description,
         retention_days=req.retention_days,
+        retention_hours=req.retention_hours,
     )
     ws.audit.append(
         AuditRecord(
@@ -76,6 +80,7 @@ def create_gallery(ws: Workspace, actor: User, req: CreateGallery) -> GalleryInf
             details={
                 "legal_basis": str(gallery.legal_basis),
                 "retention_days": gallery.retention_days,
+                "retention_hours": gallery.retention_hours,
                 "description": gallery.description,
             },
         )

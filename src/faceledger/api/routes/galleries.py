@@ -42,7 +42,9 @@ def get_galleries(svc: ServiceDep, user: UserDep) -> s.GalleryList:
 
 @router.post("/galleries", status_code=201, summary="Create a gallery (CreateCollection)")
 def post_gallery(body: s.GalleryIn, svc: ServiceDep, user: UserDep) -> s.GalleryOut:
-    req = uc.CreateGallery(body.name, body.legal_basis, body.description, body.retention_days)
+    req = uc.CreateGallery(
+        body.name, body.legal_basis, body.description, body.retention_days, body.retention_hours
+    )
     info = uc.create_gallery(svc.ws, user, req)
     return convert.gallery(info.gallery, info.counts)
 
@@ -158,8 +160,10 @@ def apply_retention(
     gallery: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> s.RetentionOut:
     """Subjects held past their gallery's period are erased (a receipt each) and kept probe
-    images past theirs deleted; the run is logged (``retention_purge``)."""
-    done = uc.apply_retention(svc.ws, user, uc.ApplyRetention(gallery))
+    images past theirs deleted; the run is logged (``retention_purge``). The service also
+    does this on its own every few minutes (``faceledger serve --retention-interval``)."""
+    with svc.retention_lock:  # not at once with the service's own timer
+        done = uc.apply_retention(svc.ws, user, uc.ApplyRetention(gallery))
     return s.RetentionOut(
         receipts=[r.audit_seq for r in done.receipts],
         subjects=[f"{r.gallery}/{r.subject}" for r in done.receipts],

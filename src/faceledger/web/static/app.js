@@ -161,12 +161,19 @@ function signOut() {
 
 // ---------------------------------------------------------------- galleries
 
+// A gallery's retention period ("12 h" / "30 d", or "12 hours" / "30 days"); "" when none.
+function retentionText(g, short) {
+  if (g.retention_hours) return short ? `${g.retention_hours} h` : `${g.retention_hours} hours`;
+  if (g.retention_days) return short ? `${g.retention_days} d` : `${g.retention_days} days`;
+  return "";
+}
+
 async function galleriesView(seq) {
   const list = await api("/galleries");
   const rows = list.items.map((g) => h("tr", { dataset: { gallery: g.name } },
     h("td", {}, h("a", { href: `#/gallery/${encodeURIComponent(g.name)}`, text: g.name })),
     h("td", { class: "metric", text: g.subjects }), h("td", { class: "metric", text: g.templates }),
-    h("td", { text: g.legal_basis }), h("td", { text: g.retention_days ? `${g.retention_days} d` : "—" }),
+    h("td", { text: g.legal_basis }), h("td", { text: retentionText(g, true) || "—" }),
     h("td", { text: g.model_id }), h("td", { text: me.grants[g.name] || (hasRole("admin") ? "admin" : "") })));
   const parts = [h("h1", { text: "Galleries" }),
     rows.length ? h("table", { id: "galleries" },
@@ -183,18 +190,21 @@ function createGalleryForm() {
     h("label", {}, "Name ", h("input", { type: "text", name: "name", id: "gallery-name", required: true })),
     h("label", {}, "Legal basis for holding its data ", h("select", { name: "legal_basis", id: "gallery-basis" },
       ["consent", "statute", "warrant", "other"].map((b) => h("option", { value: b, text: b })))),
-    h("label", {}, "Retention (days, empty: indefinite) ",
-      h("input", { type: "number", name: "retention_days", id: "gallery-retention", min: 1 })),
+    h("label", {}, "Retention (empty: indefinite) ",
+      h("input", { type: "number", name: "retention", id: "gallery-retention", min: 1 }), " ",
+      h("select", { name: "retention_unit", id: "gallery-retention-unit" },
+        ["days", "hours"].map((u) => h("option", { value: u, text: u })))),
     h("label", {}, "Description ", h("input", { type: "text", name: "description", id: "gallery-description" })),
     h("button", { type: "submit", id: "gallery-submit" }, "Create gallery"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     guarded(async () => {
-      const retention = formValue(form, "retention_days");
+      const retention = formValue(form, "retention");
+      const unit = formValue(form, "retention_unit") === "hours" ? "retention_hours" : "retention_days";
       const g = await api("/galleries", { method: "POST", json: {
         name: formValue(form, "name"), legal_basis: formValue(form, "legal_basis"),
         description: formValue(form, "description"),
-        retention_days: retention ? Number(retention) : null } });
+        [unit]: retention ? Number(retention) : null } });
       location.hash = `#/gallery/${encodeURIComponent(g.name)}`;
     });
   });
@@ -205,7 +215,7 @@ async function galleryView(seq, name) {
   const g = await api(`/galleries/${encodeURIComponent(name)}`);
   const parts = [h("h1", { text: `Gallery ${g.name}` }),
     h("p", {}, `${g.subjects} subjects, ${g.templates} templates · legal basis ${g.legal_basis} · `,
-      `retention ${g.retention_days ? g.retention_days + " days" : "indefinite"} · model ${g.model_id} · `,
+      `retention ${retentionText(g, false) || "indefinite"} · model ${g.model_id} · `,
       `created by ${g.created_by} ${when(g.created_at)}`),
     g.description ? h("p", { class: "muted", text: g.description }) : null];
   const level = me.grants[g.name];
