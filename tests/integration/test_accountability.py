@@ -20,10 +20,13 @@ from faceledger.store import generate_key
 from faceledger.store.database import sqlite_path
 from faceledger.usecases import (
     ApplyRetention,
+    CreateGallery,
     DeleteGallery,
     EnrolImage,
     SearchRequest,
+    SearchResult,
     apply_retention,
+    create_gallery,
     delete_gallery,
     enrol_image,
     search,
@@ -122,6 +125,33 @@ def test_a_probe_kept_by_the_engine_carries_its_faces(tmp_path: Path, data_dir: 
     box = res.faces[0].face.detection.box
     assert (kept.box.left, kept.box.bottom) == (box.left, box.bottom)
     assert kept.quality.score == res.faces[0].face.quality.score > 0
+    ws.close()
+
+
+def test_a_field_search_keeps_the_probe_only_when_it_gives_candidates(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """``keep_probe_only_with_leads`` (the field check page's search): nothing is kept of a
+    person who matched no one; a search with candidates keeps its probe for the reviewers."""
+    ws = open_workspace(Settings(data_dir=tmp_path))
+    create_gallery(ws, local_operator(ws, "t"), CreateGallery("g", "statute"))
+    me = local_operator(ws, "t")
+    img = data_dir / "london/images"
+    enrol_image(ws, me, EnrolImage("g", "010", img / "010_neutral.jpg"))
+    images = ImageStore(ws.db)
+
+    def field_search(probe: Path) -> SearchResult:
+        req = SearchRequest(
+            probe, ("g",), "t", "c", keep_probe=True, keep_probe_only_with_leads=True
+        )
+        return search(ws, me, req)
+
+    stranger = field_search(img / "020_smiling.jpg")
+    assert not stranger.faces[0].candidates and not stranger.probe_kept
+    assert images.probe_faces(stranger.search_id) is None
+    known = field_search(img / "010_smiling.jpg")
+    assert known.faces[0].candidates[0].external_id == "010" and known.probe_kept
+    assert images.probe_faces(known.search_id) is not None
     ws.close()
 
 

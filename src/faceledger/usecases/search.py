@@ -65,6 +65,9 @@ class SearchRequest:
     all_faces: bool = False
     keep_probe: bool | None = None
     """Keep the probe for reviewers (default ``Settings.keep_probe_images``)."""
+    keep_probe_only_with_leads: bool = False
+    """Keep it only when a face got candidates: a field search (a person stopped in the street
+    and checked) keeps nothing of someone who matched no one, as video search does."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
         faces=results,
     )
     keep = req.keep_probe if req.keep_probe is not None else ws.settings.keep_probe_images
+    if req.keep_probe_only_with_leads and not any(f.candidates for f in results):
+        keep = False
     if keep and _keep_probe(ws, result, req.image):
         result = dataclasses.replace(result, probe_kept=True)
     return result

@@ -30,7 +30,7 @@ SearchId = Annotated[str, Path(min_length=1, max_length=64, description="Search 
 
 
 @router.post("/search", summary="Search galleries for the face in an image (SearchFacesByImage)")
-async def post_search(
+async def post_search(  # noqa: PLR0913 (one parameter per form field)
     svc: ServiceDep,
     user: UserDep,
     image: Annotated[UploadFile, File(description="The probe image.")],
@@ -47,13 +47,30 @@ async def post_search(
         Form(gt=0, lt=1, description="Target false-positive identification rate."),
     ] = None,
     all_faces: Annotated[bool, Form(description="Search every face, not just one.")] = False,
+    keep_probe_only_with_leads: Annotated[
+        bool,
+        Form(
+            description="Keep the probe image only if a face got candidates (the field check "
+            "page's search: nothing is kept of someone who matched no one)."
+        ),
+    ] = False,
 ) -> s.SearchOut:
     """Returns leads for human review, never identifications: each candidate's score comes
     with its estimated false-match rate, and only candidates above the threshold set by the
     target FPIR are listed ("no_candidate" otherwise). The search, its purpose and its leads
-    are recorded in the audit log; the probe is kept for the reviewers."""
+    are recorded in the audit log; the probe is kept for the reviewers (with
+    ``keep_probe_only_with_leads``, only when there are candidates to review)."""
     data = await read_upload(image, svc.settings.max_image_bytes)
-    req = uc.SearchRequest(data, tuple(galleries), purpose, case_ref, k, fpir, all_faces)
+    req = uc.SearchRequest(
+        data,
+        tuple(galleries),
+        purpose,
+        case_ref,
+        k,
+        fpir,
+        all_faces,
+        keep_probe_only_with_leads=keep_probe_only_with_leads,
+    )
     result = await run_in_threadpool(uc.search, svc.ws, user, req)
     return convert.search_result(result)
 
