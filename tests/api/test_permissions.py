@@ -20,6 +20,7 @@ import pytest
 from faceledger.api.concurrency import SerialEngine
 from faceledger.usecases import CreateGallery, create_gallery
 from tests.api.live import GALLERY, Deployment, Live, deploy, serve
+from tests.api.synthetic_documents import passport
 
 API = "/api/v1"
 ROLES = ("anonymous", "admin", "enroller", "searcher", "reviewer", "auditor")
@@ -212,6 +213,24 @@ CELLS: list[Cell] = [
     ),
     Cell(
         "POST",
+        "/documents/read",
+        frozenset({"enroller", "searcher", "reviewer"}),
+        lambda w: {"files": {"image": ("d.png", w.extra["document"], "image/png")}},
+    ),
+    Cell(
+        "POST",
+        "/documents/check",
+        frozenset({"searcher"}),
+        lambda w: {
+            "files": {
+                "document": ("d.png", w.extra["document"], "image/png"),
+                "live": ("l.jpg", w.london["001_smiling"], "image/jpeg"),
+            },
+            "data": {"purpose": "matrix", "case_ref": "M-D"},
+        },
+    ),
+    Cell(
+        "POST",
         "/search",
         frozenset({"searcher"}),
         lambda w: {
@@ -279,6 +298,7 @@ def world(
         w = World(dep, live, london)
         w.extra["video"] = (data_dir / "video/h264_aac.mp4").read_bytes()
         w.extra["slow_video"] = (data_dir / "video/video_02.mp4").read_bytes()
+        w.extra["document"] = passport(data_dir / "london" / "images", "001").png
         r = c.post(
             f"{API}/video-searches",
             files={"video": ("v.mp4", w.extra["video"], "video/mp4")},

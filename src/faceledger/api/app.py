@@ -22,7 +22,16 @@ from faceledger.api import problems
 from faceledger.api.docs import docs_router
 from faceledger.api.limits import BodyLimit
 from faceledger.api.openapi import build_openapi
-from faceledger.api.routes import admin, audit, faces, galleries, searches, system, videos
+from faceledger.api.routes import (
+    admin,
+    audit,
+    documents,
+    faces,
+    galleries,
+    searches,
+    system,
+    videos,
+)
 from faceledger.api.service import Service, ServiceOptions
 from faceledger.config import Settings
 from faceledger.errors import InvalidArgument
@@ -130,7 +139,7 @@ def create_app(
     )
     app.state.service = service
     problems.install(app)
-    for module in (system, admin, galleries, faces, searches, videos, audit):
+    for module in (system, admin, galleries, faces, documents, searches, videos, audit):
         app.include_router(module.router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:

@@ -731,3 +731,257 @@ class VideoJobOut(Model):
         "line's `video search --json` (tracks, leads, expected false alerts, audit entry)."
     )
     error: JobErrorOut | None = Field(description="When `failed`: why.")
+
+
+# -- identity documents --------------------------------------------------------------------
+
+
+MrzFormatName = Literal["TD1", "TD2", "TD3", "MRVA", "MRVB"]
+CheckReasonName = Literal[
+    "mrz_invalid", "expired", "no_portrait", "low_quality", "no_match", "match"
+]
+
+_MRZ_EXAMPLE: dict[str, Any] = {
+    "format": "TD3",
+    "valid": True,
+    "lines": [
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        "L898902C36UTO7408122F3404159<<<<<<<<<<<<<<<4",
+    ],
+    "fields": {
+        "document_type": "P",
+        "issuing_state": "UTO",
+        "document_number": "L898902C3",
+        "nationality": "UTO",
+        "birth_date": "740812",
+        "sex": "F",
+        "expiry_date": "340415",
+        "surname": "ERIKSSON",
+        "given_names": "ANNA MARIA",
+        "personal_number": "",
+        "optional_data_2": "",
+        "birth_date_iso": "1974-08-12",
+        "expiry_date_iso": "2034-04-15",
+    },
+    "checks": [
+        {"name": "document_number", "expected": "6", "read": "6", "ok": True},
+        {"name": "birth_date", "expected": "2", "read": "2", "ok": True},
+        {"name": "expiry_date", "expected": "9", "read": "9", "ok": True},
+        {"name": "personal_number", "expected": "0", "read": "<", "ok": True},
+        {"name": "composite", "expected": "4", "read": "4", "ok": True},
+    ],
+    "corrections": [],
+    "expired": False,
+    "zone": {
+        "quad": [[60.0, 700.0], [1190.0, 700.0], [1190.0, 810.0], [60.0, 810.0]],
+        "angle": 0.0,
+    },
+    "seconds": 0.61,
+    "doubtful": [],
+    "unchecked_fields": [
+        "document_type",
+        "given_names",
+        "issuing_state",
+        "nationality",
+        "sex",
+        "surname",
+    ],
+}
+_PORTRAIT_EXAMPLE: dict[str, Any] = {
+    "box": {"left": 313.0, "top": 413.0, "right": 493.0, "bottom": 593.0},
+    "faces_on_document": 1,
+    "quality": {
+        "score": 100.0,
+        "passes": True,
+        "flags": [],
+        "inter_eye_px": 70.5,
+        "face_width_px": 180.0,
+    },
+    "small": False,
+    "notes": [],
+}
+
+
+class MrzFieldsOut(Model):
+    """The MRZ's fields as printed, without fillers (names with spaces)."""
+
+    document_type: str
+    issuing_state: str
+    document_number: str
+    nationality: str
+    birth_date: str = Field(description="YYMMDD as printed.")
+    sex: str = Field(description="`M`, `F` or `<` (unspecified), as printed.")
+    expiry_date: str = Field(description="YYMMDD as printed.")
+    surname: str
+    given_names: str
+    personal_number: str = Field(
+        description="TD3's personal number, TD1's first optional data, TD2's and the visas' "
+        "optional data."
+    )
+    optional_data_2: str = Field(description="TD1's second optional data; empty otherwise.")
+    birth_date_iso: str | None = Field(description="The birth date, when it is a calendar date.")
+    expiry_date_iso: str | None = Field(description="The expiry date, when it is one.")
+
+
+class MrzCheckOut(Model):
+    name: str = Field(
+        description="The field the check digit protects (`document_number`, `birth_date`, "
+        "`expiry_date`, `personal_number`), or `composite`."
+    )
+    expected: str = Field(description="The digit computed from the characters read.")
+    read: str = Field(description="The character printed in the check digit's position.")
+    ok: bool
+
+
+class MrzZoneOut(Model):
+    quad: list[list[float]] = Field(
+        description="The zone's corners in the image, in reading order (top-left of the text "
+        "first), as [x, y] pixels."
+    )
+    angle: float = Field(description="Direction of the text, degrees counter-clockwise.")
+
+
+class MrzOut(Model):
+    """The machine-readable zone as read, every check digit recomputed."""
+
+    format: MrzFormatName
+    valid: bool = Field(
+        description="Every check digit passes, the dates are calendar dates and the sex is one "
+        "ICAO allows. Vouches for nothing in `unchecked_fields`."
+    )
+    lines: list[str] = Field(description="The zone's lines after confirmed corrections.")
+    fields: MrzFieldsOut
+    checks: list[MrzCheckOut]
+    corrections: list[str] = Field(
+        description="OCR corrections made, each confirmed by the check digits."
+    )
+    expired: bool | None = Field(
+        description="The expiry date is before today (null: no valid expiry date)."
+    )
+    zone: MrzZoneOut
+    seconds: float = Field(description="Time spent locating and reading the zone.")
+    unchecked_fields: list[str] = Field(
+        description="Fields no check digit covers in this format (names, states, sex, "
+        "document type; a visa's optional data): as read, never verified."
+    )
+    doubtful: list[list[int]] = Field(
+        default_factory=list,
+        description="[line, column] positions (from 0) in unchecked fields where the OCR and "
+        "the OCR-B glyph templates disagree: the character there may be wrong even when "
+        "`valid`.",
+    )
+
+
+class PortraitQualityOut(Model):
+    score: float
+    passes: bool = Field(description="Whether the portrait face passes the quality gates.")
+    flags: list[str]
+    inter_eye_px: float
+    face_width_px: float
+
+
+class PortraitOut(Model):
+    """The document's portrait: its largest face outside the MRZ."""
+
+    box: BoxOut
+    faces_on_document: int = Field(description="Faces found on the document (a ghost image too).")
+    quality: PortraitQualityOut
+    small: bool = Field(
+        description="Under 60 px between the eyes: the comparison's false non-match rate is "
+        "raised, and a check names `low_quality`."
+    )
+    notes: list[str] = Field(description="What a reader should know of this portrait.")
+
+
+class DocumentReadOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "image_sha256": SHA_A,
+                    "mrz": _MRZ_EXAMPLE,
+                    "portrait": _PORTRAIT_EXAMPLE,
+                    "seconds": 1.42,
+                }
+            ]
+        },
+    )
+    image_sha256: str
+    mrz: MrzOut
+    portrait: PortraitOut | None = Field(description="Null when the document shows no face.")
+    seconds: float
+
+
+class LiveQualityOut(Model):
+    score: float
+    passes: bool = Field(description="Whether the live face passes the quality gates.")
+    flags: list[str]
+
+
+class LiveFaceOut(Model):
+    quality: LiveQualityOut
+
+
+class DocumentComparisonOut(Model):
+    """The live face against the document's portrait (1:1)."""
+
+    outcome: Literal["match", "no_match"]
+    score: float = Field(description="Cosine similarity of the two faces' templates.")
+    fmr: float = Field(description="Estimated false-match rate of the score (one comparison).")
+    fmr_upper_bound: bool = Field(
+        description="True: the rate is only known to be below `fmr` (the score is beyond "
+        "every impostor pair of the calibration)."
+    )
+    target_fmr: float
+    threshold: float = Field(description="The least score of a match at `target_fmr`.")
+
+
+class DocumentCheckOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "decision": "pass",
+                    "reasons": ["match"],
+                    "mrz": _MRZ_EXAMPLE,
+                    "mrz_error": None,
+                    "portrait": _PORTRAIT_EXAMPLE,
+                    "live": {"quality": {"score": 100.0, "passes": True, "flags": []}},
+                    "comparison": {
+                        "outcome": "match",
+                        "score": 0.984708,
+                        "fmr": 1.6e-06,
+                        "fmr_upper_bound": True,
+                        "target_fmr": 0.001,
+                        "threshold": 0.935491,
+                    },
+                    "document_sha256": SHA_A,
+                    "live_sha256": SHA_B,
+                    "audit_seq": 58,
+                    "seconds": 1.29,
+                }
+            ]
+        },
+    )
+    decision: Literal["pass", "refer"] = Field(
+        description="`pass` only when the only reason is `match`; `refer` (to an officer) "
+        "otherwise. Never an identification."
+    )
+    reasons: list[CheckReasonName] = Field(
+        description="Every reason that applies: `mrz_invalid` (no MRZ, unreadable, or a check "
+        "fails), `expired`, `no_portrait`, `low_quality` (a small portrait, or a live face "
+        "failing the quality gates), `no_match`, `match`."
+    )
+    mrz: MrzOut | None = Field(description="Null when no MRZ could be read (`mrz_error`).")
+    mrz_error: str | None = Field(description="`no_mrz` or `unreadable_mrz`; null when read.")
+    portrait: PortraitOut | None = Field(description="Null when the document shows no face.")
+    live: LiveFaceOut
+    comparison: DocumentComparisonOut | None = Field(
+        description="Null when there was no portrait to compare with."
+    )
+    document_sha256: str
+    live_sha256: str
+    audit_seq: int = Field(description="The check's audit entry.")
+    seconds: float

@@ -13,6 +13,7 @@ from faceledger.cli import (
     calibrate_cmd,
     core_cmds,
     demo,
+    document_cmds,
     gallery_cmds,
     keys_cmd,
     serve_cmd,
@@ -87,6 +88,7 @@ app.add_typer(eval_app, name="eval")
 keys_cmd.register(app)
 serve_cmd.register(app)
 video_cmds.register(app)
+document_cmds.register(app)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ module              use cases
 ``enrolment``       enrol one image, several uploads, a folder or CSV in bulk (resumable)
 ``search``          1:N search with a purpose: candidate lists or "no candidate", audited
 ``verification``    1:1 of two images, or of an image against an enrolled subject, audited
+``documents``       read an identity document (MRZ, portrait); check a live face against it
 ``subjects``        list, show and export (subject access request) subjects
 ``erasure``         erase a subject with a receipt, check a receipt, apply retention
 ``review``          read searches, the review queue, verdicts, the probe of a search
@@ -27,6 +28,16 @@ module              use cases
 from faceledger.gallery.duplicates import NearDuplicate
 from faceledger.gallery.enrol import BulkReport
 from faceledger.usecases.audit import VerifyChain, verify_chain
+from faceledger.usecases.documents import (
+    CheckDocument,
+    CheckReason,
+    DocumentChecked,
+    DocumentRead,
+    ReadDocument,
+    check_document,
+    document_number_hmac,
+    read_document,
+)
 from faceledger.usecases.enrolment import (
     EnrolFolder,
     EnrolImage,
@@ -106,9 +117,13 @@ __all__ = [
     "Alert",
     "ApplyRetention",
     "BulkReport",
+    "CheckDocument",
+    "CheckReason",
     "CreateGallery",
     "DecideLead",
     "DeleteGallery",
+    "DocumentChecked",
+    "DocumentRead",
     "EnrolFolder",
     "EnrolImage",
     "EnrolUploads",
@@ -120,6 +135,7 @@ __all__ = [
     "GalleryInfo",
     "NearDuplicate",
     "PairVerified",
+    "ReadDocument",
     "RetentionRun",
     "SearchPage",
     "SearchRequest",
@@ -141,10 +157,12 @@ __all__ = [
     "VisibleSearch",
     "WatchSummary",
     "apply_retention",
+    "check_document",
     "check_erasure",
     "create_gallery",
     "decide_lead",
     "delete_gallery",
+    "document_number_hmac",
     "enrol_folder",
     "enrol_image",
     "enrol_uploads",
@@ -155,6 +173,7 @@ __all__ = [
     "list_searches",
     "list_subjects",
     "probe_image",
+    "read_document",
     "read_search",
     "review_queue",
     "search",

@@ -316,18 +316,49 @@ async function grantsCard(gallery) {
 
 // ---------------------------------------------------------------- search
 
-async function searchView(seq) {
+// the galleries a 1:N search may name: those the user holds a grant on, all ticked
+function galleryChecks(searchable) {
+  return h("fieldset", {}, h("legend", { text: "Galleries" }),
+    searchable.length ? searchable.map((g) => h("label", { class: "inline" },
+      h("input", { type: "checkbox", name: "galleries", value: g.name, checked: true }), ` ${g.name}`))
+      : h("span", { class: "muted", text: "You hold no grant on any gallery." }));
+}
+
+async function searchableGalleries() {
   const list = await api("/galleries");
-  const searchable = list.items.filter((g) => me.grants[g.name]);
+  return list.items.filter((g) => me.grants[g.name]);
+}
+
+// one 1:N search (the search page, and the field check's "search this face"); then the
+// search's page, with its leads or its "no candidate"
+async function submitSearch(button, { image, galleries, purpose, caseRef, k, fpir, onlyWithLeads }) {
+  const data = new FormData();
+  data.append("image", image);
+  for (const g of galleries) data.append("galleries", g);
+  data.append("purpose", purpose);
+  data.append("case_ref", caseRef);
+  if (k) data.append("k", k);
+  if (fpir) data.append("fpir", fpir);
+  if (onlyWithLeads) data.append("keep_probe_only_with_leads", "true");
+  button.disabled = true;
+  try {
+    const out = await api("/search", { method: "POST", form: data });
+    location.hash = `#/searches/${out.search_id}`;
+  } finally { button.disabled = false; }
+}
+
+function checkedGalleries(form) {
+  return [...form.querySelectorAll("input[name=galleries]:checked")].map((box) => box.value);
+}
+
+async function searchView(seq) {
+  const searchable = await searchableGalleries();
   const form = h("form", { id: "search", class: "card" },
     h("h1", { text: "Search" }),
     h("p", { class: "notice", text: "Every search states why it is made and for which case; " +
       "it is recorded with its results. Candidates are leads for review, not identifications." }),
     h("label", {}, "Probe image ", h("input", { type: "file", name: "image", id: "search-image", accept: "image/*", required: true })),
-    h("fieldset", {}, h("legend", { text: "Galleries" }),
-      searchable.length ? searchable.map((g) => h("label", { class: "inline" },
-        h("input", { type: "checkbox", name: "galleries", value: g.name, checked: true }), ` ${g.name}`))
-        : h("span", { class: "muted", text: "You hold no grant on any gallery." })),
+    galleryChecks(searchable),
     h("label", {}, "Purpose ", h("input", { type: "text", name: "purpose", id: "search-purpose", required: true })),
     h("label", {}, "Case reference ", h("input", { type: "text", name: "case_ref", id: "search-case", required: true })),
     h("label", { class: "inline" }, "Candidates per face ", h("input", { type: "number", name: "k", min: 1, max: 1000, value: 20 })),
@@ -335,23 +366,228 @@ async function searchView(seq) {
     h("p", {}, h("button", { type: "submit", id: "search-submit" }, "Search")));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
+    guarded(() => submitSearch(form.querySelector("button[type=submit]"), {
+      image: form.elements.namedItem("image").files[0], galleries: checkedGalleries(form),
+      purpose: formValue(form, "purpose"), caseRef: formValue(form, "case_ref"),
+      k: formValue(form, "k"), fpir: formValue(form, "fpir") }));
+  });
+  view(seq, form);
+}
+
+// ---------------------------------------------------------------- field check (documents)
+
+const CHECK_REASONS = {
+  match: "the live face matches the document's portrait at the target false-match rate",
+  no_match: "the live face does not match the document's portrait",
+  mrz_invalid: "the machine-readable zone is missing, unreadable, or a check digit fails",
+  expired: "the document has expired",
+  no_portrait: "no portrait was found on the document",
+  low_quality: "the portrait is small or the live photo fails the quality gates: "
+    + "a comparison is weaker evidence (more false non-matches)",
+};
+const MRZ_FIELDS = [["document_type", "Document type"], ["issuing_state", "Issuing state"],
+  ["document_number", "Document number"], ["surname", "Surname"], ["given_names", "Given names"],
+  ["nationality", "Nationality"], ["birth_date", "Date of birth"], ["sex", "Sex"],
+  ["expiry_date", "Expiry date"], ["personal_number", "Personal number / optional data"],
+  ["optional_data_2", "Optional data (2)"]];
+
+// a thumbnail of the photo picked (or taken) in a file input, so the officer sees what goes
+function previewOf(input, caption) {
+  const fig = h("figure", { class: "preview" });
+  let url = null;
+  input.addEventListener("change", () => {
+    if (url) URL.revokeObjectURL(url);
+    const file = input.files[0];
+    url = file ? URL.createObjectURL(file) : null;
+    fig.replaceChildren(...(file ? [h("img", { src: url, alt: caption }), h("figcaption", { text: caption })] : []));
+  });
+  return fig;
+}
+
+async function checkView(seq) {
+  const searchable = hasRole("searcher") ? await searchableGalleries() : [];
+  const docInput = h("input", { type: "file", name: "document", id: "check-document",
+    accept: "image/*", capture: "environment", required: true });
+  const liveInput = h("input", { type: "file", name: "live", id: "check-live",
+    accept: "image/*", capture: "user", required: true });
+  const result = h("div", { id: "check-result" });
+  const form = h("form", { id: "field-check", class: "card" },
+    h("h1", { text: "Field check" }),
+    h("p", { class: "notice", text: "Checks a person against their identity document: the "
+      + "machine-readable zone (check digits, expiry) and their face against the document's "
+      + "portrait (1:1). The check states a purpose and a case and is recorded in the audit "
+      + "log; no image, template or name is kept. The answer is pass, or refer to an officer "
+      + "— never an identification." }),
+    hasRole("searcher") ? null : h("p", { class: "muted", text: "A field check needs the searcher role "
+      + "(the same right as a 1:1 verification): yours will be refused." }),
+    h("label", {}, "Document photo (the side with the MRZ and portrait) ", docInput),
+    h("label", {}, "Face photo (the person, now) ", liveInput),
+    h("div", { class: "compare" }, previewOf(docInput, "document"), previewOf(liveInput, "face")),
+    h("label", {}, "Purpose ", h("input", { type: "text", name: "purpose", id: "check-purpose", required: true })),
+    h("label", {}, "Case reference ", h("input", { type: "text", name: "case_ref", id: "check-case", required: true })),
+    h("label", {}, "Target FMR ", h("input", { type: "number", name: "fmr", id: "check-fmr", step: "any",
+      min: 0, max: 1, placeholder: "default" })),
+    h("p", {}, h("button", { type: "submit", id: "check-submit" }, "Check")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
     guarded(async () => {
+      const asked = { document: docInput.files[0], live: liveInput.files[0],
+        purpose: formValue(form, "purpose"), caseRef: formValue(form, "case_ref") };
       const data = new FormData();
-      data.append("image", form.elements.namedItem("image").files[0]);
-      for (const box of form.querySelectorAll("input[name=galleries]:checked")) data.append("galleries", box.value);
-      data.append("purpose", formValue(form, "purpose"));
-      data.append("case_ref", formValue(form, "case_ref"));
-      if (formValue(form, "k")) data.append("k", formValue(form, "k"));
-      if (formValue(form, "fpir")) data.append("fpir", formValue(form, "fpir"));
+      data.append("document", asked.document);
+      data.append("live", asked.live);
+      data.append("purpose", asked.purpose);
+      data.append("case_ref", asked.caseRef);
+      if (formValue(form, "fmr")) data.append("fmr", formValue(form, "fmr"));
       const button = form.querySelector("button[type=submit]");
       button.disabled = true;
+      result.replaceChildren(h("p", { class: "muted", text: "Checking…" }));
       try {
-        const out = await api("/search", { method: "POST", form: data });
-        location.hash = `#/searches/${out.search_id}`;
+        const out = await api("/documents/check", { method: "POST", form: data });
+        result.replaceChildren(...checkOutcome(out), comparisonCard(out), mrzCard(out),
+          portraitCard(out), hasRole("searcher") ? searchThisFace(asked, searchable) : null);
+        result.scrollIntoView({ block: "start" });
+      } catch (err) {
+        result.replaceChildren();
+        throw err;
       } finally { button.disabled = false; }
     });
   });
-  view(seq, form);
+  view(seq, form, result);
+}
+
+function checkOutcome(out) {
+  const pass = out.decision === "pass";
+  return [h("section", { class: "card", id: "check-outcome" },
+    h("p", { id: "check-decision", class: "decision", dataset: { decision: out.decision },
+      text: pass ? "PASS" : "REFER to an officer" }),
+    h("p", { class: "muted", text: pass
+      ? "The document reads valid, has not expired, and the face matches its portrait."
+      : "Examine the person and the document: every reason is listed." }),
+    h("ul", { id: "check-reasons" }, out.reasons.map((r) => h("li", { dataset: { reason: r } },
+      h("b", { text: r }), ` — ${CHECK_REASONS[r] || ""}`))),
+    h("p", { class: "muted", text: `Recorded as audit entry #${out.audit_seq} (the document `
+      + "number only as a keyed hash). No image, template or name is kept." }))];
+}
+
+function qualityFlags(q) {
+  return q.flags.length ? h("span", { class: "flags", text: ` · flags: ${q.flags.join(", ")}` })
+    : h("span", { class: "muted", text: " · no quality flags" });
+}
+
+function comparisonCard(out) {
+  const c = out.comparison;
+  const card = h("section", { class: "card", id: "check-comparison" },
+    h("h2", { text: "Face against the document's portrait (1:1)" }));
+  if (!c) {
+    card.append(h("p", { class: "notice", text: "No comparison: no portrait on the document." }));
+  } else {
+    card.append(
+      h("p", { class: "metric", id: "check-match", dataset: { outcome: c.outcome } },
+        h("b", { text: c.outcome === "match" ? "Match" : "No match" }),
+        ` · cosine similarity ${c.score.toFixed(4)} (threshold ${c.threshold.toFixed(4)}`,
+        ` at target FMR ${c.target_fmr})`),
+      h("p", { class: "metric" }, "Estimated false-match rate of this score: ",
+        h("b", { class: "fmr", id: "check-fmr-value", text: fmrText(c.fmr, c.fmr_upper_bound) })));
+  }
+  card.append(h("p", { id: "check-live-quality" },
+    `Live photo quality ${out.live.quality.score.toFixed(0)}/100`, qualityFlags(out.live.quality)));
+  return card;
+}
+
+// how a field of the MRZ is protected: its own check digit (ok or fail), only the composite
+// check, or nothing at all (as read, unverified)
+function protection(m, name) {
+  const own = m.checks.find((c) => c.name === name);
+  if (own) return h("span", { class: own.ok ? "ok" : "fail", text: own.ok ? "check digit ok" : "check digit FAILS" });
+  if (m.unchecked_fields.includes(name)) return h("span", { class: "flags", text: "no check digit: as read" });
+  return h("span", { class: "muted", text: "composite check only" });
+}
+
+function mrzFieldValue(f, name) {
+  if (name === "birth_date" && f.birth_date_iso) return `${f.birth_date_iso} (${f.birth_date})`;
+  if (name === "expiry_date" && f.expiry_date_iso) return `${f.expiry_date_iso} (${f.expiry_date})`;
+  return f[name];
+}
+
+function expiryLine(m) {
+  const iso = m.fields.expiry_date_iso;
+  const text = m.expired === true ? `EXPIRED on ${iso}` : m.expired === false ? `Valid until ${iso}`
+    : "Expiry date not readable as a date";
+  return h("p", { id: "check-expiry", dataset: { expired: String(m.expired) } },
+    h("b", { class: m.expired === false ? "ok" : "fail", text }));
+}
+
+// the fields no check digit covers, named as the table names them, in its order
+function uncheckedLabels(names) {
+  const known = MRZ_FIELDS.filter(([name]) => names.includes(name)).map(([, label]) => label);
+  const other = names.filter((n) => !MRZ_FIELDS.some(([name]) => name === n));
+  return [...known, ...other.map((n) => n.replaceAll("_", " "))];
+}
+
+function mrzCard(out) {
+  const card = h("section", { class: "card", id: "check-mrz" }, h("h2", { text: "Machine-readable zone" }));
+  const m = out.mrz;
+  if (!m) {
+    card.append(h("p", { id: "check-mrz-error", class: "notice",
+      text: `No MRZ read (${out.mrz_error}): nothing of the document could be checked.` }));
+    return card;
+  }
+  const rows = MRZ_FIELDS.filter(([name]) => m.fields[name] || m.checks.some((c) => c.name === name))
+    .map(([name, label]) => h("tr", { dataset: { field: name } }, h("th", { text: label }),
+      h("td", { text: mrzFieldValue(m.fields, name) || "—" }), h("td", {}, protection(m, name))));
+  const digits = m.checks.map((c) => h("tr", { dataset: { check: c.name, ok: String(c.ok) } },
+    h("td", { text: c.name.replaceAll("_", " ") }), h("td", { class: "metric", text: c.read }),
+    h("td", { class: "metric", text: c.expected }),
+    h("td", {}, h("span", { class: c.ok ? "ok" : "fail", text: c.ok ? "ok" : "fail" }))));
+  card.append(
+    h("p", { id: "check-mrz-valid", dataset: { valid: String(m.valid) } }, `${m.format} · `,
+      h("b", { class: m.valid ? "ok" : "fail", text: m.valid ? "every check digit passes" : "INVALID" }),
+      m.corrections.length ? h("span", { class: "muted", text: ` · corrected: ${m.corrections.join("; ")}` }) : null),
+    h("pre", { class: "mrz-lines", text: m.lines.join("\n") }),
+    expiryLine(m),
+    h("table", { id: "check-fields" }, h("tr", {}, ["field", "as read", "protected by"].map((t) => h("th", { text: t }))), rows),
+    h("h2", { text: "Check digits" }),
+    h("table", { id: "check-digits" }, h("tr", {}, ["check", "read", "expected", ""].map((t) => h("th", { text: t }))), digits),
+    h("p", { id: "check-unchecked", class: "notice" }, "No check digit protects ",
+      h("b", { text: uncheckedLabels(m.unchecked_fields).join(", ") }),
+      ": they are shown as read, not verified."));
+  return card;
+}
+
+function portraitCard(out) {
+  const p = out.portrait;
+  const card = h("section", { class: "card", id: "check-portrait" }, h("h2", { text: "Document portrait" }));
+  if (!p) {
+    card.append(h("p", { class: "notice", text: "No face was found on the document." }));
+    return card;
+  }
+  card.append(h("p", { class: "metric" }, `Quality ${p.quality.score.toFixed(0)}/100 · `,
+    `${p.quality.inter_eye_px.toFixed(0)} px between the eyes · ${p.faces_on_document} face(s) on the document`,
+  qualityFlags(p.quality)),
+  ...(p.notes.length ? p.notes.map((n) => h("p", { class: "notice portrait-note", text: n }))
+    : [h("p", { class: "muted portrait-note", text: "Large enough to compare (60 px or more between the eyes)." })]));
+  return card;
+}
+
+// 1:N with the check's live photo, purpose and case: a search of its own, as on the search page
+function searchThisFace(asked, searchable) {
+  const form = h("form", { class: "card", id: "check-search" },
+    h("h2", { text: "Search this face (1:N)" }),
+    h("p", { class: "notice", text: "Searches the live photo in galleries you may search, with the "
+      + "same purpose and case. The search is audited with its leads; the photo is kept for "
+      + "reviewers only if it gives candidates: nothing is kept of someone who matches no one. "
+      + "Candidates are leads for review, never identifications." }),
+    galleryChecks(searchable),
+    h("p", {}, h("button", { type: "submit", id: "check-search-submit", disabled: !searchable.length },
+      "Search this face")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(() => submitSearch(form.querySelector("button[type=submit]"), {
+      image: asked.live, galleries: checkedGalleries(form), purpose: asked.purpose, caseRef: asked.caseRef,
+      onlyWithLeads: true }));
+  });
+  return form;
 }
 
 function facesSummary(faces, video) {
@@ -667,6 +903,7 @@ async function route() {
   try {
     if (page === "gallery" && arg) await galleryView(seq, arg);
     else if (page === "search") await searchView(seq);
+    else if (page === "check") await checkView(seq);
     else if (page === "searches" && arg) await searchDetailView(seq, arg);
     else if (page === "searches") await searchesView(seq);
     else if (page === "queue") await queueView(seq);
