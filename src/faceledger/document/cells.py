@@ -5,8 +5,8 @@ Every MRZ character sits in a cell of one fixed pitch (2.54 mm) and every line h
 shapes (:mod:`.filler`) both land on that grid, so fitting it turns OCR output into
 exactly-sized lines: a character Tesseract added between two cells, or a stray box spanning
 several, lose to the one that sits in the cell; a filler is a filler by its shape whatever
-Tesseract made of it; a cell nobody read stays unknown (``?``), which
-:func:`faceledger.document.mrz.parse` refuses, rather than being guessed.
+Tesseract made of it; a cell nobody read stays unknown (``?``) unless the OCR-B templates
+recognise it clearly (:mod:`.glyphs`), and a line with an unknown cell is refused, not guessed.
 """
 
 from __future__ import annotations
