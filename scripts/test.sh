@@ -10,11 +10,10 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
 
 # System packages the tests drive for real: Chromium (report/UI tests), PostgreSQL 15 server,
-# Tesseract (reading documents' MRZ) and the OCR-B font (the synthetic documents' MRZ).
+# Tesseract (reading documents' MRZ; the OCR-B font ships inside the package).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
-[ -f /usr/share/fonts/opentype/ocr-b/OCRB.otf ] || missing+=(fonts-ocr-b)
 if ! command -v pg_config >/dev/null 2>&1 || [ ! -x "$(pg_config --bindir)/initdb" ]; then
   missing+=(postgresql)
 fi

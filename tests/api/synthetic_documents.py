@@ -5,7 +5,7 @@ truth. The same arguments give the same bytes."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +15,9 @@ from faceledger.document.mrz import MrzFields, MrzFormat
 from faceledger.document.synth import DocumentSpec, RenderedDocument, render_document
 from faceledger.io.decode import load_image
 from faceledger.types import Pixels
+from tests.specimens import SPECIMEN
 
-HOLDER = MrzFields(
-    document_type="P",
-    issuing_state="UTO",
-    document_number="L898902C3",
-    nationality="UTO",
-    birth_date="740812",
-    sex="F",
-    expiry_date="340415",
-    surname="ERIKSSON",
-    given_names="ANNA MARIA",
-)
+HOLDER = replace(SPECIMEN, expiry_date="340415", personal_number="")
 """ICAO 9303's specimen holder, with an expiry in 2034."""
 EXPIRED_HOLDER = MrzFields(
     document_type="P",

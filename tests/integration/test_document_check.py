@@ -16,25 +16,16 @@ from PIL import Image
 from faceledger import Settings
 from faceledger import usecases as uc
 from faceledger.audit import AuditOp
-from faceledger.document.mrz import MrzFields, MrzFormat
+from faceledger.document.mrz import MrzFormat
 from faceledger.document.synth import DocumentSpec, place_on_desk, render_document
 from faceledger.errors import NoMrz, PurposeRequired, TooLarge
 from faceledger.gallery import Workspace, local_operator, open_workspace
 from faceledger.io.decode import load_image
 from tests.integration.test_cli_core import run
+from tests.specimens import SPECIMEN
 
 TODAY = datetime.date(2026, 12, 6)
-FIELDS = MrzFields(
-    document_type="P",
-    issuing_state="UTO",
-    document_number="L898902C3",
-    nationality="UTO",
-    birth_date="740812",
-    sex="F",
-    expiry_date="310415",
-    surname="ERIKSSON",
-    given_names="ANNA MARIA",
-)
+FIELDS = dataclasses.replace(SPECIMEN, expiry_date="310415", personal_number="")
 
 
 def _document(

@@ -23,6 +23,7 @@ from faceledger.document.mrz import (
     parse,
 )
 from faceledger.errors import InvalidArgument, UnreadableMrz
+from tests.specimens import SPECIMEN
 
 TODAY = datetime.date(2024, 1, 15)
 ALPHABET = string.ascii_uppercase + string.digits + "<"
@@ -48,18 +49,7 @@ MRVA = (
 )
 MRVB = ("V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "L8988901C4XXX4009078F9612109<<<<<<<<")
 
-ANNA = MrzFields(
-    document_type="P",
-    issuing_state="UTO",
-    document_number="L898902C3",
-    nationality="UTO",
-    birth_date="740812",
-    sex="F",
-    expiry_date="120415",
-    surname="ERIKSSON",
-    given_names="ANNA MARIA",
-    personal_number="ZE184226B",
-)
+ANNA = SPECIMEN
 ANNA_CARD = dataclasses.replace(ANNA, document_type="I", document_number="D23145890")
 ANNA_VISA = dataclasses.replace(
     ANNA,

@@ -7,8 +7,8 @@ wrong check digit, see :class:`DocumentSpec`; photographic degradations, see
 :mod:`faceledger.document.synth_degrade`). Everything is a function of its arguments: the
 same spec, portrait and seed give the same pixels, byte for byte.
 
-The MRZ is set in OCR-B (Debian ``fonts-ocr-b``) at the ICAO pitch of 2.54 mm per character
-(10 characters per inch) and 4.23 mm per line, with capitals about 2.45 mm tall.
+The MRZ is set in OCR-B (the font shipped in ``document/fonts``) at the ICAO pitch of 2.54 mm
+per character (10 characters per inch) and 4.23 mm per line, with capitals about 2.45 mm tall.
 """
 
 from __future__ import annotations
