@@ -11,14 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from faceledger import Settings
 from faceledger import usecases as uc
 from faceledger.audit import AuditOp
+from faceledger.document.glyphs import OCRB_FONT
 from faceledger.document.mrz import MrzFormat
 from faceledger.document.synth import DocumentSpec, place_on_desk, render_document
-from faceledger.errors import NoMrz, PurposeRequired, TooLarge
+from faceledger.errors import NoMrz, PurposeRequired, TooLarge, UnreadableMrz
 from faceledger.gallery import Workspace, local_operator, open_workspace
 from faceledger.io.decode import load_image
 from tests.integration.test_cli_core import run
@@ -206,3 +207,24 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path: Path
     with pytest.raises(TooLarge):
         uc.check_document(small, me, req)
     assert list(small.audit.entries(operation="document_check")) == []
+
+
+def test_a_zone_that_is_no_mrz_is_unreadable_and_a_check_says_so(
+    ws: Workspace, docs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Two OCR-B lines of 40 characters: an MRZ's line structure, no MRZ format's shape."""
+    page = Image.new("RGB", (1400, 500), (245, 245, 240))
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.truetype(str(OCRB_FONT), 40)
+    for i, line in enumerate(
+        ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<")
+    ):
+        draw.text((60, 250 + 60 * i), line, font=font, fill=(20, 20, 20))
+    path = tmp_path / "forty.png"
+    page.save(path)
+    with pytest.raises(UnreadableMrz):
+        uc.read_document(ws, local_operator(ws, "officer"), uc.ReadDocument(path))
+    done = _check(ws, path, docs["live"])
+    assert done.reading is None and done.mrz_error == "unreadable_mrz"
+    assert done.reasons[0] is uc.CheckReason.MRZ_INVALID
+    assert uc.CheckReason.NO_PORTRAIT in done.reasons and done.comparison is None
