@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from playwright.sync_api import BrowserContext, Page, expect
 
 from faceledger.access import AccessControl, GrantLevel, Role, User
 from faceledger.api import ServiceOptions, create_app
@@ -144,3 +145,32 @@ def serve(deployment: Deployment, options: ServiceOptions | None = None) -> Iter
     app = create_app(deployment.settings, deployment.ws, options=options)
     with live_server(app) as live:
         yield live
+
+
+@dataclass
+class WatchedPage:
+    """A browser page on ``live`` that records script errors and every request leaving the
+    service (the UI must load nothing from elsewhere)."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.errors == []
+        assert self.outside == []
+
+
+def watched_page(context: BrowserContext, live: Live) -> WatchedPage:
+    """A new page of ``context`` with generous timeouts (the model takes ~0.5 s an image on a
+    busy machine) and its errors and outside requests recorded."""
+    context.set_default_timeout(60_000)
+    expect.set_options(timeout=60_000)
+    watched = WatchedPage(context.new_page())
+    watched.page.on("pageerror", lambda exc: watched.errors.append(str(exc)))
+    local = (live.url, "blob:", "data:")
+    watched.page.on(
+        "request",
+        lambda req: None if req.url.startswith(local) else watched.outside.append(req.url),
+    )
+    return watched

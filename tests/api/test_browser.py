@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from faceledger.api.concurrency import SerialEngine
-from tests.api.live import Deployment, Live, deploy, serve
+from tests.api.live import Deployment, Live, deploy, serve, watched_page
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -46,20 +46,8 @@ def test_review_flow_in_a_browser(
     images = data_dir / "london" / "images"
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(60_000)
-    expect.set_options(timeout=60_000)  # the model takes ~0.5 s an image on a busy machine
-    page = context.new_page()
-    page_errors: list[str] = []
-    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    outside: list[str] = []
-    page.on(
-        "request",
-        lambda req: (
-            outside.append(req.url)
-            if not req.url.startswith((live.url, "blob:", "data:"))
-            else None
-        ),
-    )
+    watched = watched_page(context, live)
+    page = watched.page
 
     # administrator: a gallery and who may do what with it
     sign_in(page, live, dep, "admin")
@@ -146,8 +134,7 @@ def test_review_flow_in_a_browser(
     page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
     context.close()
 
-    assert page_errors == []
-    assert outside == []
+    watched.assert_clean()
     (state,) = dep.ws.reviews.searches()[0].leads[:1]
     assert str(state.status) == "confirmed" and state.confirmed_by == ("reviewer", "reviewer2")
 

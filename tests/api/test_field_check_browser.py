@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from faceledger import usecases as uc
 from faceledger.api.concurrency import SerialEngine
-from tests.api.live import GALLERY, Deployment, Live, deploy, serve
+from tests.api.live import GALLERY, Deployment, Live, deploy, serve, watched_page
 from tests.api.synthetic_documents import passport
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,18 +64,8 @@ def test_field_check_on_a_phone(
     face = data_dir / "london" / "images" / "001_smiling.jpg"
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    context.set_default_timeout(60_000)
-    expect.set_options(timeout=60_000)
-    page = context.new_page()
-    page_errors: list[str] = []
-    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    outside: list[str] = []
-    page.on(
-        "request",
-        lambda req: (
-            None if req.url.startswith((live.url, "blob:", "data:")) else outside.append(req.url)
-        ),
-    )
+    watched = watched_page(context, live)
+    page = watched.page
 
     page.goto(f"{live.url}/ui/#/")
     page.fill("#key", dep.tokens["searcher"])
@@ -137,8 +127,7 @@ def test_field_check_on_a_phone(
     expect(page.locator("#search-info")).to_contain_text("PATROL-2024-88")
     context.close()
 
-    assert page_errors == []
-    assert outside == []
+    watched.assert_clean()
     checks = [e for e in dep.ws.audit.entries() if e.record.operation == "document_check"]
     assert [e.record.details["decision"] for e in checks] == ["pass", "refer"]
     (search,) = dep.ws.reviews.searches()
