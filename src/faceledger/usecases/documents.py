@@ -79,7 +79,7 @@ def read_document(ws: Workspace, actor: User, req: ReadDocument) -> DocumentRead
     started = time.perf_counter()
     img = ws.engine.load(req.image)
     reading = read_mrz(img.pixels, today=_today(ws, req.today))
-    portrait = find_portrait(ws.engine, img, exclude=reading.box, text_angle=reading.angle)
+    portrait = _portrait(ws, img, reading)
     return DocumentRead(img.sha256, reading, portrait, time.perf_counter() - started)
 
 
@@ -111,8 +111,7 @@ class DocumentChecked:
 
     @property
     def decision(self) -> str:
-        """``pass`` when the only reason is a match; ``refer`` (to an officer) otherwise."""
-        return "pass" if self.reasons == (CheckReason.MATCH,) else "refer"
+        return decision_of(self.reasons)
 
     def as_json(self) -> dict[str, Any]:
         q = self.live.quality
@@ -143,11 +142,7 @@ def check_document(ws: Workspace, actor: User, req: CheckDocument) -> DocumentCh
     engine = ws.engine
     doc, live_img = engine.load(req.document), engine.load(req.live)
     reading, mrz_error = _read_or_why(doc, _today(ws, req.today))
-    portrait = (
-        find_portrait(engine, doc)
-        if reading is None
-        else find_portrait(engine, doc, exclude=reading.box, text_angle=reading.angle)
-    )
+    portrait = _portrait(ws, doc, reading)
     live = engine.embed(live_img)
     comparison = None
     if portrait is not None:
@@ -178,6 +173,19 @@ def check_document(ws: Workspace, actor: User, req: CheckDocument) -> DocumentCh
         entry.seq,
         time.perf_counter() - started,
     )
+
+
+def decision_of(reasons: tuple[CheckReason, ...]) -> str:
+    """``pass`` when the only reason is a match; ``refer`` (to an officer) otherwise."""
+    return "pass" if reasons == (CheckReason.MATCH,) else "refer"
+
+
+def _portrait(ws: Workspace, doc: DecodedImage, reading: MrzReading | None) -> Portrait | None:
+    """The portrait outside the MRZ zone, the document turned upright by the zone's angle
+    (as photographed when there is no MRZ to go by)."""
+    if reading is None:
+        return find_portrait(ws.engine, doc)
+    return find_portrait(ws.engine, doc, exclude=reading.box, text_angle=reading.angle)
 
 
 def _read_or_why(doc: DecodedImage, today: datetime.date) -> tuple[MrzReading | None, str | None]:
@@ -222,7 +230,7 @@ def _audit_details(
     """What the entry says of the check: hashes and outcomes, no names, no images."""
     details: dict[str, Any] = {
         "document_sha256": doc.sha256,
-        "decision": "pass" if reasons == (CheckReason.MATCH,) else "refer",
+        "decision": decision_of(reasons),
         "reasons": [r.value for r in reasons],
         "mrz_error": mrz_error,
         "portrait_quality": None if portrait is None else round(portrait.face.quality.score, 1),
