@@ -64,8 +64,6 @@ FIELDS = [f.name for f in dataclasses.fields(MrzFields)]
 HERE = Path(__file__).resolve().parent
 PE_PYTHON = HERE / ".venv-pe" / "bin" / "python"
 FNMR_FMR = 1e-3
-angles: dict[str, float] = {}
-"""The MRZ's direction per document read, to turn the document upright for its portrait."""
 
 
 def norm(value: object) -> str:
@@ -104,9 +102,9 @@ def faceledger_read(path: Path) -> tuple[dict[str, Any] | None, float, str | Non
         reading = read_mrz(load_image(path).pixels)
     except FaceLedgerError as exc:
         return None, time.perf_counter() - started, exc.code
-    angles[str(path)] = reading.angle
     result = reading.result
     read = {
+        "angle": reading.angle,
         "format": result.format.value,
         "valid": result.valid,
         "fields": {k: norm(v) for k, v in dataclasses.asdict(result.fields).items()},
@@ -170,13 +168,15 @@ def run_pe(cache: Path, rows: list[dict[str, Any]], skip: bool) -> dict[str, Any
     return dict(json.loads(out.read_text()))
 
 
-def fnmr_rows(rows: list[dict[str, Any]], london: Path) -> list[dict[str, Any]]:
+def fnmr_rows(
+    rows: list[dict[str, Any]], london: Path, angles: list[float]
+) -> list[dict[str, Any]]:
+    """``angles``: each document's MRZ direction as read, to turn it upright first."""
     engine = Engine(Settings())
     out = []
-    for r in rows:
+    for r, angle in zip(rows, angles, strict=True):
         live_path = london / "images" / r["portrait"].replace("_neutral", "_smiling")
         live = engine.embed(load_image(live_path))
-        angle = angles.get(r["path"], 0.0)
         portrait = find_portrait(engine, load_image(Path(r["path"])), text_angle=angle)
         matched = False
         if portrait is not None and portrait.face.template is not None:
@@ -312,8 +312,10 @@ def main() -> None:
     fl_scored: list[dict[str, Any]] = []
     fl_secs: list[float] = []
     errors: defaultdict[str, int] = defaultdict(int)
+    angles: list[float] = []
     for r in rows:
         read, secs, error = faceledger_read(Path(r["path"]))
+        angles.append(read["angle"] if read else 0.0)
         fl_scored.append(score(r, read))
         fl_secs.append(secs)
         if error:
@@ -328,7 +330,7 @@ def main() -> None:
     figures = report(rows, readers, seconds)
 
     if not args.no_fnmr:
-        fn = fnmr_rows(rows, london)
+        fn = fnmr_rows(rows, london, angles)
         non = sum(not f["matched"] for f in fn)
         small = [f for f in fn if f["small"]]
         print(f"\n== document portrait vs live face, FMR {FNMR_FMR:g} (default model)")
