@@ -178,6 +178,13 @@ class PermissionDenied(PolicyError):
     code = "permission_denied"
 
 
+class PurposeOutsideAgreement(PolicyError):
+    """A search of another organisation's gallery states a purpose its agreement does not
+    allow."""
+
+    code = "purpose_outside_agreement"
+
+
 class AuthenticationFailed(PermissionDenied):
     """No credentials, or credentials that match no active key."""
 

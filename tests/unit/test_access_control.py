@@ -38,7 +38,12 @@ def test_given_an_empty_store_when_bootstrapping_then_only_a_first_admin_is_acce
     assert [u.id for u in access.users()] == ["root"]
     (entry,) = audit.entries()
     assert entry.record.operation == AuditOp.USER_CREATE
-    assert entry.record.details == {"user": "root", "roles": ["admin"], "bootstrap": True}
+    assert entry.record.details == {
+        "user": "root",
+        "roles": ["admin"],
+        "bootstrap": True,
+        "orgs": ["default"],
+    }
 
 
 def test_given_user_management_when_done_by_whom_then_admin_only_and_audited(

@@ -29,27 +29,31 @@ from faceledger.store.database import open_database
 # The access policy, written out as the specification the code must meet.
 # x = the role may; gallery: whether the operation names one; level: grant it needs there.
 SPEC = """
-operation        admin enroller searcher reviewer auditor  gallery   level
-detect           -     x        x        x        -        none      -
-verify           -     -        x        -        -        optional  search
-search           -     -        x        -        -        required  search
-enrol            -     x        -        -        -        required  enrol
-delete_subject   -     x        -        -        -        required  enrol
-list_subjects    -     x        x        x        -        required  view_images
-view_images      -     x        x        x        -        required  view_images
-review           -     -        -        x        -        required  view_images
-read_searches    -     -        x        x        x        optional  search
-gallery_list     x     x        x        x        x        none      -
-gallery_create   x     -        -        -        -        none      -
-gallery_manage   x     -        -        -        -        required  -
-retention_apply  x     -        -        -        -        optional  -
-user_manage      x     -        -        -        -        none      -
-grant_manage     x     -        -        -        -        required  -
-audit_read       -     -        -        -        x        none      -
-evaluate         x     -        -        -        x        none      -
+operation        admin enroller searcher reviewer auditor  operator gallery   level
+detect           -     x        x        x        -        -        none      -
+verify           -     -        x        -        -        -        optional  search
+search           -     -        x        -        -        -        required  search
+enrol            -     x        -        -        -        -        required  enrol
+delete_subject   -     x        -        -        -        -        required  enrol
+list_subjects    -     x        x        x        -        -        required  view_images
+view_images      -     x        x        x        -        -        required  view_images
+review           -     -        -        x        -        -        required  view_images
+read_searches    -     -        x        x        x        -        optional  search
+gallery_list     x     x        x        x        x        -        none      -
+gallery_create   x     -        -        -        -        -        none      -
+gallery_manage   x     -        -        -        -        -        required  -
+retention_apply  x     -        -        -        -        -        optional  -
+user_manage      x     -        -        -        -        x        none      -
+grant_manage     x     -        -        -        -        -        required  -
+audit_read       -     -        -        -        x        -        none      -
+evaluate         x     -        -        -        x        -        none      -
+org_manage       -     -        -        -        -        x        none      -
+agreement_manage x     -        -        -        -        -        optional  -
+agreement_read   x     -        -        -        x        -        none      -
+lead_release     -     -        -        x        -        -        required  view_images
 """
 
-ROLES = [Role.ADMIN, Role.ENROLLER, Role.SEARCHER, Role.REVIEWER, Role.AUDITOR]
+ROLES = [Role.ADMIN, Role.ENROLLER, Role.SEARCHER, Role.REVIEWER, Role.AUDITOR, Role.OPERATOR]
 LEVELS = [GrantLevel.SEARCH, GrantLevel.VIEW_IMAGES, GrantLevel.ENROL]
 # one gallery per grant state; every user holds the level in the gallery's name
 GALLERIES: dict[str, GrantLevel | None] = {
@@ -86,14 +90,17 @@ def stored_users(access: AccessControl) -> dict[Role | None, User]:
     named after it; loaded back from the store through an API key.
     """
     root = access.create_user("root", [Role.ADMIN], by=None)
+    # the deployment itself (the CLI's local operator) creates the operator, who holds no grant
+    deployment = User(id="local:owner", roles=frozenset(Role), org=None, local=True)
     users: dict[Role | None, User] = {}
     for role in [*ROLES, None]:
         uid = f"user-{role or 'norole'}"
-        access.create_user(uid, [role] if role else [], by=root)
+        by = deployment if role is Role.OPERATOR else root
+        access.create_user(uid, [role] if role else [], by=by)
         for gallery, level in GALLERIES.items():
-            if level is not None:
+            if level is not None and role is not Role.OPERATOR:
                 access.grant(uid, gallery, level, by=root)
-        key = access.issue_api_key(uid, by=root)
+        key = access.issue_api_key(uid, by=by)
         users[role] = access.authenticate(key.token)
     return users
 

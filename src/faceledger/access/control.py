@@ -21,7 +21,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from faceledger.access import schema
 from faceledger.access.names import canonical_name
-from faceledger.access.policy import GrantLevel, Operation, Role, User, authorize
+from faceledger.access.orgs import Organisations
+from faceledger.access.policy import (
+    DEFAULT_ORG,
+    EXCLUSIVE_ROLES,
+    GrantLevel,
+    Operation,
+    Role,
+    User,
+    authorize,
+)
 from faceledger.audit.log import AuditLog
 from faceledger.audit.records import AuditOp, AuditRecord, format_timestamp, parse_timestamp
 from faceledger.audit.sqlutil import create_tables, translate_errors
@@ -64,6 +73,7 @@ class AccessControl:
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
         create_tables(self._engine, schema.metadata)
+        self.orgs = Organisations(audit)
 
     # -- users -------------------------------------------------------------------------------
 
@@ -74,18 +84,23 @@ class AccessControl:
         *,
         by: User | None,
         display_name: str = "",
+        org: str | None = None,
     ) -> User:
-        """Add a user. ``by=None`` is the bootstrap: allowed only for the first user, an admin."""
+        """Add a user to ``org`` (default: the creator's organisation). ``by=None`` is the
+        bootstrap: allowed only for the first user, an admin (or the deployment's operator)."""
         user_id = canonical_name(user_id)
         role_set = _roles(roles)
+        target_org = org or (by.org if by is not None and by.org else DEFAULT_ORG)
         if by is not None:
             authorize(by, Operation.USER_MANAGE)
+            _check_manages(by, target_org, role_set)
         with self._audit.writing() as conn:
+            self.orgs.require_org(conn, target_org)
             if by is None:
                 if conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar():
                     raise PermissionDenied("only the first user may be created without an admin")
-                if Role.ADMIN not in role_set:
-                    raise InvalidArgument("the first user must have the admin role")
+                if not role_set & {Role.ADMIN, Role.OPERATOR}:
+                    raise InvalidArgument("the first user must have the admin or operator role")
             if self._same_name(conn, user_id) is not None:
                 raise Conflict(f"user {user_id!r} already exists (names are compared without case)")
             now = format_timestamp(self._audit.now())
@@ -100,6 +115,7 @@ class AccessControl:
                     created_by=user_id if by is None else by.id,
                 )
             )
+            self.orgs.set_member(conn, user_id, target_org)
             self._audit.append(
                 AuditRecord(
                     operation=AuditOp.USER_CREATE,
@@ -108,6 +124,7 @@ class AccessControl:
                         "user": user_id,
                         "roles": sorted(role_set),
                         "bootstrap": by is None,
+                        "orgs": [target_org],
                     },
                 ),
                 connection=conn,
@@ -119,6 +136,7 @@ class AccessControl:
         authorize(by, Operation.USER_MANAGE)
         with self._audit.writing() as conn:
             before = self._require(conn, user_id)
+            _check_manages(by, _org(before), before.roles | role_set)
             conn.execute(
                 sa.update(schema.users)
                 .where(schema.users.c.id == user_id)
@@ -153,7 +171,8 @@ class AccessControl:
 
     def _set_active(self, user_id: str, active: bool, by: User, op: AuditOp) -> User:
         with self._audit.writing() as conn:
-            self._require(conn, user_id)
+            target = self._require(conn, user_id)
+            _check_manages(by, _org(target), target.roles)
             conn.execute(
                 sa.update(schema.users).where(schema.users.c.id == user_id).values(active=active)
             )
@@ -169,12 +188,26 @@ class AccessControl:
             conn.rollback()
         return user
 
-    def users(self) -> list[User]:
+    def managed_users(self, by: User) -> list[User]:
+        """The accounts ``by`` manages (:func:`may_manage`)."""
+        authorize(by, Operation.USER_MANAGE)
+        return [u for u in self.users() if may_manage(by, _org(u), u.roles)]
+
+    def keys_of(self, user_id: str, *, by: User) -> list[ApiKeyInfo]:
+        """``user_id``'s API keys, for themselves or someone managing their account."""
+        if by.id != user_id:
+            authorize(by, Operation.USER_MANAGE)
+            target = self.get_user(user_id)
+            _check_manages(by, _org(target), target.roles)
+        return self.api_keys(user_id)
+
+    def users(self, org: str | None = None) -> list[User]:
+        """Every user, or those of ``org``."""
         with translate_errors("read users"), self._engine.connect() as conn:
             ids = conn.execute(sa.select(schema.users.c.id).order_by(schema.users.c.id)).scalars()
             result = [self._load(conn, str(i)) for i in list(ids)]
             conn.rollback()
-        return result
+        return result if org is None else [u for u in result if u.org == org]
 
     # -- passwords ---------------------------------------------------------------------------
 
@@ -188,7 +221,9 @@ class AccessControl:
             raise InvalidArgument(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
         digest = self._hasher.hash(password)
         with self._audit.writing() as conn:
-            self._require(conn, user_id)
+            target = self._require(conn, user_id)
+            if by.id != user_id:
+                _check_manages(by, _org(target), target.roles)
             conn.execute(
                 sa.update(schema.users)
                 .where(schema.users.c.id == user_id)
@@ -222,7 +257,8 @@ class AccessControl:
         secret = secrets.token_urlsafe(_SECRET_BYTES)
         digest = self._hasher.hash(secret)
         with self._audit.writing() as conn:
-            self._require(conn, user_id)
+            target = self._require(conn, user_id)
+            _check_manages(by, _org(target), target.roles)
             conn.execute(
                 sa.insert(schema.api_keys).values(
                     key_id=key_id,
@@ -253,6 +289,8 @@ class AccessControl:
                 raise NotFound(f"no API key {key_id!r}")
             if row.user_id != by.id:
                 authorize(by, Operation.USER_MANAGE)
+                target = self._require(conn, str(row.user_id))
+                _check_manages(by, _org(target), target.roles)
             if row.revoked_at is not None:
                 return
             conn.execute(
@@ -338,7 +376,9 @@ class AccessControl:
         authorize(by, Operation.GRANT_MANAGE, gallery)
         t = schema.grants
         with self._audit.writing() as conn:
-            before = self._require(conn, user_id).level_on(gallery)
+            target = self._require(conn, user_id)
+            self._check_grants(conn, by, target, gallery, new_level)
+            before = self._stored_grant(conn, user_id, gallery)
             where = (t.c.user_id == user_id) & (t.c.gallery == gallery)
             conn.execute(sa.delete(t).where(where))
             conn.execute(
@@ -371,7 +411,9 @@ class AccessControl:
         authorize(by, Operation.GRANT_MANAGE, gallery)
         t = schema.grants
         with self._audit.writing() as conn:
-            before = self._require(conn, user_id).level_on(gallery)
+            target = self._require(conn, user_id)
+            self._check_grants(conn, by, target, gallery, None)
+            before = self._stored_grant(conn, user_id, gallery)
             if before is None:
                 raise NotFound(f"user {user_id!r} has no grant on gallery {gallery!r}")
             conn.execute(sa.delete(t).where((t.c.user_id == user_id) & (t.c.gallery == gallery)))
@@ -386,14 +428,53 @@ class AccessControl:
             )
             return self._load(conn, user_id)
 
-    def grants_on(self, gallery: str) -> dict[str, GrantLevel]:
-        """Who holds which level on ``gallery``."""
+    def grants_on(self, gallery: str, *, org: str | None = None) -> dict[str, GrantLevel]:
+        """Who holds which (stored) level on ``gallery``; only users of ``org`` when given."""
         t = schema.grants
         with translate_errors("read grants"), self._engine.connect() as conn:
             rows = conn.execute(sa.select(t.c.user_id, t.c.level).where(t.c.gallery == gallery))
-            result = {str(r.user_id): GrantLevel(r.level) for r in rows}
+            result = {
+                str(r.user_id): GrantLevel(r.level)
+                for r in rows
+                if org is None or self.orgs.org_of(conn, str(r.user_id)) == org
+            }
             conn.rollback()
         return result
+
+    def _check_grants(
+        self, conn: sa.Connection, by: User, target: User, gallery: str, level: GrantLevel | None
+    ) -> None:
+        """An administrator grants the users of their own organisation, on galleries it owns
+        or, within an agreement's level, on galleries shared with it. Operators hold none."""
+        if Role.OPERATOR in target.roles:
+            raise PermissionDenied(f"user {target.id!r} is an operator: operators hold no grants")
+        if by.org is None:
+            return
+        if target.org != by.org:
+            raise PermissionDenied(
+                f"user {by.id!r} of {by.org!r} may not grant to user {target.id!r} of "
+                f"{target.org!r}"
+            )
+        if self.orgs.owner_in(conn, gallery) == by.org:
+            return
+        agreement = self.orgs.live_in(conn, by.org, gallery, self._audit.now())
+        if agreement is None:
+            raise PermissionDenied(
+                f"gallery {gallery!r} is neither owned by nor shared with {by.org!r}"
+            )
+        if level is not None and not agreement.terms.level.includes(level):
+            raise PermissionDenied(
+                f"agreement {agreement.id} shares gallery {gallery!r} at level "
+                f"{agreement.terms.level}, not {level}"
+            )
+
+    @staticmethod
+    def _stored_grant(conn: sa.Connection, user_id: str, gallery: str) -> GrantLevel | None:
+        t = schema.grants
+        found = conn.execute(
+            sa.select(t.c.level).where((t.c.user_id == user_id) & (t.c.gallery == gallery))
+        ).scalar()
+        return None if found is None else GrantLevel(found)
 
     # -- rows --------------------------------------------------------------------------------
 
@@ -416,13 +497,42 @@ class AccessControl:
         row = conn.execute(sa.select(schema.users).where(schema.users.c.id == user_id)).one()
         t = schema.grants
         levels = conn.execute(sa.select(t.c.gallery, t.c.level).where(t.c.user_id == user_id))
+        org = self.orgs.org_of(conn, user_id)
+        stored = {str(g.gallery): GrantLevel(g.level) for g in levels}
         return User(
             id=str(row.id),
             roles=frozenset(Role(r) for r in str(row.roles).split(",") if r),
-            grants={str(g.gallery): GrantLevel(g.level) for g in levels},
+            grants=self.orgs.effective_grants(conn, org, stored, self._audit.now()),
             active=bool(row.active),
             display_name=str(row.display_name),
+            org=org,
         )
+
+
+def _org(user: User) -> str:
+    return user.org or DEFAULT_ORG
+
+
+def may_manage(by: User, org: str, roles: frozenset[Role]) -> bool:
+    """Whether ``by`` may manage an account of ``org`` holding ``roles``: the deployment
+    itself anyone; an operator the administrators and operators of any organisation; an
+    administrator the other accounts of their own organisation, never an operator."""
+    if not by.active:
+        return False
+    if by.org is None:
+        return True
+    if Role.OPERATOR in by.roles and roles <= {Role.ADMIN, Role.OPERATOR}:
+        return True
+    return Role.ADMIN in by.roles and by.org == org and Role.OPERATOR not in roles
+
+
+def _check_manages(by: User, org: str, roles: frozenset[Role]) -> None:
+    if may_manage(by, org, roles):
+        return
+    raise PermissionDenied(
+        f"user {by.id!r} of {by.org!r} may not manage an account of {org!r} with roles "
+        f"{', '.join(sorted(roles)) or 'none'}"
+    )
 
 
 def _check_gallery(gallery: str) -> None:
@@ -434,9 +544,15 @@ def _roles(roles: Iterable[Role | str]) -> frozenset[Role]:
     if isinstance(roles, str):
         raise InvalidArgument("roles must be a collection of role names, not one string")
     try:
-        return frozenset(Role(r) for r in roles)
+        found = frozenset(Role(r) for r in roles)
     except ValueError as exc:
         raise InvalidArgument(f"unknown role ({exc}); roles: {', '.join(Role)}") from None
+    alone = found & EXCLUSIVE_ROLES
+    if alone and len(found) > 1:
+        raise InvalidArgument(
+            f"role {', '.join(sorted(alone))} is held alone (it sees no faces and no searches)"
+        )
+    return found
 
 
 def _roles_text(roles: frozenset[Role]) -> str:

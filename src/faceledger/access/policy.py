@@ -17,6 +17,10 @@ from types import MappingProxyType
 
 from faceledger.errors import InvalidArgument, PermissionDenied
 
+DEFAULT_ORG = "default"
+"""The organisation of every user and gallery a workspace held before organisations existed,
+and of every user and gallery created without one."""
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -28,7 +32,14 @@ class Role(StrEnum):
     REVIEWER = "reviewer"
     """Confirms or rejects the leads of other people's searches."""
     AUDITOR = "auditor"
-    """Reads, verifies, exports and reports on the audit log."""
+    """Reads, verifies, exports and reports on the audit log (of their organisation)."""
+    OPERATOR = "operator"
+    """The deployment's operator: creates organisations and their first administrators. Holds
+    no other role (:data:`EXCLUSIVE_ROLES`), so sees no faces, no searches and no audit."""
+
+
+EXCLUSIVE_ROLES = frozenset({Role.OPERATOR})
+"""Roles an account may hold only alone."""
 
 
 class GrantLevel(StrEnum):
@@ -82,6 +93,15 @@ class Operation(StrEnum):
     GRANT_MANAGE = "grant_manage"
     AUDIT_READ = "audit_read"
     EVALUATE = "evaluate"
+    ORG_MANAGE = "org_manage"
+    """Create organisations (the deployment operator)."""
+    AGREEMENT_MANAGE = "agreement_manage"
+    """Create, change and revoke the sharing agreements of a gallery one's organisation owns;
+    define the organisation's purpose categories."""
+    AGREEMENT_READ = "agreement_read"
+    """Read the agreements one's organisation is a party to."""
+    LEAD_RELEASE = "lead_release"
+    """Release a redacted lead of a gallery one's organisation owns to the searching one."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +112,8 @@ class Rule:
     """Grant needed on the gallery when one is named; None: the role alone suffices."""
 
 
-_ALL_ROLES = frozenset(Role)
+_ALL_ROLES = frozenset(Role) - EXCLUSIVE_ROLES
+"""Every role that works with galleries (not the operator)."""
 
 POLICY: Mapping[Operation, Rule] = MappingProxyType(
     {
@@ -123,10 +144,16 @@ POLICY: Mapping[Operation, Rule] = MappingProxyType(
         Operation.GALLERY_CREATE: Rule(frozenset({Role.ADMIN})),
         Operation.GALLERY_MANAGE: Rule(frozenset({Role.ADMIN}), Scope.REQUIRED),
         Operation.RETENTION_APPLY: Rule(frozenset({Role.ADMIN}), Scope.OPTIONAL),
-        Operation.USER_MANAGE: Rule(frozenset({Role.ADMIN})),
+        Operation.USER_MANAGE: Rule(frozenset({Role.ADMIN, Role.OPERATOR})),
         Operation.GRANT_MANAGE: Rule(frozenset({Role.ADMIN}), Scope.REQUIRED),
         Operation.AUDIT_READ: Rule(frozenset({Role.AUDITOR})),
         Operation.EVALUATE: Rule(frozenset({Role.ADMIN, Role.AUDITOR})),
+        Operation.ORG_MANAGE: Rule(frozenset({Role.OPERATOR})),
+        Operation.AGREEMENT_MANAGE: Rule(frozenset({Role.ADMIN}), Scope.OPTIONAL),
+        Operation.AGREEMENT_READ: Rule(frozenset({Role.ADMIN, Role.AUDITOR})),
+        Operation.LEAD_RELEASE: Rule(
+            frozenset({Role.REVIEWER}), Scope.REQUIRED, GrantLevel.VIEW_IMAGES
+        ),
     }
 )
 """Role x operation x gallery: the whole access policy."""
@@ -144,6 +171,9 @@ class User:
     local: bool = False
     """A local operator at the command line, backed by no credential (``local:<name>``):
     may not record review verdicts, and their searches need two reviewers."""
+    org: str | None = DEFAULT_ORG
+    """The organisation the user belongs to; None for the deployment itself (the CLI's local
+    operator and the service's own tasks), which stands above every organisation."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))

@@ -34,12 +34,20 @@ from faceledger.audit.records import (
     parse_timestamp,
 )
 from faceledger.audit.report import build_report
-from faceledger.audit.signing import public_key_hex, sign_entry, sign_head
+from faceledger.audit.signing import (
+    entry_signature_ok,
+    public_key_hex,
+    sign_entry,
+    sign_head,
+)
 from faceledger.audit.sqlutil import create_tables, is_busy, translate_errors
 from faceledger.errors import ChainBroken, InvalidArgument, NotFound
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware (injected so tests control time)."""
+
+Scoper = Callable[[sa.Connection, AuditRecord], Iterable[str]]
+"""Names the scopes (organisations) an entry concerns, on the append's connection."""
 
 _LOCKED = "faceledger_audit_locked"
 _PAGE = 1000
@@ -64,6 +72,10 @@ class AuditLog:
         self._clock = clock
         self._key = signing_key
         self._signer = None if signing_key is None else public_key_hex(signing_key.public_key())
+        self.scoper: Scoper | None = None
+        """Names the organisations an entry concerns (installed by ``access.orgs``)."""
+        self.default_scope: str | None = None
+        """The scope of entries indexed under none (written before scopes existed)."""
         create_tables(engine, schema.metadata)
         self._ensure_head()
 
@@ -167,6 +179,10 @@ class AuditLog:
                 signature=signature,
             )
         )
+        if self.scoper is not None:
+            scopes = sorted(self.scoper(conn, record))
+            if scopes:
+                conn.execute(sa.insert(schema.scopes), [{"seq": seq, "scope": s} for s in scopes])
         conn.execute(
             sa.update(schema.head)
             .where(schema.head.c.id == schema.HEAD_ID)
@@ -236,12 +252,15 @@ class AuditLog:
         end: datetime | None = None,
         operation: str | None = None,
         actor: str | None = None,
+        scope: str | None = None,
     ) -> Iterator[StoredRow]:
         """Stored rows in seq order, read a page at a time (no connection held between pages)."""
         t = schema.entries
         cursor: Any = after_seq
         while True:
             query = sa.select(t).where(t.c.seq > cursor).order_by(t.c.seq).limit(_PAGE)
+            if scope is not None:
+                query = query.where(self.in_scope(t.c.seq, scope))
             if start is not None:
                 query = query.where(t.c.ts >= format_timestamp(start))
             if end is not None:
@@ -261,6 +280,26 @@ class AuditLog:
                 return
             cursor = rows[-1].seq
 
+    def in_scope(self, seq: sa.ColumnElement[Any], scope: str) -> sa.ColumnElement[bool]:
+        """Whether the entry numbered ``seq`` concerns ``scope``."""
+        s = schema.scopes
+        found: sa.ColumnElement[bool] = seq.in_(sa.select(s.c.seq).where(s.c.scope == scope))
+        if scope == self.default_scope:
+            found = sa.or_(found, seq.not_in(sa.select(s.c.seq)))
+        return found
+
+    def scopes(self, seq: int) -> frozenset[str]:
+        """The scopes entry ``seq`` is indexed under (``default_scope`` when none)."""
+        s = schema.scopes
+        with translate_errors("audit read"), self._engine.connect() as conn:
+            found = frozenset(
+                str(x) for x in conn.execute(sa.select(s.c.scope).where(s.c.seq == seq)).scalars()
+            )
+            conn.rollback()
+        if not found and self.default_scope is not None:
+            return frozenset({self.default_scope})
+        return found
+
     def entries(
         self,
         start: datetime | None = None,
@@ -270,14 +309,21 @@ class AuditLog:
         actor: str | None = None,
         after_seq: int = 0,
         limit: int | None = None,
+        scope: str | None = None,
     ) -> Iterator[AuditEntry]:
-        """Entries with ``start <= time < end`` (either may be None), in seq order."""
+        """Entries with ``start <= time < end`` (either may be None), in seq order; only those
+        concerning ``scope`` (an organisation) when one is given."""
         if limit is not None and limit < 0:
             raise InvalidArgument("limit must not be negative")
         count = 0
         with translate_errors("audit read"):
             for row in self._rows(
-                after_seq=after_seq, start=start, end=end, operation=operation, actor=actor
+                after_seq=after_seq,
+                start=start,
+                end=end,
+                operation=operation,
+                actor=actor,
+                scope=scope,
             ):
                 if limit is not None and count >= limit:
                     return
@@ -295,16 +341,40 @@ class AuditLog:
         )
 
     def export_jsonl(
-        self, fp: TextIO, start: datetime | None = None, end: datetime | None = None
+        self,
+        fp: TextIO,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        scope: str | None = None,
     ) -> int:
         """Write entries as JSON lines ``{"body": ..., "hash": ..., "signature": ...}``.
 
         Each body is exactly the hashed object, so :func:`verify_jsonl` can check an export
-        without the database. Returns the number of lines written.
+        without the database. With ``scope`` (an organisation), an entry that does not concern
+        it is written as a stub ``{"seq", "prev_hash", "hash", "signature", "withheld": true}``,
+        which keeps the chain linked but shows nothing of the entry. Returns the number of
+        lines written.
         """
         count = 0
+        visible = None if scope is None else self._rows(start=start, end=end, scope=scope)
         with translate_errors("audit export"):
+            shown = None if visible is None else next(visible, None)
             for row in self._rows(start=start, end=end):
+                if visible is not None:
+                    while shown is not None and _seq_of(shown) < _seq_of(row):
+                        shown = next(visible, None)
+                    if shown is None or _seq_of(shown) != _seq_of(row):
+                        stub = {
+                            "seq": row.seq,
+                            "prev_hash": row.prev_hash,
+                            "hash": row.hash,
+                            "signature": row.signature,
+                            "withheld": True,
+                        }
+                        fp.write(canonical_json(stub) + "\n")
+                        count += 1
+                        continue
                 try:
                     body = parse_json(str(row.body))
                 except ValueError:
@@ -381,14 +451,20 @@ def verify_jsonl(
 
     A full export must start at entry 1; ``partial=True`` accepts a window and trusts the
     ``prev`` hash of its first entry. Truncation of an export is detected only with ``anchor``.
+    An organisation's export holds stubs for the entries it may not read: their position,
+    link and signature are checked (by ``verify_key``, else by the key that signs the entries
+    shown), not their hash, which only the withheld body could recompute; the report counts
+    them as ``withheld_entries``.
     """
     trusted = None if verify_key is None else public_key_hex(verify_key)
     walker: ChainWalker | None = None
     problem: Problem | None = None
+    stubs = _Stubs(trusted)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        row = _row_from_line(line)
+        stub = _stub_from_line(line)
+        row = _row_from_line(line) if stub is None else stub
         if walker is None:
             first_seq = row.seq if partial and isinstance(row.seq, int) else 1
             first_prev = row.prev_hash if partial and _is_hash(row.prev_hash) else GENESIS_HASH
@@ -398,15 +474,19 @@ def verify_jsonl(
                 first_seq=first_seq,
                 first_prev=str(first_prev),
             )
-        if row.body is None:
+        if stub is not None:
+            problem = stubs.feed(walker, stub)
+        elif row.body is None:
             problem = Problem(walker.expected, f"line {number} is not an exported audit entry")
             walker.count += 1
-            break
-        problem = walker.feed(row)
+        else:
+            problem = walker.feed(row) or stubs.seen(walker, row)
         if problem is not None:
             break
     if walker is None:
         walker = ChainWalker(trusted_signer=trusted)
+    if problem is None:
+        problem = stubs.finish()
     if problem is None and anchor is not None:
         problem = walker.check_head(anchor, what="anchor")
     return VerifyReport(
@@ -416,7 +496,98 @@ def verify_jsonl(
         reason=None if problem is None else problem.reason,
         head=ChainHead(walker.last_seq, walker.last_hash),
         signed_entries=walker.signed,
+        withheld_entries=stubs.count,
     )
+
+
+class _Stubs:
+    """Checks the withheld entries of an organisation's export as the walk reaches them."""
+
+    def __init__(self, trusted: str | None) -> None:
+        self.signer = trusted
+        self.count = 0
+        self.unchecked: list[StoredRow] = []
+        """Signed stubs met before any key to check them was known."""
+
+    def feed(self, walker: ChainWalker, stub: StoredRow) -> Problem | None:
+        n = walker.expected
+        walker.count += 1
+        self.count += 1
+        if stub.seq != n:
+            return Problem(n, f"withheld entry {stub.seq} found where entry {n} was expected")
+        if stub.prev_hash != walker.prev:
+            return Problem(
+                n, f"withheld entry {n}: does not link to entry {n - 1} (inserted or dropped)"
+            )
+        if stub.signature is None:
+            if walker.first_signed is not None or walker.trusted_signer is not None:
+                return Problem(n, f"withheld entry {n}: unsigned, though the log is signed")
+        elif self.signer is None:
+            self.unchecked.append(stub)
+        else:
+            problem = self._check(stub)
+            if problem is not None:
+                return problem
+            walker.signed += 1
+            if walker.first_signed is None:
+                walker.first_signed = n
+        walker.prev = str(stub.hash)
+        walker.hashes[n] = walker.prev
+        walker.expected = n + 1
+        return None
+
+    def seen(self, walker: ChainWalker, row: StoredRow) -> Problem | None:
+        """After a shown entry passed: learn its signer, check the stubs waiting for one."""
+        if self.signer is not None or not isinstance(row.body, str):
+            return None
+        signer = parse_json(row.body).get("signer")
+        if not isinstance(signer, str):
+            return None
+        self.signer = signer
+        waiting, self.unchecked = self.unchecked, []
+        for stub in waiting:
+            problem = self._check(stub)
+            if problem is not None:
+                return problem
+            walker.signed += 1
+        return None
+
+    def _check(self, stub: StoredRow) -> Problem | None:
+        assert self.signer is not None
+        if not isinstance(stub.signature, str) or not entry_signature_ok(
+            self.signer, stub.signature, str(stub.hash)
+        ):
+            return Problem(_seq_of(stub), f"withheld entry {stub.seq}: signature does not verify")
+        return None
+
+    def finish(self) -> Problem | None:
+        if self.unchecked:
+            first = self.unchecked[0]
+            return Problem(
+                _seq_of(first),
+                f"withheld entry {first.seq}: signed, but no key to check it (give the key)",
+            )
+        return None
+
+
+def _stub_from_line(line: str) -> StoredRow | None:
+    """A withheld entry's stub, or None when the line is not one."""
+    try:
+        data = parse_json(line)
+    except (ValueError, InvalidArgument):
+        return None
+    if not isinstance(data, dict) or data.get("withheld") is not True or "body" in data:
+        return None
+    seq, prev, digest, sig = (data.get(k) for k in ("seq", "prev_hash", "hash", "signature"))
+    if (
+        not isinstance(seq, int)
+        or isinstance(seq, bool)
+        or not (_is_hash(prev) and _is_hash(digest))
+    ):
+        return StoredRow(-1, None, None, None, None, None, None, None)
+    if sig is not None and not isinstance(sig, str):
+        return StoredRow(-1, None, None, None, None, None, None, None)
+    return StoredRow(seq, None, None, None, None, prev, digest, sig)
 
 
 def _row_from_line(line: str) -> StoredRow:
@@ -438,6 +609,10 @@ def _row_from_line(line: str) -> StoredRow:
         )
     except (ValueError, KeyError, TypeError, InvalidArgument):
         return StoredRow(None, None, None, None, None, None, None, None)
+
+
+def _seq_of(row: StoredRow) -> int:
+    return row.seq if isinstance(row.seq, int) else int(str(row.seq))
 
 
 def _is_hash(value: object) -> bool:

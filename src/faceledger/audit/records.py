@@ -59,6 +59,14 @@ class AuditOp(StrEnum):
     PASSWORD_SET = "password_set"
     KEY_ISSUE = "key_issue"
     KEY_REVOKE = "key_revoke"
+    ORG_CREATE = "org_create"
+    PURPOSE_DEFINE = "purpose_define"
+    AGREEMENT_CREATE = "agreement_create"
+    AGREEMENT_CHANGE = "agreement_change"
+    AGREEMENT_REVOKE = "agreement_revoke"
+    AGREEMENT_EXPIRE = "agreement_expire"
+    LEAD_RELEASE = "lead_release"
+    """A reviewer of the owning organisation released a redacted lead to the searcher's."""
 
 
 SEARCH_OPS = frozenset({AuditOp.SEARCH, AuditOp.VIDEO_SEARCH, AuditOp.VIDEO_ALERT})
@@ -318,6 +326,8 @@ class VerifyReport:
     reason: str | None = None
     head: ChainHead | None = None
     signed_entries: int = 0
+    withheld_entries: int = 0
+    """Stubs of entries an organisation's export withholds (linked and signature-checked)."""
 
     def raise_if_broken(self) -> None:
         if not self.ok:

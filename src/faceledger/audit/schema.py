@@ -31,6 +31,18 @@ entries = sa.Table(
     sa.Index("ix_audit_entries_operation_ts", "operation", "ts"),
 )  # fmt: skip
 
+scopes = sa.Table(
+    "audit_scopes",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=False),
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Index("ix_audit_scopes_scope", "scope", "seq"),
+)  # fmt: skip
+"""Which organisations each entry concerns (written with the entry, in its transaction): an
+index for each organisation's auditors, derived from the entry, not part of what is hashed.
+Entries with no row here (written before organisations existed) are the default one's."""
+
 head = sa.Table(
     "audit_head",
     metadata,

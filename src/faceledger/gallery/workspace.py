@@ -8,7 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from faceledger.access import AccessControl, Role, User
+from faceledger.access import AccessControl, Organisations, Role, User
 from faceledger.access.names import LOCAL_PREFIX, SERVICE_PREFIX, canonical_name, local_name
 from faceledger.access.policy import GrantLevel
 from faceledger.audit import AuditLog, load_signing_key, utc_now
@@ -34,6 +34,11 @@ class Workspace:
     """Kept enrolled and probe images (encrypted with the template key when one is set)."""
     clock: Callable[[], datetime] = field(default=utc_now)
     _engine: Engine | None = None
+
+    @property
+    def orgs(self) -> Organisations:
+        """Organisations, gallery owners and sharing agreements."""
+        return self.access.orgs
 
     @property
     def engine(self) -> Engine:
@@ -116,6 +121,7 @@ def local_operator(ws: Workspace, name: str) -> User:
     Whoever can open the database file already holds every right over it, so the CLI acts
     with every role and an ``enrol`` grant on every gallery; what it does is still audited,
     under ``local:<name>`` (no credential backs the name: :mod:`faceledger.access.names`).
+    It stands above every organisation (``org=None``), as the database's holder does.
     A local operator may not record review verdicts, and their searches need two reviewers'
     confirmations whatever the workspace's setting. The service (``faceledger serve``), and
     the CLI given an account's API key, act as that account with its real roles.
@@ -128,6 +134,7 @@ def local_operator(ws: Workspace, name: str) -> User:
         grants=grants,
         display_name=f"{recorded.removeprefix(LOCAL_PREFIX)} (local, no credential)",
         local=True,
+        org=None,
     )
 
 
@@ -145,4 +152,5 @@ def service_actor(task: str) -> User:
         id=recorded,
         roles=frozenset({Role.ADMIN}),
         display_name=f"the service's {recorded.removeprefix(SERVICE_PREFIX)} task",
+        org=None,
     )

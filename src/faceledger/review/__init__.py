@@ -2,8 +2,11 @@
 
 from faceledger.review.book import MAX_NOTE_CHARS, Reviews
 from faceledger.review.model import (
+    REDACTED_SUBJECT,
+    GalleryTerms,
     LeadState,
     LeadStatus,
+    Release,
     ReviewDecision,
     SearchRecord,
     Verdict,
@@ -12,8 +15,11 @@ from faceledger.review.model import (
 
 __all__ = [
     "MAX_NOTE_CHARS",
+    "REDACTED_SUBJECT",
+    "GalleryTerms",
     "LeadState",
     "LeadStatus",
+    "Release",
     "ReviewDecision",
     "Reviews",
     "SearchRecord",

@@ -11,13 +11,14 @@ import dataclasses
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from faceledger.access.names import LOCAL_PREFIX, own_names, same_person
-from faceledger.access.policy import Operation, User, authorize
+from faceledger.access.orgs import Organisations
+from faceledger.access.policy import DEFAULT_ORG, Operation, User, authorize
 from faceledger.access.purpose import require_purpose
 from faceledger.audit.log import AuditLog
 from faceledger.audit.records import AuditOp, AuditRecord, Lead, format_timestamp, parse_timestamp
@@ -31,8 +32,10 @@ from faceledger.errors import (
 )
 from faceledger.review import schema
 from faceledger.review.model import (
+    GalleryTerms,
     LeadState,
     LeadStatus,
+    Release,
     ReviewDecision,
     SearchRecord,
     Verdict,
@@ -55,12 +58,21 @@ class Reviews:
         self.two_person_rule = two_person_rule
         create_tables(self._engine, schema.metadata)
 
-    def record_search(self, actor: User, record: AuditRecord) -> SearchRecord:
+    def record_search(
+        self,
+        actor: User,
+        record: AuditRecord,
+        *,
+        leads: Sequence[Lead] | None = None,
+        terms: Mapping[str, GalleryTerms] | None = None,
+    ) -> SearchRecord:
         """Audit a 1:N search and keep its leads for review.
 
         ``record`` is the search's audit record (operation ``search``, ``actor`` = the user,
         ``candidates`` = the leads in rank order). Purpose and case reference are required,
-        and the user must be allowed to search every gallery named.
+        and the user must be allowed to search every gallery named. ``leads`` are the leads
+        the reviewers work on when the record's are redacted (same galleries, same order);
+        ``terms`` how each gallery was searched (its owner's agreement, redaction).
         """
         if record.operation != AuditOp.SEARCH:
             raise InvalidArgument("record_search() takes a record of operation 'search'")
@@ -68,12 +80,20 @@ class Reviews:
         details = dict(record.details)
         details["search_id"] = search_id
         record = dataclasses.replace(record, details=details)
+        kept = record.candidates if leads is None else tuple(leads)
+        if [x.gallery for x in kept] != [x.gallery for x in record.candidates]:
+            raise InvalidArgument("the leads kept are not the record's leads")
         with self._audit.writing() as conn:
-            _, (found,) = self._record(conn, actor, record, [(search_id, record.candidates)])
+            _, (found,) = self._record(conn, actor, record, [(search_id, kept)], terms)
             return found
 
     def record_video_search(
-        self, actor: User, record: AuditRecord, tracks: Sequence[Sequence[Lead]]
+        self,
+        actor: User,
+        record: AuditRecord,
+        tracks: Sequence[Sequence[Lead]],
+        *,
+        terms: Mapping[str, GalleryTerms] | None = None,
     ) -> tuple[int, list[SearchRecord]]:
         """Audit a video search (or one live alert) in ONE entry and keep each lead track's
         leads for review as a search of its own (they share the entry's ``audit_seq``).
@@ -93,7 +113,7 @@ class Reviews:
         details["track_search_ids"] = list(ids)
         record = dataclasses.replace(record, details=details)
         with self._audit.writing() as conn:
-            return self._record(conn, actor, record, list(zip(ids, tracks, strict=True)))
+            return self._record(conn, actor, record, list(zip(ids, tracks, strict=True)), terms)
 
     def _record(
         self,
@@ -101,6 +121,7 @@ class Reviews:
         actor: User,
         record: AuditRecord,
         groups: Sequence[tuple[str, Sequence[Lead]]],
+        terms: Mapping[str, GalleryTerms] | None = None,
     ) -> tuple[int, list[SearchRecord]]:
         """Check and append ``record``, then one review search per group of leads."""
         if record.actor != actor.id:
@@ -115,6 +136,11 @@ class Reviews:
                 raise InvalidArgument(f"lead from gallery {lead.gallery!r}, which was not searched")
         record = dataclasses.replace(record, purpose=purpose, case_ref=case_ref)
         entry = self._audit.append(record, connection=conn)
+        used = {
+            g: (terms or {}).get(g) or GalleryTerms(Organisations.owner_in(conn, g))
+            for g in record.galleries
+        }
+        requester = actor.org or DEFAULT_ORG
         for search_id, leads in groups:
             conn.execute(
                 sa.insert(schema.searches).values(
@@ -127,6 +153,20 @@ class Reviews:
                     model_id=record.model_id,
                     audit_seq=entry.seq,
                 )
+            )
+            conn.execute(
+                sa.insert(schema.search_galleries),
+                [
+                    {
+                        "search_id": search_id,
+                        "gallery": g,
+                        "owner_org": t.owner_org,
+                        "requester_org": requester,
+                        "agreement_id": t.agreement_id,
+                        "redacted": t.redacted,
+                    }
+                    for g, t in used.items()
+                ],
             )
             if leads:
                 conn.execute(
@@ -177,6 +217,11 @@ class Reviews:
                     "FACELEDGER_API_KEY_FILE) to a key from `faceledger users issue-key`"
                 )
             authorize(reviewer, Operation.REVIEW, state.lead.gallery)
+            if search.withheld(state) and not _owns(reviewer, search, state):
+                raise PermissionDenied(
+                    f"lead {rank} of search {search_id} is redacted until a reviewer of "
+                    f"{search.owner_of(state.lead.gallery)!r} releases it"
+                )
             moment = self._audit.now()
             pending = ReviewDecision(search_id, rank, reviewer.id, verdict, note.strip(), moment, 0)
             status = lead_status(
@@ -200,6 +245,7 @@ class Reviews:
                         "note": pending.note,
                         "status": str(status),
                         "two_person_rule": self._two(search.actor),
+                        "orgs": [search.requester_org, search.owner_of(state.lead.gallery)],
                     },
                 ),
                 connection=conn,
@@ -217,6 +263,62 @@ class Reviews:
             )
             return self._load(conn, search_id).lead(rank)
 
+    def release(self, reviewer: User, search_id: str, rank: int, note: str) -> LeadState:
+        """A reviewer of the gallery's owner releases a redacted lead to the searching
+        organisation (audited, with the subject it names); returns the lead's state."""
+        note = _note(note, "a release")
+        with self._audit.writing() as conn:
+            search = self._load(conn, search_id)
+            try:
+                state = search.lead(rank)
+            except KeyError:
+                raise NotFound(f"search {search_id} has no lead {rank}") from None
+            gallery = state.lead.gallery
+            if reviewer.local:
+                raise AuthenticationFailed("releasing a lead needs an account's API key")
+            authorize(reviewer, Operation.LEAD_RELEASE, gallery)
+            if not _owns(reviewer, search, state):
+                raise PermissionDenied(
+                    f"only reviewers of {search.owner_of(gallery)!r} release its leads"
+                )
+            if not search.terms(gallery).redacted:
+                raise Conflict(f"lead {rank} of search {search_id} is not redacted")
+            if state.release is not None:
+                raise Conflict(f"lead {rank} of search {search_id} was already released")
+            if state.status is LeadStatus.ERASED:
+                raise Conflict(f"lead {rank} of search {search_id} names a subject since erased")
+            entry = self._audit.append(
+                AuditRecord(
+                    operation=AuditOp.LEAD_RELEASE,
+                    actor=reviewer.id,
+                    purpose=search.purpose,
+                    case_ref=search.case_ref,
+                    galleries=(gallery,),
+                    model_id=search.model_id,
+                    details={
+                        "search_id": search_id,
+                        "search_seq": search.audit_seq,
+                        "rank": rank,
+                        "subject_id": state.lead.subject_id,
+                        "note": note,
+                        "agreement_id": search.terms(gallery).agreement_id,
+                        "orgs": [search.requester_org, search.owner_of(gallery)],
+                    },
+                ),
+                connection=conn,
+            )
+            conn.execute(
+                sa.insert(schema.releases).values(
+                    search_id=search_id,
+                    rank=rank,
+                    released_by=reviewer.id,
+                    released_at=format_timestamp(entry.timestamp),
+                    note=note,
+                    audit_seq=entry.seq,
+                )
+            )
+            return self._load(conn, search_id).lead(rank)
+
     def forget_subject(self, gallery: str, subject_id: str) -> int:
         """Close every lead naming an erased subject and keep no trace of who it named: the
         lead's subject becomes :data:`ERASED_SUBJECT` and its template is unlinked (the search's
@@ -229,6 +331,27 @@ class Reviews:
                 .values(subject_id=ERASED_SUBJECT, template_id=None)
             )
             return int(done.rowcount or 0)
+
+    def shows_template(self, org: str, gallery: str, template_id: int) -> bool:
+        """Whether a search by ``org`` got template ``template_id`` of ``gallery`` as a lead
+        that ``org`` may see (its gallery not redacted, or the lead released)."""
+        t, sg, rel = schema.leads, schema.search_galleries, schema.releases
+        released = sa.exists().where(rel.c.search_id == t.c.search_id, rel.c.rank == t.c.rank)
+        query = (
+            sa.select(t.c.search_id)
+            .join(sg, (sg.c.search_id == t.c.search_id) & (sg.c.gallery == t.c.gallery))
+            .where(
+                t.c.gallery == gallery,
+                t.c.template_id == template_id,
+                sg.c.requester_org == org,
+                sa.or_(sg.c.redacted.is_(False), released),
+            )
+            .limit(1)
+        )
+        with translate_errors("read leads"), self._engine.connect() as conn:
+            found = conn.execute(query).first()
+            conn.rollback()
+        return found is not None
 
     def leads_naming(self, gallery: str, subject_id: str) -> int:
         """How many leads still name ``subject_id`` of ``gallery`` (erasure checks)."""
@@ -252,14 +375,25 @@ class Reviews:
         self,
         *,
         actor: str | None = None,
+        org: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[SearchRecord]:
-        """Recent searches, newest first."""
+        """Recent searches, newest first; with ``org``, those it made or that searched a
+        gallery it owns (a search recorded before organisations is the default one's)."""
         t = schema.searches
         query = sa.select(t.c.search_id).order_by(t.c.created_at.desc(), t.c.audit_seq.desc())
         if actor is not None:
             query = query.where(t.c.actor == actor)
+        if org is not None:
+            sg = schema.search_galleries
+            theirs = (sg.c.owner_org == org) | (sg.c.requester_org == org)
+            concerns: sa.ColumnElement[bool] = t.c.search_id.in_(
+                sa.select(sg.c.search_id).where(theirs)
+            )
+            if org == DEFAULT_ORG:
+                concerns = sa.or_(concerns, t.c.search_id.not_in(sa.select(sg.c.search_id)))
+            query = query.where(concerns)
         if since is not None:
             query = query.where(t.c.created_at >= format_timestamp(since))
         with translate_errors("read searches"), self._engine.connect() as conn:
@@ -283,7 +417,7 @@ class Reviews:
             ).scalars()
             for search_id in list(ids):
                 search = self._load(conn, str(search_id))
-                if any(self._reviewable(reviewer, state) for state in search.leads):
+                if any(self._reviewable(reviewer, search, state) for state in search.leads):
                     if offset > 0:
                         offset -= 1
                         continue
@@ -299,8 +433,10 @@ class Reviews:
         return self.two_person_rule or searcher.startswith(LOCAL_PREFIX)
 
     @staticmethod
-    def _reviewable(reviewer: User, state: LeadState) -> bool:
+    def _reviewable(reviewer: User, search: SearchRecord, state: LeadState) -> bool:
         if not state.status.open or reviewer.id in state.current:
+            return False
+        if search.withheld(state) and not _owns(reviewer, search, state):
             return False
         try:
             authorize(reviewer, Operation.REVIEW, state.lead.gallery)
@@ -328,6 +464,23 @@ class Reviews:
                     int(r.audit_seq),
                 )
             )
+        rel = schema.releases
+        released = {
+            int(r.rank): Release(
+                str(r.released_by), parse_timestamp(r.released_at), str(r.note), int(r.audit_seq)
+            )
+            for r in conn.execute(sa.select(rel).where(rel.c.search_id == search_id))
+        }
+        sg = schema.search_galleries
+        requester = DEFAULT_ORG
+        terms: dict[str, GalleryTerms] = {}
+        for r in conn.execute(sa.select(sg).where(sg.c.search_id == search_id)):
+            requester = str(r.requester_org)
+            terms[str(r.gallery)] = GalleryTerms(
+                str(r.owner_org),
+                None if r.agreement_id is None else str(r.agreement_id),
+                bool(r.redacted),
+            )
         t = schema.leads
         states = []
         for r in conn.execute(sa.select(t).where(t.c.search_id == search_id).order_by(t.c.rank)):
@@ -344,7 +497,7 @@ class Reviews:
             status = lead_status(decided, two_person_rule=self._two(str(row.actor)))
             if erased:
                 status = LeadStatus.ERASED
-            states.append(LeadState(int(r.rank), lead, status, decided))
+            states.append(LeadState(int(r.rank), lead, status, decided, released.get(int(r.rank))))
         return SearchRecord(
             search_id=str(row.search_id),
             actor=str(row.actor),
@@ -355,4 +508,20 @@ class Reviews:
             model_id=row.model_id,
             audit_seq=int(row.audit_seq),
             leads=tuple(states),
+            requester_org=requester,
+            gallery_terms=terms,
         )
+
+
+def _owns(user: User, search: SearchRecord, state: LeadState) -> bool:
+    """Whether ``user`` belongs to the organisation owning ``state``'s gallery (the deployment
+    itself counts as every organisation)."""
+    return user.org is None or user.org == search.owner_of(state.lead.gallery)
+
+
+def _note(note: str, what: str) -> str:
+    if not isinstance(note, str) or not note.strip():
+        raise InvalidArgument(f"{what} needs a note")
+    if len(note) > MAX_NOTE_CHARS:
+        raise InvalidArgument(f"a note is at most {MAX_NOTE_CHARS} characters")
+    return note.strip()

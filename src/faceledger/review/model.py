@@ -15,11 +15,15 @@ their mind; every decision stays in the history and the audit log):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from faceledger.access.policy import DEFAULT_ORG
 from faceledger.audit.records import Lead
+
+REDACTED_SUBJECT = "[redacted]"
+"""What a redacted lead shows instead of its subject id (the owner has not released it)."""
 
 
 class Verdict(StrEnum):
@@ -56,6 +60,25 @@ class ReviewDecision:
 
 
 @dataclass(frozen=True)
+class Release:
+    """A redacted lead released by a reviewer of the gallery's owner."""
+
+    released_by: str
+    released_at: datetime
+    note: str
+    audit_seq: int
+
+
+@dataclass(frozen=True)
+class GalleryTerms:
+    """How a search used one gallery: whose it is, under which agreement, redacted or not."""
+
+    owner_org: str = DEFAULT_ORG
+    agreement_id: str | None = None
+    redacted: bool = False
+
+
+@dataclass(frozen=True)
 class LeadState:
     """One lead of a search with its decisions (oldest first) and the resulting status."""
 
@@ -63,6 +86,7 @@ class LeadState:
     lead: Lead
     status: LeadStatus
     decisions: tuple[ReviewDecision, ...]
+    release: Release | None = None
 
     @property
     def current(self) -> Mapping[str, Verdict]:
@@ -87,12 +111,24 @@ class SearchRecord:
     model_id: str | None
     audit_seq: int
     leads: tuple[LeadState, ...]
+    requester_org: str = DEFAULT_ORG
+    gallery_terms: Mapping[str, GalleryTerms] = field(default_factory=dict)
 
     def lead(self, rank: int) -> LeadState:
         for state in self.leads:
             if state.rank == rank:
                 return state
         raise KeyError(rank)
+
+    def terms(self, gallery: str) -> GalleryTerms:
+        return self.gallery_terms.get(gallery, GalleryTerms())
+
+    def owner_of(self, gallery: str) -> str:
+        return self.terms(gallery).owner_org
+
+    def withheld(self, state: LeadState) -> bool:
+        """Whether ``state``'s subject is still hidden from the searching organisation."""
+        return self.terms(state.lead.gallery).redacted and state.release is None
 
 
 def latest_verdicts(decisions: Iterable[ReviewDecision]) -> dict[str, Verdict]:

@@ -52,3 +52,33 @@ decisions = sa.Table(
     sa.ForeignKeyConstraint(["search_id", "rank"], ["review_leads.search_id", "review_leads.rank"]),
     sa.Index("ix_review_decisions_lead", "search_id", "rank"),
 )
+
+search_galleries = sa.Table(
+    "review_search_galleries",
+    metadata,
+    sa.Column(
+        "search_id", sa.String(32), sa.ForeignKey("review_searches.search_id"), primary_key=True
+    ),
+    sa.Column("gallery", sa.String(256), primary_key=True),
+    sa.Column("owner_org", sa.String(64), nullable=False),
+    sa.Column("requester_org", sa.String(64), nullable=False),
+    sa.Column("agreement_id", sa.String(32), nullable=True),
+    sa.Column("redacted", sa.Boolean(), nullable=False),
+    sa.Index("ix_review_search_galleries_owner", "owner_org", "requester_org"),
+    sa.Index("ix_review_search_galleries_agreement", "agreement_id"),
+)
+"""Who owned each gallery a search searched, under which agreement, and whether its leads were
+redacted (searches recorded before organisations have no rows: the default organisation's)."""
+
+releases = sa.Table(
+    "review_releases",
+    metadata,
+    sa.Column("search_id", sa.String(32), primary_key=True),
+    sa.Column("rank", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("released_by", sa.String(256), nullable=False),
+    sa.Column("released_at", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text(), nullable=False),
+    sa.Column("audit_seq", _BIG, nullable=False),
+    sa.ForeignKeyConstraint(["search_id", "rank"], ["review_leads.search_id", "review_leads.rank"]),
+)
+"""Redacted leads a reviewer of the owning organisation released to the searching one."""

@@ -23,6 +23,8 @@ from faceledger.errors import FaceLedgerError, InvalidArgument, NotFound
 from faceledger.gallery.images import KeptProbe, delete_probes, kept_probes
 from faceledger.gallery.workspace import Workspace
 from faceledger.store import Gallery, Removed, Subject, read_transaction
+from faceledger.usecases.audit_views import audit_entry
+from faceledger.usecases.galleries import require_owner
 
 log = logging.getLogger("faceledger.usecases")
 
@@ -127,9 +129,9 @@ class ErasureCheck:
 
 def check_erasure(ws: Workspace, actor: User, receipt_seq: int) -> ErasureCheck:
     """Check an erasure receipt: the chain verifies, and neither the store, the index nor
-    the image store holds any of the receipt's templates or images."""
-    authorize(actor, Operation.AUDIT_READ)
-    entry = ws.audit.get(receipt_seq)
+    the image store holds any of the receipt's templates or images. An organisation's
+    auditor checks the receipts of its own galleries (others are not found)."""
+    entry = audit_entry(ws, actor, receipt_seq)
     if entry.record.operation != AuditOp.ERASURE_RECEIPT:
         raise InvalidArgument(f"audit entry {receipt_seq} is not an erasure receipt")
     details = dict(entry.record.details)
@@ -221,6 +223,8 @@ def apply_retention(ws: Workspace, actor: User, req: ApplyRetention) -> Retentio
     Periods count in their gallery's unit, days or hours, to the moment.
     """
     authorize(actor, Operation.RETENTION_APPLY, req.gallery)
+    if req.gallery:
+        require_owner(ws, actor, req.gallery, "apply retention to")
     only = ws.store.get_gallery_by_name(req.gallery) if req.gallery else None
     at = req.now or ws.clock()
     failed: list[str] = []

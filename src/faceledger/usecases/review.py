@@ -9,14 +9,17 @@ only by two reviewers (``faceledger.review``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from faceledger.access import Operation, User, authorize, is_allowed
+from faceledger.access.names import same_person
 from faceledger.audit import AuditRecord
 from faceledger.errors import PermissionDenied
 from faceledger.gallery.images import StoredImage
 from faceledger.gallery.workspace import Workspace
-from faceledger.review import LeadState, SearchRecord, Verdict
+from faceledger.review import REDACTED_SUBJECT, LeadState, SearchRecord, Verdict
+from faceledger.usecases.sharing import require_live_agreement
 
 OP_PROBE_VIEW = "probe_view"
 
@@ -45,24 +48,74 @@ class DecideLead:
 
 def read_search(ws: Workspace, actor: User, search_id: str) -> VisibleSearch:
     """A search ``actor`` may read, with the galleries whose leads they may see: its searcher
-    and auditors see all of it; a reviewer sees the leads of the galleries they review;
-    another searcher sees nothing of it."""
+    and the auditors of its organisation see all of it; the auditors of another organisation
+    whose gallery it searched see that gallery's part; a reviewer sees the leads of the
+    galleries they review; another searcher sees nothing of it. Leads of a redacted gallery
+    name no subject for anyone outside its owner until the owner releases them."""
     authorize(actor, Operation.READ_SEARCHES)
-    record = ws.reviews.search(search_id)
-    if actor.id == record.actor or is_allowed(actor, Operation.AUDIT_READ):
-        return VisibleSearch(record, None)
+    found = _visible(actor, ws.reviews.search(search_id))
+    if found is None:
+        raise PermissionDenied(f"user {actor.id!r} may not read search {search_id}")
+    return found
+
+
+def _visible(actor: User, record: SearchRecord) -> VisibleSearch | None:
+    auditor = is_allowed(actor, Operation.AUDIT_READ)
+    if same_person(actor.id, record.actor) or (auditor and _of_org(actor, record.requester_org)):
+        return VisibleSearch(masked(record, actor), None)
+    if auditor:
+        owned = {g for g in record.galleries if record.owner_of(g) == actor.org}
+        if owned:
+            return VisibleSearch(_only(record, owned), frozenset(owned))
     galleries = {g for g in record.galleries if is_allowed(actor, Operation.REVIEW, g)}
     if not galleries:
-        raise PermissionDenied(f"user {actor.id!r} may not read search {search_id}")
-    return VisibleSearch(record, frozenset(galleries))
+        return None
+    return VisibleSearch(masked(_only(record, galleries), actor), frozenset(galleries))
+
+
+def _of_org(actor: User, org: str) -> bool:
+    return actor.org is None or actor.org == org
+
+
+def masked(record: SearchRecord, reader: User) -> SearchRecord:
+    """``record`` as ``reader`` may see it: each lead still withheld by its gallery's owner
+    shows :data:`REDACTED_SUBJECT` and no template, unless ``reader`` is of the owner."""
+    states = tuple(
+        dataclasses.replace(
+            state,
+            lead=dataclasses.replace(state.lead, subject_id=REDACTED_SUBJECT, template_id=None),
+        )
+        if record.withheld(state) and not _of_org(reader, record.owner_of(state.lead.gallery))
+        else state
+        for state in record.leads
+    )
+    return dataclasses.replace(record, leads=states)
+
+
+def _only(record: SearchRecord, galleries: set[str]) -> SearchRecord:
+    """``record`` naming only ``galleries`` (a partner sees nothing of the searcher's others)."""
+    return dataclasses.replace(
+        record,
+        galleries=tuple(g for g in record.galleries if g in galleries),
+        leads=tuple(s for s in record.leads if s.lead.gallery in galleries),
+        gallery_terms={g: t for g, t in record.gallery_terms.items() if g in galleries},
+    )
 
 
 def list_searches(ws: Workspace, actor: User, *, limit: int, offset: int = 0) -> SearchPage:
-    """Searches on record, newest first: every search for auditors, else the reader's own."""
+    """Searches on record, newest first: for auditors every search their organisation made
+    or that searched a gallery it owns (each as :func:`read_search` shows it), else the
+    reader's own."""
     authorize(actor, Operation.READ_SEARCHES)
     everyone = is_allowed(actor, Operation.AUDIT_READ)
-    found = ws.reviews.searches(actor=None if everyone else actor.id, limit=offset + limit + 1)
-    page = tuple(VisibleSearch(r, None) for r in found[offset : offset + limit])
+    found = ws.reviews.searches(
+        actor=None if everyone else actor.id,
+        org=actor.org if everyone else None,
+        limit=offset + limit + 1,
+    )
+    page = tuple(
+        v for v in (_visible(actor, r) for r in found[offset : offset + limit]) if v is not None
+    )
     return SearchPage(page, offset + limit if len(found) > offset + limit else None)
 
 
@@ -73,7 +126,8 @@ def review_queue(ws: Workspace, actor: User, *, limit: int, offset: int = 0) -> 
     found = ws.reviews.awaiting_review(actor, limit=limit + 1, offset=offset)
     items = tuple(
         VisibleSearch(
-            r, frozenset(g for g in r.galleries if is_allowed(actor, Operation.REVIEW, g))
+            masked(r, actor),
+            frozenset(g for g in r.galleries if is_allowed(actor, Operation.REVIEW, g)),
         )
         for r in found[:limit]
     )
@@ -81,8 +135,13 @@ def review_queue(ws: Workspace, actor: User, *, limit: int, offset: int = 0) -> 
 
 
 def decide_lead(ws: Workspace, actor: User, req: DecideLead) -> LeadState:
-    """Record ``actor``'s verdict on one lead (audited); returns the lead's new state."""
-    return ws.reviews.decide(actor, req.search_id, req.rank, req.verdict, req.note)
+    """Record ``actor``'s verdict on one lead (audited); returns the lead's new state as
+    ``actor`` may see it."""
+    record = ws.reviews.search(req.search_id)
+    if req.rank in {s.rank for s in record.leads}:
+        require_live_agreement(ws, actor, record.lead(req.rank).lead.gallery)
+    state = ws.reviews.decide(actor, req.search_id, req.rank, req.verdict, req.note)
+    return masked(ws.reviews.search(req.search_id), actor).lead(state.rank)
 
 
 def probe_image(ws: Workspace, actor: User, search_id: str) -> StoredImage:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,13 @@ from faceledger.serialize import face_record
 from faceledger.store import Gallery
 from faceledger.types import DecodedImage, FaceResult, Template
 from faceledger.usecases.enrolment import image_bytes
+from faceledger.usecases.sharing import (
+    SharedUse,
+    apply_caps,
+    audited_leads,
+    masked,
+    sharing_terms,
+)
 
 log = logging.getLogger("faceledger.usecases")
 
@@ -81,6 +88,10 @@ class SearchResult:
     templates_searched: int
     faces: tuple[FaceCandidates, ...]
     probe_kept: bool = False
+    owners: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The organisation owning each gallery searched."""
+    redacted: frozenset[str] = frozenset()
+    """Galleries whose leads name no subject until their owner releases them."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ class SearchPlan:
     point: OperatingPoint
     rates: ScoreRates
     own: GalleryCalibration | None
+    sharing: SharedUse | None = None
+    """How each gallery is searched (owner, agreement, cap, redaction), once known."""
 
     def audit_record(
         self,
@@ -120,6 +133,7 @@ class SearchPlan:
             candidates=leads,
             details={
                 **details,
+                **({} if self.sharing is None else org_details(self.sharing)),
                 "templates_searched": point.templates,
                 "k": self.k,
                 "normalisation": point.normalisation,
@@ -139,11 +153,13 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     faces = engine.embed_all(img) if req.all_faces else [engine.embed(img)]
     if not faces:
         raise NoFace("no face found in the probe image")
-    plan = plan_search(ws, gals, k, fpir)
+    use = sharing_terms(ws, actor, gals, purpose)
+    plan = dataclasses.replace(plan_search(ws, gals, k, fpir), sharing=use)
     results = tuple(search_face(ws, plan, face) for face in faces)
-    record = ws.reviews.record_search(
-        actor, _audit_record(engine.card.id, actor, purpose, case_ref, img, plan, results)
-    )
+    leads = tuple(lead for r in results for lead in leads_of(r.candidates))
+    audited = _audit_record(engine.card.id, actor, purpose, case_ref, img, plan, results)
+    audited = dataclasses.replace(audited, candidates=audited_leads(ws, leads, use))
+    record = ws.reviews.record_search(actor, audited, leads=leads, terms=use.terms)
     result = SearchResult(
         search_id=record.search_id,
         audit_seq=record.audit_seq,
@@ -152,7 +168,9 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
         model_id=engine.card.id,
         target_fpir=fpir,
         templates_searched=plan.point.templates,
-        faces=results,
+        faces=tuple(masked(r, use) for r in results),
+        owners={g: t.owner_org for g, t in use.terms.items()},
+        redacted=use.redacted,
     )
     keep = req.keep_probe if req.keep_probe is not None else ws.settings.keep_probe_images
     if req.keep_probe_only_with_leads and not any(f.candidates for f in results):
@@ -160,6 +178,21 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     if keep and _keep_probe(ws, result, req.image):
         result = dataclasses.replace(result, probe_kept=True)
     return result
+
+
+def org_details(use: SharedUse) -> dict[str, Any]:
+    """What a search's audit entry says about organisations (when another's gallery was
+    searched): who searched, whose galleries under which agreement; both parties' scopes."""
+    if all(t.agreement_id is None for t in use.terms.values()):
+        return {}
+    owners = sorted({t.owner_org for t in use.terms.values()})
+    return {
+        "requester_org": use.requester_org,
+        "gallery_orgs": {g: t.owner_org for g, t in use.terms.items()},
+        "agreements": {g: t.agreement_id for g, t in use.terms.items() if t.agreement_id},
+        "redacted_galleries": sorted(use.redacted),
+        "orgs": sorted({*owners, *([use.requester_org] if use.requester_org else [])}),
+    }
 
 
 def search_terms(
@@ -206,7 +239,7 @@ def search_face(ws: Workspace, plan: SearchPlan, face: FaceResult) -> FaceCandid
     """One face's candidate list."""
     template: Template | None = face.template
     assert template is not None
-    ranked = rank(ws, plan.galleries, template, plan.k).subjects
+    ranked = rank(ws, plan.galleries, template, plan.k).subjects  # before the agreements' caps
     subjects = ws.store.get_subjects([r.subject_id for r in ranked])
     scores = [
         SubjectScore(
@@ -220,9 +253,10 @@ def search_face(ws: Workspace, plan: SearchPlan, face: FaceResult) -> FaceCandid
         )
         for r in ranked
     ]
-    return face_candidates(
+    found = face_candidates(
         face, candidate_list(scores, plan.point, plan.rates, plan.own), plan.point
     )
+    return found if plan.sharing is None else apply_caps(found, plan.sharing)
 
 
 def _audit_record(

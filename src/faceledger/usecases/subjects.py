@@ -11,6 +11,7 @@ from faceledger.audit import SEARCH_OPS
 from faceledger.errors import InvalidArgument, NotFound
 from faceledger.gallery.workspace import Workspace
 from faceledger.store import Gallery, Page, Subject, TemplateInfo
+from faceledger.usecases.galleries import require_owner
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ def list_subjects(
 ) -> Page[Subject]:
     """A page of a gallery's subjects; pass ``next_cursor`` back for the next one."""
     authorize(actor, Operation.LIST_SUBJECTS, gallery)
+    require_owner(ws, actor, gallery, "list the subjects of")
     g = ws.store.get_gallery_by_name(gallery)
     if cursor is not None and (not cursor.isdigit() or len(cursor) > 18):
         raise InvalidArgument(f"malformed page cursor {cursor!r}")
@@ -44,6 +46,7 @@ def _find(ws: Workspace, gallery: str, external_id: str) -> tuple[Gallery, Subje
 def subject_detail(ws: Workspace, actor: User, gallery: str, external_id: str) -> SubjectDetail:
     """One subject with its templates and which of their images are kept."""
     authorize(actor, Operation.LIST_SUBJECTS, gallery)
+    require_owner(ws, actor, gallery, "read the subjects of")
     g, found = _find(ws, gallery, external_id)
     infos = tuple(ws.store.list_templates(found.id))
     kept = frozenset(ws.images.held(t.id for t in infos))
@@ -54,6 +57,7 @@ def export_subject(ws: Workspace, actor: User, gallery: str, external_id: str) -
     """Everything held on one subject (subject access request), as JSON-able data: the
     record, its templates, which enrolled images are kept, and the searches it appeared in."""
     authorize(actor, Operation.VIEW_IMAGES, gallery)
+    require_owner(ws, actor, gallery, "export the subjects of")
     g, subject = _find(ws, gallery, external_id)
     data = ws.store.export_subject(subject.id)
     data["appeared_in_searches"] = [

@@ -29,7 +29,7 @@ import numpy as np
 from faceledger.access import User
 from faceledger.access.purpose import require_purpose
 from faceledger.audit import AuditOp, AuditRecord
-from faceledger.errors import Cancelled, FaceLedgerError
+from faceledger.errors import Cancelled, FaceLedgerError, PermissionDenied
 from faceledger.gallery.workspace import Workspace
 from faceledger.match.identify import Candidate, FaceCandidates
 from faceledger.pipeline import Engine
@@ -42,6 +42,7 @@ from faceledger.usecases.search import (
     search_face,
     search_terms,
 )
+from faceledger.usecases.sharing import sharing_terms
 from faceledger.video import (
     Frame,
     ScanSettings,
@@ -204,11 +205,26 @@ def _span(track: TrackFaces, used: int, outcome: str) -> TrackOutcome:
 
 
 def prepare_search(
-    ws: Workspace, actor: User, names: Sequence[str], k: int | None, fpir: float | None
+    ws: Workspace,
+    actor: User,
+    names: Sequence[str],
+    k: int | None,
+    fpir: float | None,
+    purpose: str,
 ) -> tuple[Engine, SearchPlan]:
-    """Authorise the galleries and fix the operating point every track is searched at."""
+    """Authorise the galleries and fix the operating point every track is searched at.
+
+    Another organisation's gallery is searched within its agreement (purpose, cap); one
+    shared with redacted leads is refused: its owner would have to release every alert."""
     gals, k_, fpir_ = search_terms(ws, actor, names, k, fpir)
-    return ws.engine_for(gals[0]), plan_search(ws, gals, k_, fpir_)
+    use = sharing_terms(ws, actor, gals, purpose)
+    if use.redacted:
+        raise PermissionDenied(
+            f"galleries {', '.join(sorted(use.redacted))} are shared with redacted leads: "
+            "search them with an image, whose leads their owner can release"
+        )
+    plan = replace(plan_search(ws, gals, k_, fpir_), sharing=use)
+    return ws.engine_for(gals[0]), plan
 
 
 def search_video(
@@ -221,7 +237,7 @@ def search_video(
 ) -> VideoSearchResult:
     """Search every person tracked in ``req.video`` against ``req.galleries`` (audited once)."""
     purpose, case_ref = require_purpose(req.purpose, req.case_ref)
-    engine, plan = prepare_search(ws, actor, req.galleries, req.k, req.fpir)
+    engine, plan = prepare_search(ws, actor, req.galleries, req.k, req.fpir, purpose)
     started = time.perf_counter()
     searcher = TrackSearcher(ws, engine, plan)
     scanner = VideoScanner(engine, req.scan)
@@ -248,7 +264,10 @@ def search_video(
     record = _with_id(record, video_search_id)
     lead_tracks = [t for t in outcomes if t.has_leads]
     seq, reviews = ws.reviews.record_video_search(
-        actor, record, [leads_of(t.candidates) for t in lead_tracks]
+        actor,
+        record,
+        [leads_of(t.candidates) for t in lead_tracks],
+        terms=None if plan.sharing is None else plan.sharing.terms,
     )
     by_track = {t.track_id: r.search_id for t, r in zip(lead_tracks, reviews, strict=True)}
     kept = req.keep_faces and bool(lead_tracks)

@@ -119,7 +119,7 @@ def watch_video(
     purpose, case_ref = require_purpose(req.purpose, req.case_ref)
     if req.until_s is not None and req.until_s <= 0:
         raise InvalidArgument("--until must be a positive number of seconds")
-    engine, plan = prepare_search(ws, actor, req.galleries, req.k, req.fpir)
+    engine, plan = prepare_search(ws, actor, req.galleries, req.k, req.fpir, purpose)
     base = AuditRecord(
         operation=AuditOp.VIDEO_WATCH_START,
         actor=actor.id,
