@@ -20,14 +20,24 @@ module              use cases
 ``review``          read searches, the review queue, verdicts, the probe of a search
 ``images``          kept enrolled images, each view audited
 ``audit``           verify the audit log's chain (anchor, trusted key)
+``audit_views``     each organisation's view of the log: entries, export with stubs, report
+``reports``         lead-rate reports per organisation and agreement (JSON, HTML with a plot)
 ``video``           search a recorded video: one search per tracked person, audited once
 ``watch``           watch a live source: alerts as they happen, start/stop/alert entries
+``organisations``   organisations, purpose categories, sharing agreements, lead release
 ==================  ======================================================================
 """
 
 from faceledger.gallery.duplicates import NearDuplicate
 from faceledger.gallery.enrol import BulkReport
 from faceledger.usecases.audit import VerifyChain, verify_chain
+from faceledger.usecases.audit_views import (
+    AuditQuery,
+    audit_entries,
+    audit_entry,
+    audit_use_report,
+    export_audit,
+)
 from faceledger.usecases.documents import (
     CheckDocument,
     CheckReason,
@@ -69,9 +79,32 @@ from faceledger.usecases.galleries import (
     create_gallery,
     delete_gallery,
     list_galleries,
+    list_grants,
     show_gallery,
 )
 from faceledger.usecases.images import enrolled_image
+from faceledger.usecases.organisations import (
+    ChangeAgreement,
+    CreateOrg,
+    DefinePurpose,
+    ReleaseLead,
+    change_agreement,
+    create_agreement,
+    create_org,
+    define_purpose,
+    list_agreements,
+    list_orgs,
+    list_purposes,
+    release_lead,
+    revoke_agreement,
+    show_agreement,
+)
+from faceledger.usecases.reports import (
+    OrgReport,
+    OrgReportRequest,
+    org_report,
+    render_org_report_html,
+)
 from faceledger.usecases.review import (
     DecideLead,
     SearchPage,
@@ -116,11 +149,15 @@ __all__ = [
     "DEFAULT_EARLY_HITS",
     "Alert",
     "ApplyRetention",
+    "AuditQuery",
     "BulkReport",
+    "ChangeAgreement",
     "CheckDocument",
     "CheckReason",
     "CreateGallery",
+    "CreateOrg",
     "DecideLead",
+    "DefinePurpose",
     "DeleteGallery",
     "DocumentChecked",
     "DocumentRead",
@@ -134,8 +171,11 @@ __all__ = [
     "ErasureReceipt",
     "GalleryInfo",
     "NearDuplicate",
+    "OrgReport",
+    "OrgReportRequest",
     "PairVerified",
     "ReadDocument",
+    "ReleaseLead",
     "RetentionRun",
     "SearchPage",
     "SearchRequest",
@@ -157,10 +197,17 @@ __all__ = [
     "VisibleSearch",
     "WatchSummary",
     "apply_retention",
+    "audit_entries",
+    "audit_entry",
+    "audit_use_report",
+    "change_agreement",
     "check_document",
     "check_erasure",
+    "create_agreement",
     "create_gallery",
+    "create_org",
     "decide_lead",
+    "define_purpose",
     "delete_gallery",
     "document_number_hmac",
     "enrol_folder",
@@ -168,16 +215,26 @@ __all__ = [
     "enrol_uploads",
     "enrolled_image",
     "erase_subject",
+    "export_audit",
     "export_subject",
+    "list_agreements",
     "list_galleries",
+    "list_grants",
+    "list_orgs",
+    "list_purposes",
     "list_searches",
     "list_subjects",
+    "org_report",
     "probe_image",
     "read_document",
     "read_search",
+    "release_lead",
+    "render_org_report_html",
     "review_queue",
+    "revoke_agreement",
     "search",
     "search_video",
+    "show_agreement",
     "show_gallery",
     "subject_detail",
     "verify_chain",
