@@ -22,6 +22,7 @@ EXPECTED_STATUS = {
     AuthenticationFailed: 401,
     e.PermissionDenied: 403,
     e.PolicyError: 403,
+    e.PurposeOutsideAgreement: 403,
     e.PurposeRequired: 422,
     e.RetentionError: 409,
     e.RateLimited: 429,

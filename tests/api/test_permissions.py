@@ -2,7 +2,10 @@
 
 The expected cells are written out by hand from the access policy of issue 5 (roles, grant
 levels) and the grants of the test deployment: enroller ``enrol``, searcher ``search``,
-reviewer ``view_images`` on the gallery; admin and auditor hold no grant. Destructive calls
+reviewer ``view_images`` on the gallery; admin and auditor hold no grant; the operator (a
+role held alone) only creates organisations and manages administrators. The test gallery is
+shared (redacted) with a second organisation, whose searcher's searches give the leads
+released in the matrix. Destructive calls
 get a fresh target for each cell, so cells do not depend on one another.
 """
 
@@ -11,19 +14,26 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from faceledger.access import AgreementTerms, Role
 from faceledger.api.concurrency import SerialEngine
-from faceledger.usecases import CreateGallery, create_gallery
+from faceledger.audit import utc_now
+from faceledger.gallery.workspace import local_operator
+from faceledger.usecases import CreateGallery, SearchRequest, create_gallery, search
 from tests.api.live import GALLERY, Deployment, Live, deploy, serve
 from tests.api.synthetic_documents import passport
 
 API = "/api/v1"
-ROLES = ("anonymous", "admin", "enroller", "searcher", "reviewer", "auditor")
+ROLES = ("anonymous", "admin", "enroller", "searcher", "reviewer", "auditor", "operator")
+PARTNER = "partner"
+"""A second organisation, which the test gallery is shared with (redacted) under an agreement
+allowing the purpose ``matrix``; its searcher ``psearcher`` searches it."""
 _counter = itertools.count(1)
 
 
@@ -91,6 +101,43 @@ def _new_gallery(w: World) -> dict[str, Any]:
     return {"name": name}
 
 
+def _agreement_json(gallery: str) -> dict[str, Any]:
+    now = utc_now()
+    return {
+        "gallery": gallery,
+        "grantee_org": PARTNER,
+        "purposes": ["matrix"],
+        "legal_basis": "matrix agreement",
+        "starts_at": (now - timedelta(hours=1)).isoformat(),
+        "expires_at": (now + timedelta(days=1)).isoformat(),
+        "redacted": True,
+    }
+
+
+def _new_agreement(w: World) -> dict[str, Any]:
+    gallery = _new_gallery(w)["name"]
+    body = _agreement_json(gallery)
+    terms = AgreementTerms(
+        gallery=gallery,
+        grantee_org=PARTNER,
+        purposes=("matrix",),
+        legal_basis=body["legal_basis"],
+        starts_at=datetime.fromisoformat(body["starts_at"]),
+        expires_at=datetime.fromisoformat(body["expires_at"]),
+    )
+    made = w.dep.ws.orgs.create_agreement(terms, by=w.dep.user("admin"))
+    return {"agreement_id": made.id}
+
+
+def _partner_search(w: World) -> dict[str, Any]:
+    """A fresh search of the shared gallery by the partner's searcher: its lead 1 is
+    redacted until a reviewer of the gallery's owner releases it."""
+    req = SearchRequest(w.london["001_smiling"], (GALLERY,), "matrix", "M-P")
+    found = search(w.dep.ws, w.dep.user("psearcher"), req)
+    assert found.redacted == {GALLERY} and found.faces[0].candidates
+    return {"search_id": found.search_id, "json": {"note": "matrix release"}}
+
+
 def _new_video_job(w: World) -> str:
     """A video search job of the searcher's, still waiting or running: the job pool runs one
     at a time, and a long enough video keeps each busy while the cell is called. The job
@@ -120,7 +167,41 @@ def _new_subject(w: World) -> dict[str, Any]:
 CELLS: list[Cell] = [
     Cell("GET", "/health", frozenset(ROLES)),
     Cell("GET", "/me", frozenset(ROLES) - {"anonymous"}),
-    Cell("GET", "/users", frozenset({"admin"})),
+    Cell("GET", "/orgs", frozenset(ROLES) - {"anonymous"}),
+    Cell(
+        "POST",
+        "/orgs",
+        frozenset({"operator"}),
+        lambda w: {"json": {"org_id": w.fresh("o"), "display_name": "Matrix org"}},
+    ),
+    Cell("GET", "/orgs/{org}/purposes", frozenset({"admin", "auditor"})),
+    Cell(
+        "POST",
+        "/orgs/{org}/purposes",
+        frozenset({"admin"}),
+        lambda w: {"json": {"name": w.fresh("purpose "), "description": "matrix"}},
+    ),
+    Cell("GET", "/agreements", frozenset({"admin", "auditor"})),
+    Cell("GET", "/agreements/{agreement_id}", frozenset({"admin", "auditor"})),
+    Cell(
+        "POST",
+        "/agreements",
+        frozenset({"admin"}),
+        lambda w: {"json": _agreement_json(_new_gallery(w)["name"])},
+    ),
+    Cell(
+        "PATCH",
+        "/agreements/{agreement_id}",
+        frozenset({"admin"}),
+        lambda w: {"json": {"legal_basis": w.fresh("changed basis ")}},
+    ),
+    Cell(
+        "POST",
+        "/agreements/{agreement_id}/revoke",
+        frozenset({"admin"}),
+        lambda w: {**_new_agreement(w), "json": {"reason": "matrix"}},
+    ),
+    Cell("GET", "/users", frozenset({"admin", "operator"})),
     Cell(
         "POST",
         "/users",
@@ -143,7 +224,7 @@ CELLS: list[Cell] = [
         lambda w: {**_new_user(w), "json": {"level": "search"}},
     ),
     Cell("DELETE", "/galleries/{gallery}/grants/{user}", frozenset({"admin"}), _new_grant),
-    Cell("GET", "/galleries", frozenset(ROLES) - {"anonymous"}),
+    Cell("GET", "/galleries", frozenset(ROLES) - {"anonymous", "operator"}),
     Cell(
         "POST",
         "/galleries",
@@ -252,14 +333,14 @@ CELLS: list[Cell] = [
         "/video-searches/{job_id}",
         frozenset({"searcher", "auditor"}),
         lambda w: {"job_id": w.extra["job_id"]},
-        {"admin": "404", "enroller": "404", "reviewer": "404"},
+        {"admin": "404", "enroller": "404", "reviewer": "404", "operator": "404"},
     ),
     Cell(
         "DELETE",
         "/video-searches/{job_id}",
         frozenset({"searcher"}),
         lambda w: {"job_id": _new_video_job(w)},
-        {"admin": "404", "enroller": "404", "reviewer": "404"},
+        {"admin": "404", "enroller": "404", "reviewer": "404", "operator": "404"},
     ),
     Cell("GET", "/searches", frozenset({"searcher", "reviewer", "auditor"})),
     Cell("GET", "/reviews/queue", frozenset({"searcher", "reviewer", "auditor"})),
@@ -271,12 +352,19 @@ CELLS: list[Cell] = [
         frozenset({"reviewer"}),
         lambda w: {"json": {"verdict": "inconclusive", "note": "matrix"}},
     ),
+    Cell(
+        "POST",
+        "/searches/{search_id}/leads/1/release",
+        frozenset({"reviewer"}),
+        _partner_search,
+    ),
     Cell("GET", "/audit/entries", frozenset({"auditor"})),
     Cell("GET", "/audit/entries/1", frozenset({"auditor"})),
     Cell("GET", "/audit/verify", frozenset({"auditor"})),
     Cell("GET", "/audit/head", frozenset({"auditor"})),
     Cell("GET", "/audit/export", frozenset({"auditor"})),
     Cell("GET", "/audit/report", frozenset({"auditor"})),
+    Cell("GET", "/audit/report/orgs", frozenset({"auditor"})),
     Cell("GET", "/reports", frozenset({"admin", "auditor"})),
     Cell("GET", "/reports/{report}", frozenset({"admin", "auditor"})),
 ]
@@ -294,8 +382,10 @@ def world(
     reports = dep.settings.data_dir / "reports"
     reports.mkdir(parents=True)
     (reports / "eval.html").write_text("<html><body><h1>FNMR</h1></body></html>")
+    _organisations(dep)
     with serve(dep) as live, live.client() as c:
         w = World(dep, live, london)
+        w.extra["agreement_id"] = dep.ws.orgs.agreements()[0].id
         w.extra["video"] = (data_dir / "video/h264_aac.mp4").read_bytes()
         w.extra["slow_video"] = (data_dir / "video/video_02.mp4").read_bytes()
         w.extra["document"] = passport(data_dir / "london" / "images", "001").png
@@ -334,8 +424,35 @@ def world(
     dep.ws.close()
 
 
+def _organisations(dep: Deployment) -> None:
+    """The deployment's operator (an account of its own, as no other role may be held with
+    it), the partner organisation with its searcher, and the agreement sharing the test
+    gallery with it."""
+    root = local_operator(dep.ws, "matrix")
+    dep.ws.access.create_user("operator", [Role.OPERATOR], by=root)
+    dep.tokens["operator"] = dep.ws.access.issue_api_key("operator", by=root).token
+    dep.ws.orgs.create_org(PARTNER, "Partner force", by=root)
+    dep.ws.access.create_user("psearcher", [Role.SEARCHER], by=root, org=PARTNER)
+    admin = dep.user("admin")
+    dep.ws.orgs.define_purpose("default", "matrix", "the permission matrix", by=admin)
+    now = utc_now()
+    terms = AgreementTerms(
+        gallery=GALLERY,
+        grantee_org=PARTNER,
+        purposes=("matrix",),
+        legal_basis="matrix agreement",
+        starts_at=now - timedelta(hours=1),
+        expires_at=now + timedelta(days=365),
+        redacted=True,
+    )
+    dep.ws.orgs.create_agreement(terms, by=admin)
+    dep.ws.access.grant("psearcher", GALLERY, "search", by=root)
+
+
 def _call(w: World, cell: Cell, who: str, client: httpx.Client) -> httpx.Response:
     values = {
+        "org": "default",
+        "agreement_id": w.extra["agreement_id"],
         "gallery": GALLERY,
         "template_id": w.template_id,
         "search_id": w.search_id,

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from faceledger.access import AgreementTerms
 from faceledger.api import ServiceOptions
 from faceledger.api.concurrency import SerialEngine
 from faceledger.api.retention import RetentionTimer
 from faceledger.audit import AuditOp
 from faceledger.errors import InvalidArgument
-from faceledger.gallery import Workspace
+from faceledger.gallery import Workspace, local_operator
 from faceledger.store.validate import MAX_RETENTION_HOURS
 from faceledger.usecases import EnrolImage, RetentionRun, apply_retention, enrol_image
-from tests.api.live import Deployment, deploy, serve
+from tests.api.live import GALLERY, Deployment, deploy, serve
 from tests.postgres import PostgresCluster
 
 API = "/api/v1"
@@ -147,3 +148,37 @@ def test_a_bad_schedule_is_refused(deployment: Deployment) -> None:
             ServiceOptions(**bad)
     with pytest.raises(InvalidArgument, match="interval_s must be positive"):
         RetentionTimer(deployment.ws, interval_s=0, first_run_s=0)
+
+
+def test_the_timer_records_an_agreement_that_expired(
+    tmp_path: Path, serial_engine: SerialEngine
+) -> None:
+    clock = Clock()
+    dep = deploy(tmp_path / "ws", serial_engine, clock=clock)
+    ws = dep.ws
+    local = local_operator(ws, "root")
+    ws.orgs.create_org("county", "County", by=local)
+    admin = dep.user("admin")
+    ws.orgs.define_purpose("default", "missing person", "", by=admin)
+    deal = ws.orgs.create_agreement(
+        AgreementTerms(
+            gallery=GALLERY,
+            grantee_org="county",
+            purposes=("missing person",),
+            legal_basis="MoU 4",
+            starts_at=T0,
+            expires_at=T0 + timedelta(hours=2),
+        ),
+        by=admin,
+    )
+    timer = RetentionTimer(ws, interval_s=60, first_run_s=60)
+    timer.run_once()
+    assert list(ws.audit.entries(operation=AuditOp.AGREEMENT_EXPIRE)) == []
+    clock.now = T0 + timedelta(hours=3)
+    timer.run_once()
+    timer.run_once()  # recorded once, not at every run
+    (entry,) = ws.audit.entries(operation=AuditOp.AGREEMENT_EXPIRE)
+    assert entry.record.actor == "service:retention"
+    assert entry.record.details["agreement_id"] == deal.id
+    assert ws.audit.scopes(entry.seq) == {"default", "county"}
+    assert timer.failures == 0

@@ -28,6 +28,7 @@ from faceledger.api.routes import (
     documents,
     faces,
     galleries,
+    orgs,
     searches,
     system,
     videos,
@@ -139,7 +140,7 @@ def create_app(
     )
     app.state.service = service
     problems.install(app)
-    for module in (system, admin, galleries, faces, documents, searches, videos, audit):
+    for module in (system, admin, orgs, galleries, faces, documents, searches, videos, audit):
         app.include_router(module.router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:

@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from faceledger.access import User
+from faceledger.access import Agreement, Organisation, PurposeCategory, User
 from faceledger.api import schemas as s
 from faceledger.api.jobs import VideoJob
 from faceledger.audit import AuditEntry, VerifyReport
 from faceledger.errors import IntegrityError
 from faceledger.match.identify import Candidate, FaceCandidates
-from faceledger.review import LeadState, SearchRecord
+from faceledger.review import REDACTED_SUBJECT, LeadState, SearchRecord
 from faceledger.store import Counts, Gallery, StoredTemplate, Subject, TemplateInfo
 from faceledger.types import Decision, FaceResult, FMREstimate, QualityReport
 from faceledger.usecases import SearchResult
@@ -31,11 +31,13 @@ def user(u: User) -> s.UserOut:
         roles=sorted(u.roles),
         grants=dict(sorted(u.grants.items())),
         active=u.active,
+        org=u.org,
     )
 
 
-def gallery(g: Gallery, counts: Counts | None = None) -> s.GalleryOut:
+def gallery(g: Gallery, counts: Counts | None = None, owner_org: str | None = None) -> s.GalleryOut:
     return s.GalleryOut(
+        owner_org=owner_org,
         name=g.name,
         description=g.description,
         model_id=g.model_id,
@@ -180,11 +182,16 @@ def search_result(r: SearchResult) -> s.SearchOut:
         templates_searched=r.templates_searched,
         probe_kept=r.probe_kept,
         faces=[face_candidates(f) for f in r.faces],
+        gallery_owners=dict(sorted(r.owners.items())),
+        redacted_galleries=sorted(r.redacted),
     )
 
 
-def lead(state: LeadState, two_person_rule: bool) -> s.LeadOut:
+def lead(state: LeadState, two_person_rule: bool, record: SearchRecord) -> s.LeadOut:
+    """``state`` as its reader may see it (the use cases mask a withheld subject), with
+    whose gallery it came from (``record``: the lead's search)."""
     needed = 2 if two_person_rule else 1
+    release = state.release
     return s.LeadOut(
         rank=state.rank,
         gallery=state.lead.gallery,
@@ -207,6 +214,11 @@ def lead(state: LeadState, two_person_rule: bool) -> s.LeadOut:
             )
             for d in state.decisions
         ],
+        owner_org=record.owner_of(state.lead.gallery),
+        redacted=state.lead.subject_id == REDACTED_SUBJECT,
+        withheld=record.withheld(state),
+        released_by=None if release is None else release.released_by,
+        released_at=None if release is None else iso(release.released_at),
     )
 
 
@@ -316,9 +328,40 @@ def search_record(
         threshold=None if entry is None else entry.record.threshold,
         two_person_rule=two_person_rule,
         probe_faces=None if probe_faces is None else [probe_face(f) for f in probe_faces],
-        leads=[lead(st, two_person_rule) for st in shown],
+        leads=[lead(st, two_person_rule, rec) for st in shown],
         leads_hidden=len(rec.leads) - len(shown),
+        requester_org=rec.requester_org,
+        gallery_owners={g: rec.owner_of(g) for g in rec.galleries},
+        redacted_galleries=sorted(g for g in rec.galleries if rec.terms(g).redacted),
         video=None if entry is None else video_context(entry, rec.search_id, probe_faces),
+    )
+
+
+def org(o: Organisation) -> s.OrgOut:
+    return s.OrgOut(
+        org_id=o.id,
+        display_name=o.display_name,
+        created_at=None if o.created_at is None else iso(o.created_at),
+    )
+
+
+def purpose(p: PurposeCategory) -> s.PurposeOut:
+    return s.PurposeOut(org=p.org, name=p.name, description=p.description)
+
+
+def agreement(a: Agreement, now: datetime) -> s.AgreementOut:
+    """``a`` with its state at ``now`` (the service's clock)."""
+    return s.AgreementOut.model_validate(
+        {
+            **a.to_json(),
+            "starts_at": iso(a.terms.starts_at),
+            "expires_at": iso(a.terms.expires_at),
+            "state": str(a.state(now)),
+            "created_at": iso(a.created_at),
+            "created_by": a.created_by,
+            "revoked_at": None if a.revoked_at is None else iso(a.revoked_at),
+            "revoked_by": a.revoked_by,
+        }
     )
 
 

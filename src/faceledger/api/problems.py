@@ -34,6 +34,7 @@ STATUS_BY_CLASS: tuple[tuple[type[e.FaceLedgerError], int], ...] = (
     (e.PurposeRequired, 422),
     (e.RetentionError, 409),
     (e.PermissionDenied, 403),
+    (e.PurposeOutsideAgreement, 403),
     (e.PolicyError, 403),
     (e.TooLarge, 413),
     (e.NoFace, 422),

@@ -10,7 +10,9 @@ A run is :func:`faceledger.usecases.apply_retention`, so a run that erases somet
 what ``retention apply`` writes: an erasure receipt per subject and a ``retention_purge``
 entry listing the receipts and the kept probe images deleted. A run that finds nothing writes
 nothing (``ApplyRetention.quiet``). A run that fails is logged and the next one tries again;
-the thread goes on. Runs never overlap, neither with each other (one thread) nor with
+the thread goes on. Each run also records the sharing agreements that expired since the last
+(``agreement_expire`` entries; an agreement stops applying at its expiry regardless). Runs
+never overlap, neither with each other (one thread) nor with
 ``POST /retention/apply`` (both hold :attr:`RetentionTimer.lock`). As with that endpoint, the
 database files are not compacted while the service runs: SQLite overwrites deleted rows in
 place (``secure_delete``), and the CLI's ``retention apply`` also reclaims the space.
@@ -25,6 +27,7 @@ import threading
 from faceledger.errors import InvalidArgument
 from faceledger.gallery import Workspace, service_actor
 from faceledger.usecases import ApplyRetention, RetentionRun, apply_retention
+from faceledger.usecases.organisations import record_expired_agreements
 
 log = logging.getLogger("faceledger.api.retention")
 
@@ -85,6 +88,7 @@ class RetentionTimer:
         with self.lock:
             try:
                 done = apply_retention(self.ws, self.actor, ApplyRetention(quiet=True))
+                expired = record_expired_agreements(self.ws, self.actor)
             except Exception:  # the thread must outlive a bad run; the next one retries
                 self.failures += 1
                 log.exception("retention run failed; the next one retries")
@@ -96,6 +100,8 @@ class RetentionTimer:
                 len(done.receipts),
                 len(done.probes_deleted),
             )
+        if expired:
+            log.info("sharing agreements expired: %s", ", ".join(expired))
         for failure in done.failed:
             log.warning("retention: not erased %s (retried by the next run)", failure)
         return done

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from faceledger.access import GrantLevel, Role
 from faceledger.review import LeadStatus, Verdict
@@ -72,6 +72,9 @@ class UserOut(Model):
     roles: list[Role]
     grants: dict[str, GrantLevel]
     active: bool
+    org: str | None = Field(
+        default=None, description="The user's organisation (null: the deployment itself)."
+    )
 
 
 class UserIn(Model):
@@ -84,6 +87,13 @@ class UserIn(Model):
     id: str = Field(min_length=1, max_length=64, pattern=USER_ID)
     roles: list[Role] = Field(min_length=1)
     display_name: str = Field(default="", max_length=200)
+    org: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=USER_ID,
+        description="The organisation of the new user (default: the creator's).",
+    )
 
 
 class KeyIn(Model):
@@ -152,6 +162,7 @@ class GalleryIn(Model):
 
 class GalleryOut(Model):
     name: str
+    owner_org: str | None = Field(default=None, description="The organisation owning it.")
     description: str
     model_id: str
     legal_basis: LegalBasis
@@ -490,6 +501,14 @@ class SearchOut(Model):
     templates_searched: int
     probe_kept: bool
     faces: list[FaceCandidatesOut]
+    gallery_owners: dict[str, str] = Field(
+        default_factory=dict, description="The organisation owning each gallery searched."
+    )
+    redacted_galleries: list[str] = Field(
+        default_factory=list,
+        description="Galleries whose leads name no subject (`[redacted]`, `template_id` 0) "
+        "until a reviewer of their owner releases them.",
+    )
 
 
 class DecisionIn(Model):
@@ -528,6 +547,17 @@ class LeadOut(Model):
     confirmed_by: list[str]
     confirmations_needed: int
     decisions: list[ReviewDecisionOut]
+    owner_org: str = Field(description="The organisation owning the lead's gallery.")
+    redacted: bool = Field(
+        description="True: the subject is hidden from this reader (`subject` is `[redacted]`) "
+        "until a reviewer of `owner_org` releases the lead."
+    )
+    withheld: bool = Field(
+        description="True while the owner withholds the subject from the searching "
+        "organisation (redacted and not released), whoever reads it."
+    )
+    released_by: str | None = Field(description="Who released the redacted lead, if anyone.")
+    released_at: str | None
 
 
 class TrackSpanOut(Model):
@@ -593,6 +623,14 @@ class SearchRecordOut(Model):
     probe_faces: list[FaceOut] | None
     leads: list[LeadOut]
     leads_hidden: int = Field(description="Leads in galleries the caller holds no grant on.")
+    requester_org: str = Field(description="The organisation of the searcher.")
+    gallery_owners: dict[str, str] = Field(
+        description="The organisation owning each gallery shown (a partner's auditor sees only "
+        "its own galleries of the search)."
+    )
+    redacted_galleries: list[str] = Field(
+        description="Galleries shown whose leads their owner withholds until released."
+    )
     video: VideoContextOut | None = Field(
         default=None,
         description="For one lead track of a video search or live alert: its place in the "
@@ -985,3 +1023,102 @@ class DocumentCheckOut(Model):
     live_sha256: str
     audit_seq: int = Field(description="The check's audit entry.")
     seconds: float
+
+
+# -- organisations and sharing agreements --------------------------------------------------
+
+ShareLevel = Literal["search", "view_images"]
+AgreementStateName = Literal["pending", "active", "expired", "revoked"]
+
+
+class OrgIn(Model):
+    org_id: str = Field(min_length=1, max_length=64, pattern=USER_ID)
+    display_name: str = Field(default="", max_length=256)
+
+
+class OrgOut(Model):
+    org_id: str
+    display_name: str
+    created_at: str | None = Field(
+        description="Null for the default organisation of a workspace made before "
+        "organisations existed."
+    )
+
+
+class PurposeIn(Model):
+    name: str = Field(min_length=1, max_length=256)
+    description: str = Field(default="", max_length=4000)
+
+
+class PurposeOut(Model):
+    org: str
+    name: str
+    description: str
+
+
+class AgreementIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "gallery": "watchlist",
+                    "grantee_org": "county",
+                    "purposes": ["violent felony investigation"],
+                    "legal_basis": "data sharing agreement DSA-2025-07",
+                    "starts_at": "2025-01-01T00:00:00Z",
+                    "expires_at": "2026-01-01T00:00:00Z",
+                    "level": "search",
+                    "max_candidates": 5,
+                    "redacted": True,
+                }
+            ]
+        },
+    )
+    gallery: str = Field(min_length=1, max_length=200)
+    grantee_org: str = Field(min_length=1, max_length=64)
+    purposes: list[str] = Field(min_length=1, max_length=100)
+    legal_basis: str = Field(min_length=1, max_length=4000)
+    starts_at: AwareDatetime
+    expires_at: AwareDatetime
+    level: ShareLevel = "search"
+    max_candidates: int | None = Field(default=None, ge=1, le=1000)
+    redacted: bool = False
+
+
+class AgreementChangeIn(Model):
+    purposes: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    legal_basis: str | None = Field(default=None, min_length=1, max_length=4000)
+    starts_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    level: ShareLevel | None = None
+    max_candidates: int | None = Field(default=None, ge=1, le=1000)
+    clear_max_candidates: bool = False
+    redacted: bool | None = None
+
+
+class RevokeIn(Model):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class ReleaseIn(Model):
+    note: str = Field(min_length=1, max_length=4000)
+
+
+class AgreementOut(Model):
+    agreement_id: str
+    owner_org: str
+    gallery: str
+    grantee_org: str
+    level: ShareLevel
+    purposes: list[str]
+    legal_basis: str
+    starts_at: str
+    expires_at: str
+    max_candidates: int | None
+    redacted: bool
+    state: AgreementStateName = Field(description="At the service's clock, now.")
+    created_at: str
+    created_by: str
+    revoked_at: str | None
+    revoked_by: str | None

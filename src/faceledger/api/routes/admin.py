@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Response
 
+from faceledger import usecases as uc
 from faceledger.access import Operation, authorize
 from faceledger.api import convert
 from faceledger.api import schemas as s
@@ -22,14 +23,17 @@ GalleryName = Path(min_length=1, max_length=200)
 
 @router.get("/users", summary="Every user with roles and grants")
 def list_users(svc: ServiceDep, user: UserDep) -> list[s.UserOut]:
-    authorize(user, Operation.USER_MANAGE)
-    return [convert.user(u) for u in svc.ws.access.users()]
+    """The accounts the caller manages: an administrator's, those of their organisation; the
+    operator's, the administrators and operators of every organisation."""
+    return [convert.user(u) for u in svc.ws.access.managed_users(user)]
 
 
 @router.post("/users", status_code=201, summary="Add a user")
 def create_user(body: s.UserIn, svc: ServiceDep, user: UserDep) -> s.UserOut:
+    """In ``org`` (default: the caller's). An administrator adds users to their own
+    organisation; the operator adds the administrators (and operators) of any."""
     created = svc.ws.access.create_user(
-        body.id, body.roles, by=user, display_name=body.display_name
+        body.id, body.roles, by=user, display_name=body.display_name, org=body.org
     )
     return convert.user(created)
 
@@ -59,9 +63,6 @@ def issue_key(
 
 @router.get("/users/{user_id}/keys", summary="A user's API keys (never the secrets)")
 def list_keys(svc: ServiceDep, user: UserDep, user_id: str = UserId) -> list[s.KeyInfoOut]:
-    if user.id != user_id:
-        authorize(user, Operation.USER_MANAGE)
-    svc.ws.access.get_user(user_id)
     return [
         s.KeyInfoOut(
             key_id=k.key_id,
@@ -70,7 +71,7 @@ def list_keys(svc: ServiceDep, user: UserDep, user_id: str = UserId) -> list[s.K
             created_at=convert.iso(k.created_at),
             revoked_at=None if k.revoked_at is None else convert.iso(k.revoked_at),
         )
-        for k in svc.ws.access.api_keys(user_id)
+        for k in svc.ws.access.keys_of(user_id, by=user)
     ]
 
 
@@ -83,11 +84,9 @@ def revoke_key(svc: ServiceDep, user: UserDep, key_id: str = KeyId) -> Response:
 
 @router.get("/galleries/{gallery}/grants", summary="Who holds which grant on a gallery")
 def list_grants(svc: ServiceDep, user: UserDep, gallery: str = GalleryName) -> list[s.GrantOut]:
-    authorize(user, Operation.GRANT_MANAGE, gallery)
-    g = svc.ws.store.get_gallery_by_name(gallery)
     return [
-        s.GrantOut(user_id=uid, gallery=g.name, level=level)
-        for uid, level in sorted(svc.ws.access.grants_on(g.name).items())
+        s.GrantOut(user_id=uid, gallery=gallery, level=level)
+        for uid, level in sorted(uc.list_grants(svc.ws, user, gallery).items())
     ]
 
 

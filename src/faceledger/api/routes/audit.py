@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import IO, Annotated, cast
+from typing import IO, Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -17,6 +17,7 @@ from faceledger.access import Operation, User, authorize
 from faceledger.api import convert
 from faceledger.api import schemas as s
 from faceledger.api.deps import ServiceDep, UserDep
+from faceledger.api.report_schemas import OrgReportOut
 from faceledger.api.routes.common import Cursor, Limit
 from faceledger.api.service import Service
 from faceledger.errors import InvalidArgument, NotFound
@@ -62,10 +63,13 @@ def _entries(
     start: datetime | None,
     end: datetime | None,
 ) -> s.AuditPage:
-    authorize(user, Operation.AUDIT_READ)
     found = list(
-        svc.ws.audit.entries(
-            start, end, operation=operation, actor=actor, after_seq=after, limit=limit + 1
+        uc.audit_entries(
+            svc.ws,
+            user,
+            uc.AuditQuery(
+                start, end, operation=operation, actor=actor, after_seq=after, limit=limit + 1
+            ),
         )
     )
     page = found[:limit]
@@ -103,14 +107,15 @@ def audit_entries(
 def audit_entry(
     seq: Annotated[int, Path(ge=1, le=2**62)], svc: ServiceDep, user: UserDep
 ) -> s.AuditEntryOut:
-    authorize(user, Operation.AUDIT_READ)
-    return convert.audit_entry(svc.ws.audit.get(seq))
+    """An entry that does not concern the auditor's organisation is not found (404)."""
+    return convert.audit_entry(uc.audit_entry(svc.ws, user, seq))
 
 
 @router.get("/audit/verify", summary="Verify the whole hash chain")
 def audit_verify(svc: ServiceDep, user: UserDep) -> s.AuditVerifyOut:
     """Detects any edited, dropped, inserted or reordered entry and truncation; names the
-    first bad position."""
+    first bad position. An organisation's auditor gets the same report on the whole chain
+    (it shows no entry)."""
     return convert.verify_report(uc.verify_chain(svc.ws, user, uc.VerifyChain()))
 
 
@@ -123,10 +128,10 @@ def audit_head(svc: ServiceDep, user: UserDep) -> s.ChainHeadOut:
     )
 
 
-def _export_file(svc: Service, start: datetime | None, end: datetime | None) -> IO[str]:
+def _export_file(svc: Service, user: User, start: datetime | None, end: datetime | None) -> IO[str]:
     fp = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - streamed, then closed
     try:
-        svc.ws.audit.export_jsonl(cast("IO[str]", fp), start, end)  # type: ignore[arg-type]
+        uc.export_audit(svc.ws, user, cast("IO[str]", fp), start, end)  # type: ignore[arg-type]
         fp.seek(0)
     except BaseException:
         fp.close()
@@ -154,8 +159,10 @@ async def audit_export(
     start: Annotated[When, Query(alias="from")] = None,
     end: Annotated[When, Query(alias="to")] = None,
 ) -> StreamingResponse:
+    """An organisation's auditor gets its view: entries that do not concern it are stubs
+    (``{"seq", "prev_hash", "hash", "signature", "withheld": true}``), so it still verifies."""
     authorize(user, Operation.AUDIT_READ)
-    fp = await run_in_threadpool(_export_file, svc, _when(start, "from"), _when(end, "to"))
+    fp = await run_in_threadpool(_export_file, svc, user, _when(start, "from"), _when(end, "to"))
     return StreamingResponse(
         _lines(fp),
         media_type="application/x-ndjson",
@@ -171,13 +178,58 @@ def audit_report(
     end: Annotated[When, Query(alias="to")] = None,
 ) -> dict[str, object]:
     """Searches by purpose and gallery, candidate and confirmation rates, reviewers,
-    deletions; by default the last 30 days."""
+    deletions; by default the last 30 days (an organisation's auditor: over its entries)."""
     authorize(user, Operation.AUDIT_READ)
+    since, until = _period(start, end)
+    return uc.audit_use_report(svc.ws, user, since, until)
+
+
+def _period(start: str | None, end: str | None) -> tuple[datetime, datetime]:
     until = _when(end, "to") or datetime.now(UTC) + timedelta(seconds=1)
     since = _when(start, "from") or until - timedelta(days=30)
     if since >= until:
         raise InvalidArgument("'from' must be before 'to'")
-    return svc.ws.audit.report(since, until)
+    return since, until
+
+
+OrgName = Annotated[str | None, Query(min_length=1, max_length=64)]
+AgreementId = Annotated[str | None, Query(min_length=1, max_length=32)]
+ReportFormat = Annotated[Literal["json", "html"], Query()]
+
+
+@router.get(
+    "/audit/report/orgs",
+    summary="Lead rates of an organisation or agreement over a period",
+    response_model=OrgReportOut,
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+)
+def audit_org_report(
+    svc: ServiceDep,
+    user: UserDep,
+    org: OrgName = None,
+    start: Annotated[When, Query(alias="from")] = None,
+    end: Annotated[When, Query(alias="to")] = None,
+    agreement: AgreementId = None,
+    format: ReportFormat = "json",
+) -> Any:
+    """Searches, faces searched, searches with leads, review outcomes, lead and
+    confirmed-lead rates (Wilson 95 % intervals), median hours to the first decision; as
+    owner, as requester, by requesting organisation and by agreement. By default the last 30
+    days of the auditor's own organisation (the deployment: all). An organisation's auditor
+    reports only on it or on an agreement it is party to."""
+    since, until = _period(start, end)
+    report = uc.org_report(svc.ws, user, uc.OrgReportRequest(org, since, until, agreement))
+    if format == "html":
+        return HTMLResponse(
+            uc.render_org_report_html(report),
+            headers={
+                "Content-Security-Policy": (
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+                ),
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+    return OrgReportOut.of(report.to_json())
 
 
 # -- evaluation reports --------------------------------------------------------------------

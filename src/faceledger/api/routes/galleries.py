@@ -36,7 +36,9 @@ Reason = Annotated[
 @router.get("/galleries", summary="Galleries the caller may see")
 def get_galleries(svc: ServiceDep, user: UserDep) -> s.GalleryList:
     """Administrators see every gallery; others those they hold a grant on."""
-    items = [convert.gallery(i.gallery, i.counts) for i in uc.list_galleries(svc.ws, user)]
+    items = [
+        convert.gallery(i.gallery, i.counts, i.owner_org) for i in uc.list_galleries(svc.ws, user)
+    ]
     return s.GalleryList(items=items)
 
 
@@ -46,13 +48,13 @@ def post_gallery(body: s.GalleryIn, svc: ServiceDep, user: UserDep) -> s.Gallery
         body.name, body.legal_basis, body.description, body.retention_days, body.retention_hours
     )
     info = uc.create_gallery(svc.ws, user, req)
-    return convert.gallery(info.gallery, info.counts)
+    return convert.gallery(info.gallery, info.counts, info.owner_org)
 
 
 @router.get("/galleries/{gallery}", summary="One gallery with its counts")
 def get_gallery(gallery: GalleryName, svc: ServiceDep, user: UserDep) -> s.GalleryOut:
     info = uc.show_gallery(svc.ws, user, uc.ShowGallery(gallery))
-    return convert.gallery(info.gallery, info.counts)
+    return convert.gallery(info.gallery, info.counts, info.owner_org)
 
 
 @router.delete("/galleries/{gallery}", summary="Delete a gallery with everything in it")

@@ -158,4 +158,22 @@ def post_decision(
     ``confirmed`` only once two different reviewers confirm it; until then it is
     ``awaiting_second_confirmation``."""
     state = uc.decide_lead(svc.ws, user, uc.DecideLead(search_id, rank, body.verdict, body.note))
-    return convert.lead(state, svc.ws.reviews.two_person_rule)
+    return convert.lead(state, svc.ws.reviews.two_person_rule, svc.ws.reviews.search(search_id))
+
+
+@router.post(
+    "/searches/{search_id}/leads/{rank}/release",
+    summary="Release a redacted lead to the searching organisation",
+)
+def post_release(
+    search_id: SearchId,
+    rank: Annotated[int, Path(ge=1, le=1000)],
+    body: s.ReleaseIn,
+    svc: ServiceDep,
+    user: UserDep,
+) -> s.LeadOut:
+    """A reviewer of the organisation owning the lead's gallery (``view_images`` on it) lets
+    the searcher see whom a lead shared under a redacted agreement names (audited, with the
+    note). 409 when the lead is not redacted or was already released."""
+    state = uc.release_lead(svc.ws, user, uc.ReleaseLead(search_id, rank, body.note))
+    return convert.lead(state, svc.ws.reviews.two_person_rule, svc.ws.reviews.search(search_id))
