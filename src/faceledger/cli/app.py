@@ -16,6 +16,7 @@ from faceledger.cli import (
     document_cmds,
     gallery_cmds,
     keys_cmd,
+    org_cmds,
     serve_cmd,
     video_cmds,
 )
@@ -84,6 +85,7 @@ calibrate_cmd.register(app)
 demo.register(app)
 gallery_cmds.register(app)
 audit_cmds.register(app)
+org_cmds.register(app)
 app.add_typer(eval_app, name="eval")
 keys_cmd.register(app)
 serve_cmd.register(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Annotated
 import typer
 
 from faceledger import usecases as uc
+from faceledger.audit import load_verify_key
+from faceledger.audit.log import verify_jsonl
 from faceledger.cli.output import console, guarded, print_json
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
@@ -69,6 +72,38 @@ def audit_verify(
     guarded(run)
 
 
+@audit_app.command("verify-export")
+def audit_verify_export(
+    export: Annotated[Path, typer.Argument(help="A JSONL file written by `audit export`.")],
+    key: Annotated[
+        Path | None, typer.Option(help="Trusted Ed25519 public key (PEM/hex) of the signer.")
+    ] = None,
+    partial: Annotated[
+        bool, typer.Option(help="The export is a window (--from/--to), not from entry 1.")
+    ] = False,
+) -> None:
+    """Check an export without the database: every entry shown is rehashed, every link and
+    signature checked; an organisation's export holds stubs for the entries it may not read."""
+
+    def run() -> None:
+        verify_key = None if key is None else load_verify_key(_read(key, "key"))
+        try:
+            with export.open(encoding="utf-8") as fp:
+                rep = verify_jsonl(fp, verify_key=verify_key, partial=partial)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read {export}: {exc}") from exc
+        if rep.ok:
+            console.print(
+                f"export OK: {rep.entries} entries ({rep.withheld_entries} withheld as stubs), "
+                f"{rep.signed_entries} signed"
+            )
+            return
+        console.print(f"[bold red]export BROKEN[/] at entry {rep.first_bad_position}: {rep.reason}")
+        raise typer.Exit(1)
+
+    guarded(run)
+
+
 @audit_app.command("head")
 def audit_head(ctx: typer.Context) -> None:
     """Print the chain head (keep copies elsewhere to detect truncation or rollback)."""
@@ -87,13 +122,13 @@ def audit_export(
     settings: Settings = ctx.obj
 
     def run() -> None:
-        with workspace(settings) as (ws, _):
+        with workspace(settings) as (ws, me):
             if out:
                 with out.open("w", encoding="utf-8") as fh:
-                    n = ws.audit.export_jsonl(fh, _when(start), _when(end))
+                    n = uc.export_audit(ws, me, fh, _when(start), _when(end))
                 console.print(f"exported {n} entries to {out}")
             else:
-                ws.audit.export_jsonl(sys.stdout, _when(start), _when(end))
+                uc.export_audit(ws, me, sys.stdout, _when(start), _when(end))
 
     guarded(run)
 
@@ -103,17 +138,56 @@ def audit_report(
     ctx: typer.Context,
     start: Annotated[str, typer.Option("--from", help="ISO date/time.")],
     end: Annotated[str, typer.Option("--to", help="ISO date/time.")],
+    org: Annotated[
+        str | None, typer.Option(help="Lead rates of this organisation (as owner, requester).")
+    ] = None,
+    agreement: Annotated[
+        str | None, typer.Option(help="Lead rates of the searches under this agreement.")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the lead-rate report here (JSON).")
+    ] = None,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Write the lead-rate report here (HTML).")
+    ] = None,
 ) -> None:
-    """Searches by purpose and gallery, candidate and confirmation rates, reviewers, deletions."""
+    """Searches by purpose and gallery, candidate and confirmation rates, reviewers, deletions;
+    with --org or --agreement, lead rates per organisation and agreement instead."""
     settings: Settings = ctx.obj
 
     def run() -> None:
-        with workspace(settings) as (ws, _):
-            s, e = _when(start), _when(end)
-            assert s is not None and e is not None
-            print_json(ws.audit.report(s, e))
+        s, e = _when(start), _when(end)
+        assert s is not None and e is not None
+        with workspace(settings) as (ws, me):
+            if org is None and agreement is None:
+                if json_file is not None or html_file is not None:
+                    raise InvalidArgument("--json and --html need --org or --agreement")
+                print_json(uc.audit_use_report(ws, me, s, e))
+                return
+            report = uc.org_report(ws, me, uc.OrgReportRequest(org, s, e, agreement))
+        _write_org_report(report, json_file, html_file)
 
     guarded(run)
+
+
+def _write_org_report(report: uc.OrgReport, json_file: Path | None, html_file: Path | None) -> None:
+    data = report.to_json()
+    if json_file is not None:
+        json_file.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        console.print(f"wrote {json_file}")
+    if html_file is not None:
+        html_file.write_text(uc.render_org_report_html(report), "utf-8")
+        console.print(f"wrote {html_file}")
+    if json_file is None and html_file is None:
+        print_json(data)
+        return
+    t = report.total
+    rate = t.lead_rate.value
+    console.print(
+        f"{t.searches} searches, {t.searches_with_leads} with leads"
+        + ("" if rate is None else f" ({100 * rate:.1f} %)")
+        + f", {t.outcomes.get('confirmed', 0)} confirmed lead(s)"
+    )
 
 
 @retention_app.command("apply")

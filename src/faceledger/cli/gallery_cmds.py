@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from faceledger import usecases as uc
+from faceledger.access import DEFAULT_ORG
 from faceledger.cli.output import (
     console,
     decision_json,
@@ -48,6 +49,10 @@ def gallery_create(
         int | None,
         typer.Option(help="Erase subjects after this many hours (instead of days)."),
     ] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(help="Owning organisation (default: your own; others only locally)."),
+    ] = None,
 ) -> None:
     settings: Settings = ctx.obj
 
@@ -55,9 +60,12 @@ def gallery_create(
         if retention_days is not None and retention_hours is not None:
             raise InvalidArgument("give --retention-days or --retention-hours, not both")
         with workspace(settings) as (ws, me):
-            req = uc.CreateGallery(name, legal_basis, description, retention_days, retention_hours)
+            req = uc.CreateGallery(
+                name, legal_basis, description, retention_days, retention_hours, org=org
+            )
             g = uc.create_gallery(ws, me, req).gallery
-            console.print(f"created gallery {g.name!r} (model {g.model_id})")
+            owner = ws.orgs.owner_of(g.name)
+            console.print(f"created gallery {g.name!r} of {owner!r} (model {g.model_id})")
 
     guarded(run)
 
@@ -268,6 +276,36 @@ def _print_bulk(rep: uc.BulkReport) -> None:
         )
 
 
+def _print_owners(res: uc.SearchResult) -> None:
+    """Whose galleries the leads come from, and which stay redacted until their owner releases
+    them (nothing for a workspace whose galleries all belong to the default organisation)."""
+    owners = dict(res.owners)
+    if not res.redacted and set(owners.values()) <= {DEFAULT_ORG}:
+        return
+    console.print(
+        "galleries: "
+        + ", ".join(
+            f"{g} (owned by {owners.get(g, '?')}{', leads redacted' if g in res.redacted else ''})"
+            for g in res.galleries
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
+    for face in res.faces:
+        for c in face.candidates:
+            owner = owners.get(c.gallery, "?")
+            where = f"  face {face.face.face_index} lead #{c.rank}: {c.gallery} of {owner}"
+            if c.gallery in res.redacted:
+                console.print(
+                    f"{where}, [bold]redacted[/]: a reviewer of {owner} may release it "
+                    f"(`faceledger review release {res.search_id} {c.rank} --note ...`)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            else:
+                console.print(where, highlight=False, soft_wrap=True)
+
+
 def _search_json(res: uc.SearchResult) -> dict[str, object]:
     return {
         "search_id": res.search_id,
@@ -290,6 +328,8 @@ def _search_json(res: uc.SearchResult) -> dict[str, object]:
             }
             for f in res.faces
         ],
+        "gallery_owners": dict(sorted(res.owners.items())),
+        "redacted_galleries": sorted(res.redacted),
     }
 
 
@@ -319,6 +359,7 @@ def search_cmd(
                 print_json(_search_json(res))
             else:
                 print_search(res)
+                _print_owners(res)
 
     guarded(run)
 

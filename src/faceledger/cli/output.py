@@ -185,9 +185,9 @@ def print_search(res: uc.SearchResult) -> None:
         for c in face.candidates:
             table.add_row(
                 str(c.rank),
-                c.gallery,
-                c.external_id,
-                c.display_name or "",
+                escape(c.gallery),
+                escape(c.external_id),  # "[redacted]" is not rich markup
+                escape(c.display_name or ""),
                 f"{c.score:.4f}",
                 "-" if c.similarity is None else f"{c.similarity:.4f}",
                 fmr_text(c.fmr),

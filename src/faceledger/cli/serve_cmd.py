@@ -93,17 +93,24 @@ def users_create(
     role: Annotated[list[Role], typer.Option("--role", help="Role (repeat for several).")],
     display_name: Annotated[str, typer.Option()] = "",
     key: Annotated[bool, typer.Option("--key", help="Also issue an API key and print it.")] = False,
+    org: Annotated[
+        str | None,
+        typer.Option(help="The user's organisation (default: your own; 'default' locally)."),
+    ] = None,
 ) -> None:
-    """Add a user; the first user of a workspace must be an admin."""
+    """Add a user; the first user of a workspace must be an admin (or an operator)."""
     settings: Settings = ctx.obj
 
     def run() -> None:
         with workspace(settings) as (ws, me):
             first = not ws.access.users()
             user = ws.access.create_user(
-                user_id, role, by=None if first else me, display_name=display_name
+                user_id, role, by=None if first else me, display_name=display_name, org=org
             )
-            console.print(f"created user {user.id!r} with roles {', '.join(sorted(user.roles))}")
+            console.print(
+                f"created user {user.id!r} of organisation {user.org!r} with roles "
+                f"{', '.join(sorted(user.roles))}"
+            )
             if key:
                 by = user if first else me
                 issued = ws.access.issue_api_key(user.id, by=by, label="created with the user")
@@ -119,8 +126,8 @@ def users_list(
     settings: Settings = ctx.obj
 
     def run() -> None:
-        with workspace(settings) as (ws, _):
-            users = ws.access.users()
+        with workspace(settings) as (ws, me):
+            users = ws.access.managed_users(me)
             keys = {
                 u.id: [k.key_id for k in ws.access.api_keys(u.id) if k.revoked_at is None]
                 for u in users
@@ -130,6 +137,7 @@ def users_list(
                     [
                         {
                             "id": u.id,
+                            "org": u.org,
                             "roles": sorted(u.roles),
                             "grants": dict(sorted(u.grants.items())),
                             "active": u.active,
@@ -140,12 +148,13 @@ def users_list(
                 )
                 return
             table = Table(title="users")
-            for col in ("id", "roles", "grants", "active", "active keys"):
+            for col in ("id", "org", "roles", "grants", "active", "active keys"):
                 table.add_column(col)
             for u in users:
                 grants = ", ".join(f"{g}={lv}" for g, lv in sorted(u.grants.items()))
                 table.add_row(
                     u.id,
+                    u.org or "-",
                     ", ".join(sorted(u.roles)),
                     grants or "-",
                     "yes" if u.active else "no",
