@@ -174,3 +174,13 @@ def watched_page(context: BrowserContext, live: Live) -> WatchedPage:
         lambda req: None if req.url.startswith(local) else watched.outside.append(req.url),
     )
     return watched
+
+
+def sign_in(page: Page, live: Live, dep: Deployment, who: str) -> None:
+    """Sign ``who`` in on the web UI with their API key (signing out whoever was in)."""
+    page.goto(f"{live.url}/ui/#/")
+    if page.locator("#signout").is_visible():
+        page.click("#signout")
+    page.fill("#key", dep.tokens[who])
+    page.click("#signin-submit")
+    expect(page.locator("#who")).to_contain_text(who)

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from faceledger.api.concurrency import SerialEngine
-from tests.api.live import Deployment, Live, deploy, serve, watched_page
+from tests.api.live import Deployment, Live, deploy, serve, sign_in, watched_page
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -28,15 +28,6 @@ def site(tmp_path: Path, serial_engine: SerialEngine) -> Iterator[tuple[Live, De
             yield live, dep
     finally:
         dep.ws.close()
-
-
-def sign_in(page: Page, live: Live, dep: Deployment, who: str) -> None:
-    page.goto(f"{live.url}/ui/#/")
-    if page.locator("#signout").is_visible():
-        page.click("#signout")
-    page.fill("#key", dep.tokens[who])
-    page.click("#signin-submit")
-    expect(page.locator("#who")).to_contain_text(who)
 
 
 def test_review_flow_in_a_browser(

@@ -138,7 +138,7 @@ function signinView(seq = nextSeq()) {
     guarded(async () => {
       sessionStorage.setItem(KEY, formValue(form, "key"));
       try { await loadMe(); } catch (err) { sessionStorage.removeItem(KEY); throw err; }
-      location.hash = "#/galleries";
+      location.hash = hasRole("operator") ? "#/orgs" : "#/galleries";
       await route();
     });
   });
@@ -147,7 +147,12 @@ function signinView(seq = nextSeq()) {
 
 async function loadMe() {
   me = await api("/me");
-  document.getElementById("who").textContent = `${me.id} · ${me.roles.join(", ")}`;
+  const org = me.org ? ` · ${me.org}` : "";
+  document.getElementById("who").textContent = `${me.id}${org} · ${me.roles.join(", ")}`;
+  // pages of a role show in the menu only to those who hold it (the API refuses the rest)
+  for (const link of document.querySelectorAll("#nav a[data-roles]")) {
+    link.hidden = !link.dataset.roles.split(" ").some(hasRole);
+  }
   document.getElementById("nav").hidden = false;
   document.getElementById("signout").hidden = false;
 }
@@ -662,7 +667,8 @@ async function searchDetailView(seq, id) {
   const parts = [h("h1", { text: rec.video ? videoTitle(rec.video) : "Search" }),
     h("section", { class: "card", id: "search-info" },
       h("p", {}, h("b", { text: "Purpose: " }), rec.purpose, " · ", h("b", { text: "Case: " }), rec.case_ref),
-      h("p", {}, `By ${rec.actor}, ${when(rec.created_at)} · galleries ${rec.galleries.join(", ")} · `,
+      h("p", {}, `By ${rec.actor}${rec.requester_org ? ` of ${rec.requester_org}` : ""}, ${when(rec.created_at)} · `,
+        `galleries ${galleriesText(rec)} · `,
         `model ${rec.model_id || "?"} · audit entry #${rec.audit_seq}`),
       h("p", { id: "two-person", class: "notice", text: rec.two_person_rule
         ? "Two-person rule: a lead is confirmed only when two different reviewers confirm it. The searcher may not review."
@@ -679,7 +685,85 @@ async function searchDetailView(seq, id) {
   view(seq, parts, cards);
   if (seq !== routeSeq) return;
   imageInto(probe, `/searches/${encodeURIComponent(id)}/probe`, "probe");
-  rec.leads.forEach((lead, i) => fillLeadImages(lead, cards[i].querySelector(".lead-images")));
+  rec.leads.forEach((lead, i) => {
+    const holder = cards[i].querySelector(".lead-images");
+    // a redacted lead names no subject: nothing to fetch, and no image to show
+    if (lead.redacted) holder.replaceChildren(h("div", { class: "noimage", text: `enrolled images withheld by ${ownerOf(rec, lead)} until released` }));
+    else fillLeadImages(lead, holder);
+  });
+}
+
+// ---------------------------------------------------------------- organisations on a lead
+
+// "watchlist (metro, redacted)": whose each gallery is, when the search says
+function galleriesText(rec) {
+  const owners = rec.gallery_owners || {};
+  const redacted = rec.redacted_galleries || [];
+  return rec.galleries.map((g) => {
+    const notes = [owners[g], redacted.includes(g) ? "redacted" : null].filter(Boolean);
+    return notes.length ? `${g} (${notes.join(", ")})` : g;
+  }).join(", ");
+}
+
+function ownerOf(rec, lead) {
+  return lead.owner_org || (rec.gallery_owners || {})[lead.gallery] || "its owner";
+}
+
+// whether the lead's subject is still withheld from the searching organisation: the reader
+// is then either of that organisation (``redacted``: the subject reads "[redacted]") or of the
+// gallery's owner, who sees the subject and may release it
+function withheld(rec, lead) {
+  if (lead.released_by) return false;
+  if (lead.redacted) return true;
+  if (typeof lead.withheld === "boolean") return lead.withheld;
+  return (rec.redacted_galleries || []).includes(lead.gallery);
+}
+
+function requesterOf(rec) { return rec.requester_org || `${rec.actor}'s organisation`; }
+
+// whose the lead is and whether its subject is shown to the searching organisation
+function ownershipLine(rec, lead) {
+  const owner = ownerOf(rec, lead);
+  const parts = [h("span", { class: "owner", text: `owned by ${owner}` })];
+  if (lead.redacted) {
+    parts.push(" · ", h("span", { class: "redaction", dataset: { state: "withheld" },
+      text: `${lead.subject} — withheld by ${owner} until released` }));
+  } else if (lead.released_by) {
+    parts.push(" · ", h("span", { class: "redaction", dataset: { state: "released" },
+      text: `released by ${lead.released_by} at ${when(lead.released_at)}` }));
+  } else if (withheld(rec, lead)) {
+    parts.push(" · ", h("span", { class: "redaction", dataset: { state: "withheld-from-requester" },
+      text: `withheld from ${requesterOf(rec)} until a reviewer of ${owner} releases it` }));
+  }
+  return h("p", { class: "ownership", id: `ownership-${lead.rank}` }, parts);
+}
+
+// a reviewer of the gallery's owner may release a withheld lead to the searching organisation
+function mayRelease(rec, lead) {
+  return hasRole("reviewer") && !lead.redacted && withheld(rec, lead) && me.org
+    && ownerOf(rec, lead) === me.org;
+}
+
+function releaseForm(rec, lead) {
+  const noteId = `release-note-${lead.rank}`;
+  const form = h("form", { class: "release", dataset: { rank: lead.rank } },
+    h("label", { for: noteId }, `Why ${requesterOf(rec)} may see this subject (required) `),
+    h("textarea", { name: "note", id: noteId, required: true }),
+    h("p", { class: "muted", text: "Releasing shows the subject to the searching organisation; it is recorded in the audit log and cannot be undone." }),
+    h("button", { type: "submit", id: `release-${lead.rank}` }, `Release to ${requesterOf(rec)}`));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        await api(`/searches/${encodeURIComponent(rec.search_id)}/leads/${lead.rank}/release`, {
+          method: "POST", json: { note: formValue(form, "note") } });
+      } finally { button.disabled = false; }
+      await searchDetailView(nextSeq(), rec.search_id);
+    });
+  });
+  return form;
 }
 
 // what a lead's score is: an AS-normalised score must not pass for a cosine similarity
@@ -697,6 +781,7 @@ function leadCard(rec, lead) {
       rec.threshold == null ? null : ` (threshold ${rec.threshold.toFixed(4)})`,
       " · estimated false-match rate ", h("b", { class: "fmr", text: fmrText(lead.fmr, lead.fmr_upper_bound) }),
       " · status ", statusBadge(lead.status, lead)),
+    ownershipLine(rec, lead),
     images,
     lead.decisions.length ? h("table", { class: "decisions" },
       h("tr", {}, ["reviewer", "verdict", "note", "when"].map((t) => h("th", { text: t }))),
@@ -704,8 +789,12 @@ function leadCard(rec, lead) {
         h("td", { text: d.note }), h("td", { text: when(d.decided_at) }))))
       : h("p", { class: "muted", text: "No review decision yet." }));
   const mayReview = hasRole("reviewer") && me.id !== rec.actor && me.grants[lead.gallery]
-    && me.grants[lead.gallery] !== "search";
+    && me.grants[lead.gallery] !== "search" && !lead.redacted;
+  if (mayRelease(rec, lead)) card.append(releaseForm(rec, lead));
   if (mayReview) card.append(decisionForm(rec, lead));
+  else if (lead.redacted && hasRole("reviewer") && me.id !== rec.actor) {
+    card.append(h("p", { class: "muted", text: `Only reviewers of ${ownerOf(rec, lead)} review this lead until it is released.` }));
+  }
   else if (me.id === rec.actor) card.append(h("p", { class: "muted", text: "You made this search: someone else reviews it." }));
   return card;
 }
@@ -762,7 +851,8 @@ function searchesTable(items, id) {
       h("td", {}, h("a", { href: `#/searches/${r.search_id}`, text: when(r.created_at) })),
       h("td", { text: r.actor }), h("td", { text: r.purpose }), h("td", { text: r.case_ref }),
       h("td", { text: r.galleries.join(", ") }),
-      h("td", { text: r.leads.map((l) => `${l.rank}: ${l.status.replaceAll("_", " ")}`).join("; ") || "none" }))));
+      h("td", { text: r.leads.map((l) => `${l.rank}: ${l.status.replaceAll("_", " ")}`
+        + (l.owner_org ? ` (${l.owner_org}${l.redacted ? ", redacted" : ""})` : "")).join("; ") || "none" }))));
 }
 
 async function queueView(seq) {
@@ -887,6 +977,170 @@ async function usersView(seq) {
       h("td", { text: u.active ? "yes" : "no" })))), form);
 }
 
+// ---------------------------------------------------------------- organisations, purposes, agreements
+
+// a labelled field: the label names the control by its id (screen readers, clicking the text)
+function field(labelText, control, hint) {
+  return h("p", { class: "field" }, h("label", { for: control.id, text: labelText }), control,
+    hint ? h("span", { class: "hint muted", id: `${control.id}-hint`, text: hint }) : null);
+}
+
+function myOrg() { return me.org || "default"; }
+
+async function orgsView(seq) {
+  const orgs = await api("/orgs");
+  const form = h("form", { id: "org-create", class: "card" }, h("h2", { text: "Create an organisation" }),
+    field("Organisation id ", h("input", { type: "text", name: "org_id", id: "org-id", required: true,
+      autocomplete: "off", pattern: "[A-Za-z0-9][A-Za-z0-9._@\\-]{0,63}", "aria-describedby": "org-id-hint" }),
+    " a-z, 0-9 and . _ @ - ; it cannot change later"),
+    field("Display name ", h("input", { type: "text", name: "display_name", id: "org-name", required: true })),
+    h("p", { class: "muted", text: "Its first administrator is added on the Users page." }),
+    h("button", { type: "submit", id: "org-submit" }, "Create organisation"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      await api("/orgs", { method: "POST", json: {
+        org_id: formValue(form, "org_id"), display_name: formValue(form, "display_name") } });
+      await orgsView(nextSeq());
+    });
+  });
+  view(seq, h("h1", { text: "Organisations" }),
+    h("table", { id: "orgs" }, h("tr", {}, ["id", "name", "created"].map((t) => h("th", { text: t }))),
+      orgs.map((o) => h("tr", { dataset: { org: o.org_id } }, h("td", { text: o.org_id }),
+        h("td", { text: o.display_name }), h("td", { text: o.created_at ? when(o.created_at) : "—" })))),
+    hasRole("operator") ? form : null);
+}
+
+async function purposesView(seq) {
+  const org = myOrg();
+  const purposes = await api(`/orgs/${encodeURIComponent(org)}/purposes`);
+  const form = h("form", { id: "purpose-create", class: "card" }, h("h2", { text: "Add a purpose category" }),
+    field("Name ", h("input", { type: "text", name: "name", id: "purpose-name", required: true, maxlength: 256 })),
+    field("Description ", h("textarea", { name: "description", id: "purpose-description" })),
+    h("button", { type: "submit", id: "purpose-submit" }, "Add purpose"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      await api(`/orgs/${encodeURIComponent(org)}/purposes`, { method: "POST", json: {
+        name: formValue(form, "name"), description: formValue(form, "description") } });
+      await purposesView(nextSeq());
+    });
+  });
+  view(seq, h("h1", { text: `Purposes of ${org}` }),
+    h("p", { class: "notice", text: "An agreement names the purposes a partner's search of your gallery may state; "
+      + "a search stating any other purpose is refused." }),
+    purposes.length ? h("table", { id: "purposes" }, h("tr", {}, ["name", "description"].map((t) => h("th", { text: t }))),
+      purposes.map((p) => h("tr", { dataset: { purpose: p.name } }, h("td", { text: p.name }), h("td", { text: p.description }))))
+      : h("p", { class: "muted", id: "purposes", text: "No purpose category yet." }),
+    hasRole("admin") ? form : null);
+}
+
+// "2025-03-01" (a date input, local time) as an instant with its zone, ISO 8601
+function dayStart(day) { return new Date(`${day}T00:00`).toISOString(); }
+
+function isoDay(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+function stateBadge(state) { return h("span", { class: "state", dataset: { state }, text: state }); }
+
+async function agreementsView(seq) {
+  const org = myOrg();
+  const admin = hasRole("admin");
+  const [agreements, galleries, orgs, purposes] = await Promise.all([
+    api("/agreements"),
+    admin ? api("/galleries") : { items: [] },
+    api("/orgs").catch(() => []),
+    admin ? api(`/orgs/${encodeURIComponent(org)}/purposes`) : [],
+  ]);
+  // own galleries: those the organisation owns, not those shared with it
+  const sharedWithUs = new Set(agreements.filter((a) => a.grantee_org === org && a.owner_org !== org).map((a) => a.gallery));
+  const own = galleries.items.filter((g) => (g.owner_org ? g.owner_org === org : !sharedWithUs.has(g.name)));
+  const partners = orgs.map((o) => o.org_id).filter((o) => o !== org);
+  const rows = agreements.map((a) => h("tr", { dataset: { agreement: a.agreement_id, gallery: a.gallery, grantee: a.grantee_org } },
+    h("td", { text: a.agreement_id }), h("td", { text: a.gallery }), h("td", { text: `${a.owner_org} → ${a.grantee_org}` }),
+    h("td", { text: a.level }), h("td", { text: a.purposes.join(", ") }), h("td", { text: a.legal_basis }),
+    h("td", { text: `${when(a.starts_at)} – ${when(a.expires_at)}` }),
+    h("td", { text: a.max_candidates == null ? "no cap" : a.max_candidates }),
+    h("td", { text: a.redacted ? "redacted until released" : "subjects shown" }),
+    h("td", {}, stateBadge(a.state), a.revoked_at ? h("div", { class: "muted", text: `revoked by ${a.revoked_by} at ${when(a.revoked_at)}` }) : null),
+    h("td", {}, admin && a.owner_org === org && (a.state === "active" || a.state === "pending") ? agreementActions(a) : null)));
+  view(seq, h("h1", { text: `Sharing agreements of ${org}` }),
+    rows.length ? h("table", { id: "agreements" }, h("tr", {}, ["id", "gallery", "owner → grantee", "level", "purposes",
+      "legal basis", "in force", "max candidates", "leads", "state", ""].map((t) => h("th", { text: t }))), rows)
+      : h("p", { class: "muted", id: "agreements", text: "No agreement yet." }),
+    admin ? agreementForm(org, own, partners, purposes) : null);
+}
+
+function agreementActions(a) {
+  const id = a.agreement_id;
+  const change = h("form", { class: "agreement-expiry" },
+    field("New expiry (00:00 local time on) ", h("input", { type: "date", name: "expires", id: `expires-${id}`, required: true })),
+    h("button", { type: "submit", class: "secondary", id: `change-${id}` }, "Change expiry"));
+  change.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      await api(`/agreements/${encodeURIComponent(id)}`, { method: "PATCH", json: { expires_at: dayStart(formValue(change, "expires")) } });
+      await agreementsView(nextSeq());
+    });
+  });
+  const revoke = h("form", { class: "agreement-revoke" },
+    field("Reason for revoking (required) ", h("input", { type: "text", name: "reason", id: `reason-${id}`, required: true })),
+    h("button", { type: "submit", class: "danger", id: `revoke-${id}` }, "Revoke now"));
+  revoke.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      await api(`/agreements/${encodeURIComponent(id)}/revoke`, { method: "POST", json: { reason: formValue(revoke, "reason") } });
+      await agreementsView(nextSeq());
+    });
+  });
+  return h("details", { class: "agreement-actions" }, h("summary", { text: "Change or revoke" }), change, revoke);
+}
+
+function agreementForm(org, own, partners, purposes) {
+  const list = h("datalist", { id: "agreement-orgs" }, partners.map((o) => h("option", { value: o })));
+  const form = h("form", { id: "agreement-create", class: "card" }, h("h2", { text: "Share a gallery with another organisation" }),
+    field("Gallery ", h("select", { name: "gallery", id: "agreement-gallery", required: true },
+      h("option", { value: "", text: own.length ? "— choose one of your galleries —" : "— no gallery of yours —" }),
+      own.map((g) => h("option", { value: g.name, text: g.name })))),
+    field("Organisation it is shared with ", h("input", { type: "text", name: "grantee_org", id: "agreement-grantee",
+      required: true, list: "agreement-orgs", autocomplete: "off" })),
+    list,
+    h("fieldset", { id: "agreement-purposes" }, h("legend", { text: "Purposes a search may state (at least one)" }),
+      purposes.length ? purposes.map((p) => h("label", { class: "inline" },
+        h("input", { type: "checkbox", name: "purposes", value: p.name }), ` ${p.name}`))
+        : h("p", { class: "muted" }, "No purpose category yet: add one on the ", h("a", { href: "#/purposes", text: "Purposes" }), " page.")),
+    field("Legal basis ", h("input", { type: "text", name: "legal_basis", id: "agreement-basis", required: true })),
+    field("Starts (00:00 local time on) ", h("input", { type: "date", name: "starts", id: "agreement-starts", required: true, value: isoDay(new Date()) })),
+    field("Expires (00:00 local time on) ", h("input", { type: "date", name: "expires", id: "agreement-expires", required: true })),
+    h("fieldset", { id: "agreement-level" }, h("legend", { text: "What the partner may do" }),
+      h("label", {}, h("input", { type: "radio", name: "level", value: "search", id: "agreement-level-search", checked: true }),
+        " search: scores and subject ids, no images"),
+      h("label", {}, h("input", { type: "radio", name: "level", value: "view_images", id: "agreement-level-view" }),
+        " view_images: also the enrolled images")),
+    field("Most candidates per face (empty: no cap) ", h("input", { type: "number", name: "max_candidates", id: "agreement-max", min: 1, max: 1000 })),
+    h("p", { class: "field" }, h("label", {}, h("input", { type: "checkbox", name: "redacted", id: "agreement-redacted", checked: true }),
+      ` Redact leads: the partner sees no subject until a reviewer of ${org} releases it`)),
+    h("button", { type: "submit", id: "agreement-submit" }, "Create agreement"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const purposesChosen = [...form.querySelectorAll("input[name=purposes]:checked")].map((b) => b.value);
+      if (!purposesChosen.length) throw new Error("choose at least one purpose");
+      const max = formValue(form, "max_candidates");
+      await api("/agreements", { method: "POST", json: {
+        gallery: formValue(form, "gallery"), grantee_org: formValue(form, "grantee_org"),
+        purposes: purposesChosen, legal_basis: formValue(form, "legal_basis"),
+        starts_at: dayStart(formValue(form, "starts")), expires_at: dayStart(formValue(form, "expires")),
+        level: form.querySelector("input[name=level]:checked").value,
+        max_candidates: max ? Number(max) : null, redacted: form.elements.namedItem("redacted").checked } });
+      await agreementsView(nextSeq());
+    });
+  });
+  return form;
+}
+
 // ---------------------------------------------------------------- routing
 
 async function route() {
@@ -910,6 +1164,10 @@ async function route() {
     else if (page === "audit") await auditView(seq);
     else if (page === "reports") await reportsView(seq);
     else if (page === "users") await usersView(seq);
+    else if (page === "orgs") await orgsView(seq);
+    else if (page === "agreements") await agreementsView(seq);
+    else if (page === "purposes") await purposesView(seq);
+    else if (hasRole("operator")) await orgsView(seq);
     else await galleriesView(seq);
   } catch (err) {
     if (seq !== routeSeq) return;
