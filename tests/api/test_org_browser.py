@@ -141,6 +141,8 @@ def test_sharing_agreement_and_release_in_a_browser(
     assert seen["leads"][0]["withheld"] and not seen["leads"][0]["redacted"]
 
     sign_in(page, live, dep, "county-searcher")
+    page.goto(f"{live.url}/ui/#/search")  # the shared gallery is offered, named as shared
+    expect(page.get_by_label(f"{GALLERY} (shared by metro)")).to_be_checked()
     page.goto(search_url)
     lead = page.locator("#lead-1")
     expect(lead.locator(".owner")).to_have_text("owned by metro")

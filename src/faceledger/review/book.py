@@ -386,14 +386,7 @@ class Reviews:
         if actor is not None:
             query = query.where(t.c.actor == actor)
         if org is not None:
-            sg = schema.search_galleries
-            theirs = (sg.c.owner_org == org) | (sg.c.requester_org == org)
-            concerns: sa.ColumnElement[bool] = t.c.search_id.in_(
-                sa.select(sg.c.search_id).where(theirs)
-            )
-            if org == DEFAULT_ORG:
-                concerns = sa.or_(concerns, t.c.search_id.not_in(sa.select(sg.c.search_id)))
-            query = query.where(concerns)
+            query = query.where(concerning(org))
         if since is not None:
             query = query.where(t.c.created_at >= format_timestamp(since))
         with translate_errors("read searches"), self._engine.connect() as conn:
@@ -511,6 +504,17 @@ class Reviews:
             requester_org=requester,
             gallery_terms=terms,
         )
+
+
+def concerning(org: str) -> sa.ColumnElement[bool]:
+    """Whether a search (a ``review_searches`` row) concerns ``org``: it made the search or
+    owns a gallery searched (a search recorded before organisations is the default one's)."""
+    t, sg = schema.searches, schema.search_galleries
+    theirs = (sg.c.owner_org == org) | (sg.c.requester_org == org)
+    found: sa.ColumnElement[bool] = t.c.search_id.in_(sa.select(sg.c.search_id).where(theirs))
+    if org == DEFAULT_ORG:
+        found = sa.or_(found, t.c.search_id.not_in(sa.select(sg.c.search_id)))
+    return found
 
 
 def _owns(user: User, search: SearchRecord, state: LeadState) -> bool:

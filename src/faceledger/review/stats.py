@@ -16,13 +16,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from faceledger.access.policy import DEFAULT_ORG
 from faceledger.audit.log import AuditLog
 from faceledger.audit.records import format_timestamp
 from faceledger.audit.sqlutil import translate_errors
 from faceledger.errors import NotFound
 from faceledger.review import schema
-from faceledger.review.book import Reviews
+from faceledger.review.book import Reviews, concerning
 from faceledger.review.model import LeadStatus, SearchRecord
 
 
@@ -53,12 +52,7 @@ class SearchFacts:
 
 def _concerns(org: str | None, agreement_id: str | None) -> sa.ColumnElement[bool]:
     t, sg = schema.searches, schema.search_galleries
-    cond: sa.ColumnElement[bool] = sa.true()
-    if org is not None:
-        theirs = (sg.c.owner_org == org) | (sg.c.requester_org == org)
-        cond = t.c.search_id.in_(sa.select(sg.c.search_id).where(theirs))
-        if org == DEFAULT_ORG:
-            cond = sa.or_(cond, t.c.search_id.not_in(sa.select(sg.c.search_id)))
+    cond: sa.ColumnElement[bool] = sa.true() if org is None else concerning(org)
     if agreement_id is not None:
         cond = sa.and_(
             cond,

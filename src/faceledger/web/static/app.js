@@ -325,7 +325,8 @@ async function grantsCard(gallery) {
 function galleryChecks(searchable) {
   return h("fieldset", {}, h("legend", { text: "Galleries" }),
     searchable.length ? searchable.map((g) => h("label", { class: "inline" },
-      h("input", { type: "checkbox", name: "galleries", value: g.name, checked: true }), ` ${g.name}`))
+      h("input", { type: "checkbox", name: "galleries", value: g.name, checked: true }),
+      ` ${g.name}${g.owner_org && g.owner_org !== me.org ? ` (shared by ${g.owner_org})` : ""}`))
       : h("span", { class: "muted", text: "You hold no grant on any gallery." }));
 }
 
@@ -807,6 +808,15 @@ async function fillLeadImages(lead, holder) {
     if (subject.external_id !== lead.subject) throw new Error("subject not addressable by its id");
     templates = subject.templates;
   } catch (err) {
+    if (err.status === 403 && lead.template_id) {
+      // a partner organisation lists none of the owner's subjects, but may see the image of
+      // a lead its own search got (when its agreement gives view_images)
+      const box = h("div", {}, h("div", { class: "noimage", text: "loading…" }));
+      holder.replaceChildren(h("figure", { class: "enrolled", dataset: { template: lead.template_id } }, box,
+        h("figcaption", { text: "matched image" })));
+      imageInto(box, `/galleries/${encodeURIComponent(lead.gallery)}/templates/${lead.template_id}/image`, `enrolled ${lead.template_id}`);
+      return;
+    }
     holder.replaceChildren(h("div", { class: "noimage", text: err.status === 403
       ? "enrolled images hidden: needs a view_images grant" : err.status === 404
         ? "subject no longer enrolled" : err.message }));
