@@ -95,6 +95,9 @@ class Settings:
     enough to count the target rate, else the model card; ``card`` always uses the card."""
     # accountability
     two_person_rule: bool = True
+    blind_review: bool = True
+    """A reviewer first records a judgement on the two faces alone (no score, rank or FMR
+    shown); only then are the scores shown and a verdict taken (automation bias)."""
     verify_requires_purpose: bool = False
     keep_probe_images: bool = False
     """Keep each search's probe image (in the image store, encrypted with the template key if

@@ -135,7 +135,23 @@ def test_given_enrolled_gallery_when_searched_and_reviewed_twice_then_lead_is_co
         # the record says what its leads' scores are, from the search's audit entry
         assert rec["normalisation"] == "none"
         assert rec["threshold"] == pytest.approx(face["threshold"], abs=1e-6)
-        assert [x["score"] for x in rec["leads"]] == [x["score"] for x in face["candidates"]]
+        # blind review: before the reviewer's first look, nothing that could sway them
+        assert [x["blind"] for x in rec["leads"]] == [True] * len(rec["leads"])
+        assert {x["score"] for x in rec["leads"]} == {None}
+        assert {x["status"] for x in rec["leads"]} == {None}
+        r = c.post(url, json=body, headers=dep.headers("reviewer"))
+        assert r.status_code == 409 and "first look" in r.json()["detail"]
+        look = f"{API}/searches/{search_id}/leads/1/first-look"
+        for who in ("reviewer", "reviewer2"):
+            r = c.post(look, json={"judgement": "same"}, headers=dep.headers(who))
+            assert r.status_code == 201, r.text
+            assert r.json()["blind"] is False and r.json()["score"] is not None
+        r = c.post(look, json={"judgement": "different"}, headers=dep.headers("reviewer"))
+        assert r.status_code == 409  # one first look each, and it stays on record
+        rec = c.get(f"{API}/searches/{search_id}", headers=dep.headers("reviewer")).json()
+        assert rec["leads"][0]["blind"] is False
+        assert [f["judgement"] for f in rec["leads"][0]["first_looks"]] == ["same", "same"]
+        assert [x["score"] for x in rec["leads"][:1]] == [face["candidates"][0]["score"]]
         assert rec["probe_faces"][0]["quality"]["score"] > 0
         probe = c.get(f"{API}/searches/{search_id}/probe", headers=dep.headers("reviewer"))
         assert probe.status_code == 200 and probe.content == london["001_smiling"]
@@ -457,7 +473,8 @@ def test_given_gallery_of_cohort_size_when_searched_then_scores_say_they_are_nor
             assert cand["score"] >= face["threshold"]
             assert cand["fpir"] == pytest.approx(1 - (1 - cand["fmr"]["value"]) ** n, rel=1e-6)
 
-        rec = c.get(f"{API}/searches/{result['search_id']}", headers=dep.headers("reviewer"))
+        # the searcher's view (a reviewer sees no score before their blind first look)
+        rec = c.get(f"{API}/searches/{result['search_id']}", headers=dep.headers("searcher"))
         assert rec.json()["normalisation"] == "asnorm"
         assert rec.json()["leads"][0]["score"] == top["score"]
         entry = c.get(

@@ -138,6 +138,14 @@ def _partner_search(w: World) -> dict[str, Any]:
     return {"search_id": found.search_id, "json": {"note": "matrix release"}}
 
 
+def _fresh_search(w: World) -> dict[str, Any]:
+    """A new search by the searcher, whose lead 1 no one has looked at yet."""
+    req = SearchRequest(w.london["001_smiling"], (GALLERY,), "matrix", "M-F")
+    found = search(w.dep.ws, w.dep.user("searcher"), req)
+    assert found.faces[0].candidates
+    return {"search_id": found.search_id, "json": {"judgement": "same"}}
+
+
 def _new_video_job(w: World) -> str:
     """A video search job of the searcher's, still waiting or running: the job pool runs one
     at a time, and a long enough video keeps each busy while the cell is called. The job
@@ -252,6 +260,11 @@ CELLS: list[Cell] = [
         "/galleries/{gallery}/templates/{template_id}/image",
         frozenset({"enroller", "reviewer"}),
     ),
+    Cell(
+        "GET",
+        "/galleries/{gallery}/templates/{template_id}/aligned",
+        frozenset({"enroller", "reviewer"}),
+    ),
     Cell("GET", "/erasures/{receipt_seq}", frozenset({"auditor"})),
     Cell(
         "POST",
@@ -346,6 +359,13 @@ CELLS: list[Cell] = [
     Cell("GET", "/reviews/queue", frozenset({"searcher", "reviewer", "auditor"})),
     Cell("GET", "/searches/{search_id}", frozenset({"searcher", "reviewer", "auditor"})),
     Cell("GET", "/searches/{search_id}/probe", frozenset({"searcher", "reviewer"})),
+    Cell("GET", "/searches/{search_id}/probe/faces/0/aligned", frozenset({"searcher", "reviewer"})),
+    Cell(
+        "POST",
+        "/searches/{search_id}/leads/1/first-look",
+        frozenset({"reviewer"}),
+        _fresh_search,
+    ),
     Cell(
         "POST",
         "/searches/{search_id}/leads/1/decisions",
@@ -378,7 +398,8 @@ def world(
     data_dir: Path,
 ) -> Iterator[World]:
     root: Path = tmp_path_factory.mktemp("matrix")
-    dep = deploy(root / "ws", serial_engine)
+    # who may call what: the blind first look before a verdict is the review tests' subject
+    dep = deploy(root / "ws", serial_engine, blind_review=False)
     reports = dep.settings.data_dir / "reports"
     reports.mkdir(parents=True)
     (reports / "eval.html").write_text("<html><body><h1>FNMR</h1></body></html>")

@@ -251,6 +251,13 @@ def test_every_use_case_answers_alike_from_the_cli_and_the_api(both: Both, tmp_p
         [(x["subject"], x["status"]) for x in q["leads"]] for q in served
     ]
     assert [q["search_id"] for q in queue] == [cli_search]
+    both.cli("reviewer", "review", "look", cli_search, "1", "same")
+    both.call(
+        "reviewer",
+        "POST",
+        f"/searches/{api_search}/leads/1/first-look",
+        json={"judgement": "same"},
+    )
     out = both.cli("reviewer", "review", "decide", cli_search, "1", "confirmed", "--note", "same")
     lead = both.call(
         "reviewer",

@@ -70,6 +70,8 @@ def test_search_review_with_two_person_rule(tmp_path: Path, data_dir: Path) -> N
     assert lead.external_id == "008"
     with pytest.raises(PermissionDenied):  # a searcher may not review their own search
         ws.reviews.decide(searcher, res.search_id, 1, "confirmed", "looks alike")
+    for reviewer in rev:  # blind review: each looks at the two faces before any score
+        ws.reviews.first_look(reviewer, res.search_id, 1, "same")
     s1 = ws.reviews.decide(rev[0], res.search_id, 1, "confirmed", "same ears, same scar")
     assert s1.status is LeadStatus.AWAITING_SECOND
     s1b = ws.reviews.decide(rev[0], res.search_id, 1, "confirmed", "again, same reviewer")

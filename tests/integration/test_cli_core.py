@@ -105,6 +105,7 @@ def test_demo_shows_the_main_job_on_the_bundled_sample(tmp_path: Path) -> None:
     # two reviewers other than the searcher; the searcher's own verdict refused
     assert "may not review their own search" in out
     assert "lead is awaiting_second_confirmation" in out and "lead is confirmed" in out
+    assert out.count("no score shown") == 2  # each reviewer looked blind first
     assert "audit verify: OK" in out
     # the commands it suggests work on the workspace it leaves
     photo = sample / "004_smiling.jpg"

@@ -320,6 +320,10 @@ def test_2_operators_are_accounts_with_one_spelling_and_reviews_need_a_key(
     assert code == 2 and "unauthenticated" in out, out
     # no credential backed the searcher, so one reviewer is not enough even with the rule off
     code, out = _as(data, keys["rev2"], *decide, **off)
+    assert code == 2 and "first look" in out, out  # blind review: the faces before the score
+    code, out = _as(data, keys["rev2"], "review", "look", sid, "1", "same", **off)
+    assert code == 0 and "recorded: same" in out, out
+    code, out = _as(data, keys["rev2"], *decide, **off)
     assert code == 0 and "awaiting_second" in out, out
 
     ws = open_workspace(Settings(data_dir=data))

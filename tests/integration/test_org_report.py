@@ -121,6 +121,8 @@ def _build(ws: Workspace, clock: Clock, img: Path) -> World:
     clock.now += timedelta(days=7)  # the next week
     run("s5", "beta-searcher", "010", "ga")  # cross-org, not enrolled
     clock.now += timedelta(hours=2)
+    for rev, key in (("alpha-rev1", "s1"), ("alpha-rev2", "s1"), ("alpha-rev1", "s3")):
+        ws.reviews.first_look(users[rev], searches[key].search_id, 1, "same")
     ws.reviews.decide(users["alpha-rev1"], searches["s1"].search_id, 1, "confirmed", "same")
     clock.now += timedelta(hours=1)
     ws.reviews.decide(users["alpha-rev2"], searches["s1"].search_id, 1, "confirmed", "agree")

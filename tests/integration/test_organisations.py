@@ -227,6 +227,7 @@ def test_both_sides_see_the_search_and_the_owner_releases_the_lead(world: World)
     assert entry.record.details["subject_id"] == "008"
     assert ws.audit.scopes(entry.seq) == {"county", "metro"}
 
+    ws.reviews.first_look(world.user("metro-reviewer"), res.search_id, rank, "same")
     decided = ws.reviews.decide(
         world.user("metro-reviewer"), res.search_id, rank, "confirmed", "ok"
     )

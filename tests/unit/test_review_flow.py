@@ -13,8 +13,21 @@ from argon2 import PasswordHasher
 
 from faceledger.access import AccessControl, GrantLevel, Role, User
 from faceledger.audit import AuditLog, AuditOp, AuditRecord, Lead
-from faceledger.errors import InvalidArgument, NotFound, PermissionDenied, PurposeRequired
-from faceledger.review import LeadStatus, ReviewDecision, Reviews, Verdict, lead_status
+from faceledger.errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    PurposeRequired,
+)
+from faceledger.review import (
+    Judgement,
+    LeadStatus,
+    ReviewDecision,
+    Reviews,
+    Verdict,
+    lead_status,
+)
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -298,3 +311,41 @@ def test_given_decisions_when_combined_then_the_status_rule_holds(
     ds = [_d(r, v) for r, v in decisions]
     assert lead_status(ds, two_person_rule=True) is two
     assert lead_status(ds, two_person_rule=False) is one
+
+
+@SQLITE_ONLY
+def test_blind_review_asks_for_a_first_look_before_the_verdict(desk: Desk) -> None:
+    reviews = Reviews(desk.audit, blind_review=True)
+    sid = reviews.record_search(desk.users["ana"], search_record("ana")).search_id
+    rex, rita = desk.users["rex"], desk.users["rita"]
+    with pytest.raises(Conflict, match="first look"):
+        reviews.decide(rex, sid, 1, Verdict.CONFIRMED, "looks alike")
+    with pytest.raises(PermissionDenied):  # the searcher looks at nothing of their own
+        reviews.first_look(desk.users["ana"], sid, 1, Judgement.SAME)
+    with pytest.raises(InvalidArgument):
+        reviews.first_look(rex, sid, 1, "probably")
+    with pytest.raises(PermissionDenied):  # a search grant shows no faces to judge
+        reviews.first_look(desk.users["vic"], sid, 1, Judgement.SAME)
+    state = reviews.first_look(rex, sid, 1, Judgement.DIFFERENT)
+    assert [(f.reviewer, f.judgement) for f in state.first_looks] == [("rex", "different")]
+    assert state.status is LeadStatus.PENDING  # a first look is no verdict
+    with pytest.raises(Conflict):  # one first look each, never rewritten
+        reviews.first_look(rex, sid, 1, Judgement.SAME)
+    state = reviews.decide(rex, sid, 1, Verdict.CONFIRMED, "changed my mind on the ears")
+    assert state.status is LeadStatus.AWAITING_SECOND
+    reviews.first_look(rita, sid, 1, Judgement.SAME)
+    assert reviews.decide(rita, sid, 1, "confirmed", "agree").status is LeadStatus.CONFIRMED
+    looks = list(desk.audit.entries(operation=AuditOp.REVIEW_FIRST_LOOK))
+    assert [(e.record.actor, e.record.details["judgement"]) for e in looks] == [
+        ("rex", "different"),
+        ("rita", "same"),
+    ]
+    (first_verdict, _) = desk.audit.entries(operation=AuditOp.REVIEW)
+    assert first_verdict.record.details["first_look"] == "different"
+    assert first_verdict.record.details["first_look_seq"] == looks[0].seq
+    # without blind review (the workspace's setting) no first look is needed
+    other = Reviews(desk.audit).record_search(desk.users["ana"], search_record("ana"))
+    assert Reviews(desk.audit).decide(rex, other.search_id, 2, "rejected", "no").decisions
+    # and a reviewer who has decided can no longer claim a blind first look
+    with pytest.raises(Conflict, match="too late to look blind"):
+        reviews.first_look(rex, other.search_id, 2, Judgement.SAME)

@@ -27,6 +27,7 @@ from faceledger.api.routes import (
     audit,
     documents,
     faces,
+    faces_views,
     galleries,
     orgs,
     searches,
@@ -140,7 +141,18 @@ def create_app(
     )
     app.state.service = service
     problems.install(app)
-    for module in (system, admin, orgs, galleries, faces, documents, searches, videos, audit):
+    for module in (
+        system,
+        admin,
+        orgs,
+        galleries,
+        faces,
+        documents,
+        searches,
+        faces_views,
+        videos,
+        audit,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -187,23 +188,39 @@ def search_result(r: SearchResult) -> s.SearchOut:
     )
 
 
-def lead(state: LeadState, two_person_rule: bool, record: SearchRecord) -> s.LeadOut:
+def lead(
+    state: LeadState, two_person_rule: bool, record: SearchRecord, *, blind: bool = False
+) -> s.LeadOut:
     """``state`` as its reader may see it (the use cases mask a withheld subject), with
-    whose gallery it came from (``record``: the lead's search)."""
+    whose gallery it came from (``record``: the lead's search). ``blind``: the reader has yet
+    to look at the faces, so nothing that could sway them is given."""
     needed = 2 if two_person_rule else 1
     release = state.release
+    if blind:
+        state = dataclasses.replace(state, decisions=(), first_looks=())
     return s.LeadOut(
         rank=state.rank,
         gallery=state.lead.gallery,
         subject=state.lead.subject_id,
         template_id=state.lead.template_id,
-        score=state.lead.score,
-        fmr=state.lead.fmr,
-        fmr_upper_bound=state.lead.fmr_upper_bound,
-        status=state.status,
+        blind=blind,
+        face_index=state.face_index,
+        score=None if blind else state.lead.score,
+        fmr=None if blind else state.lead.fmr,
+        fmr_upper_bound=False if blind else state.lead.fmr_upper_bound,
+        status=None if blind else state.status,
         open=state.status.open,
         confirmed_by=list(state.confirmed_by),
-        confirmations_needed=max(0, needed - len(state.confirmed_by)),
+        confirmations_needed=None if blind else max(0, needed - len(state.confirmed_by)),
+        first_looks=[
+            s.FirstLookOut(
+                reviewer=f.reviewer,
+                judgement=f.judgement.value,
+                looked_at=iso(f.looked_at),
+                audit_seq=f.audit_seq,
+            )
+            for f in state.first_looks
+        ],
         decisions=[
             s.ReviewDecisionOut(
                 reviewer=d.reviewer,
@@ -308,6 +325,7 @@ def search_record(
     visible_galleries: frozenset[str] | None,
     two_person_rule: bool,
     probe_faces: tuple[dict[str, Any], ...] | None,
+    blind: frozenset[int] = frozenset(),
 ) -> s.SearchRecordOut:
     """``visible_galleries`` None shows every lead; otherwise only leads from those.
     ``entry`` is the search's audit entry, which says what its scores are and, for a lead
@@ -328,7 +346,7 @@ def search_record(
         threshold=None if entry is None else entry.record.threshold,
         two_person_rule=two_person_rule,
         probe_faces=None if probe_faces is None else [probe_face(f) for f in probe_faces],
-        leads=[lead(st, two_person_rule, rec) for st in shown],
+        leads=[lead(st, two_person_rule, rec, blind=st.rank in blind) for st in shown],
         leads_hidden=len(rec.leads) - len(shown),
         requester_org=rec.requester_org,
         gallery_owners={g: rec.owner_of(g) for g in rec.galleries},

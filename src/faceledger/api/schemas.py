@@ -511,6 +511,12 @@ class SearchOut(Model):
     )
 
 
+class FirstLookIn(Model):
+    judgement: Literal["same", "different", "unsure"] = Field(
+        description="Whether the two faces show the same person, judged before any score."
+    )
+
+
 class DecisionIn(Model):
     model_config = ConfigDict(
         extra="forbid",
@@ -530,23 +536,43 @@ class ReviewDecisionOut(Model):
     audit_seq: int
 
 
+class FirstLookOut(Model):
+    reviewer: str
+    judgement: Literal["same", "different", "unsure"]
+    looked_at: str
+    audit_seq: int
+
+
 class LeadOut(Model):
     rank: int
     gallery: str
     subject: str
     template_id: int | None
-    score: float = Field(
+    blind: bool = Field(
+        default=False,
+        description="True: the caller is to look at the two faces first (`POST .../first-look`);"
+        " until then score, FMR, status, other reviewers' looks and verdicts are withheld "
+        "(null or empty).",
+    )
+    face_index: int | None = Field(
+        default=None, description="The probe face this lead belongs to (null: the only one)."
+    )
+    score: float | None = Field(
         description="The candidate's score as the search ranked it: AS-normalised (not a "
         "cosine) when the search's `normalisation` is `asnorm`, the cosine similarity when "
-        "it is `none`."
+        "it is `none`. Null while `blind`."
     )
     fmr: float | None
     fmr_upper_bound: bool
-    status: LeadStatus
+    status: LeadStatus | None = Field(description="Null while `blind`.")
     open: bool
     confirmed_by: list[str]
-    confirmations_needed: int
+    confirmations_needed: int | None = Field(description="Null while `blind`.")
     decisions: list[ReviewDecisionOut]
+    first_looks: list[FirstLookOut] = Field(
+        default_factory=list,
+        description="Each reviewer's judgement of the two faces before seeing the score.",
+    )
     owner_org: str = Field(description="The organisation owning the lead's gallery.")
     redacted: bool = Field(
         description="True: the subject is hidden from this reader (`subject` is `[redacted]`) "

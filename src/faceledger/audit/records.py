@@ -65,6 +65,8 @@ class AuditOp(StrEnum):
     AGREEMENT_CHANGE = "agreement_change"
     AGREEMENT_REVOKE = "agreement_revoke"
     AGREEMENT_EXPIRE = "agreement_expire"
+    REVIEW_FIRST_LOOK = "review_first_look"
+    """A reviewer's judgement of a lead's two faces before any score was shown to them."""
     LEAD_RELEASE = "lead_release"
     """A reviewer of the owning organisation released a redacted lead to the searcher's."""
 

@@ -252,6 +252,12 @@ def review_list(
                     f"{rec.search_id} by {rec.actor} ({rec.purpose}, case {rec.case_ref}):"
                 )
                 for lead in _shown(found):
+                    if lead.rank in found.blind:
+                        console.print(
+                            f"  #{lead.rank} {lead.lead.gallery}/{lead.lead.subject_id}: look "
+                            "at the two faces first (`review look`), then the score is shown"
+                        )
+                        continue
                     console.print(
                         f"  #{lead.rank} {lead.lead.gallery}/{lead.lead.subject_id} "
                         f"score {lead.lead.score:.4f}: {lead.status}"
@@ -283,12 +289,35 @@ def _queue_json(found: uc.VisibleSearch) -> dict[str, object]:
                 "rank": s.rank,
                 "gallery": s.lead.gallery,
                 "subject": s.lead.subject_id,
-                "score": s.lead.score,
-                "status": str(s.status),
+                "blind": s.rank in found.blind,
+                "score": None if s.rank in found.blind else s.lead.score,
+                "status": None if s.rank in found.blind else str(s.status),
             }
             for s in _shown(found)
         ],
     }
+
+
+@review_app.command("look")
+def review_look(
+    ctx: typer.Context,
+    search_id: str,
+    rank: int,
+    judgement: Annotated[str, typer.Argument(help="same, different or unsure")],
+) -> None:
+    """Record your first judgement of a lead's two faces (the probe and the candidate's
+    enrolled image), made before seeing its score; a verdict needs it under blind review."""
+    settings: Settings = ctx.obj
+
+    def run() -> None:
+        with workspace(settings) as (ws, me):
+            state = uc.record_first_look(ws, me, uc.FirstLookAt(search_id, rank, judgement))
+            console.print(
+                f"first look at lead #{rank} of {search_id} recorded: {judgement}; its score "
+                f"is {state.lead.score:.4f} (status {state.status})"
+            )
+
+    guarded(run)
 
 
 @review_app.command("decide")

@@ -191,7 +191,14 @@ class Tour:
         ]
         for who, note in decide_as:
             req = uc.DecideLead(found.search_id, top.rank, "confirmed", note)
+            look = uc.FirstLookAt(found.search_id, top.rank, "same")
             try:
+                # blind review: the two faces are judged before the score is shown
+                uc.record_first_look(self.ws, who, look)
+                console.print(
+                    f"{who.id} looks at the probe and the candidate's photo, no score shown: "
+                    '"same person"'
+                )
                 state = uc.decide_lead(self.ws, who, req)
             except FaceLedgerError as exc:
                 console.print(f"{who.id} tries to confirm lead #{top.rank}: [red]refused[/]: {exc}")

@@ -333,7 +333,7 @@ def _search_json(res: uc.SearchResult) -> dict[str, object]:
     }
 
 
-def search_cmd(
+def search_cmd(  # noqa: PLR0913 (one parameter per option)
     ctx: typer.Context,
     image: Annotated[Path, typer.Argument(help="Probe image.")],
     gallery: Annotated[
@@ -346,6 +346,12 @@ def search_cmd(
         float | None, typer.Option(help="Target false-positive identification rate.")
     ] = None,
     all_faces: Annotated[bool, typer.Option("--all-faces", help="Search every face.")] = False,
+    face: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--face", help="Search only this face (its index as `detect` lists it); repeatable."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """1:N search: a ranked candidate list for human review, or "no candidate"."""
@@ -353,7 +359,16 @@ def search_cmd(
 
     def run() -> None:
         with workspace(settings) as (ws, me):
-            req = uc.SearchRequest(image, tuple(gallery), purpose, case, k, fpir, all_faces)
+            req = uc.SearchRequest(
+                image,
+                tuple(gallery),
+                purpose,
+                case,
+                k,
+                fpir,
+                all_faces,
+                faces=tuple(face) if face else None,
+            )
             res = uc.search(ws, me, req)
             if json_out:
                 print_json(_search_json(res))

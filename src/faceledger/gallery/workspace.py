@@ -106,7 +106,11 @@ def open_workspace(
         store=store,
         audit=audit,
         access=AccessControl(audit),
-        reviews=Reviews(audit, two_person_rule=settings.two_person_rule),
+        reviews=Reviews(
+            audit,
+            two_person_rule=settings.two_person_rule,
+            blind_review=settings.blind_review,
+        ),
         indexes=IndexManager(store, settings.data_dir / "indexes"),
         images=ImageStore(db, cipher=cipher),
         clock=clock,

@@ -3,7 +3,9 @@
 from faceledger.review.book import MAX_NOTE_CHARS, Reviews
 from faceledger.review.model import (
     REDACTED_SUBJECT,
+    FirstLook,
     GalleryTerms,
+    Judgement,
     LeadState,
     LeadStatus,
     Release,
@@ -16,7 +18,9 @@ from faceledger.review.model import (
 __all__ = [
     "MAX_NOTE_CHARS",
     "REDACTED_SUBJECT",
+    "FirstLook",
     "GalleryTerms",
+    "Judgement",
     "LeadState",
     "LeadStatus",
     "Release",

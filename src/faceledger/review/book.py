@@ -32,7 +32,9 @@ from faceledger.errors import (
 )
 from faceledger.review import schema
 from faceledger.review.model import (
+    FirstLook,
     GalleryTerms,
+    Judgement,
     LeadState,
     LeadStatus,
     Release,
@@ -52,10 +54,14 @@ ERASED_SHOWN = "[erased]"
 class Reviews:
     """The review desk; its tables live on the audit log's engine."""
 
-    def __init__(self, audit: AuditLog, *, two_person_rule: bool = True) -> None:
+    def __init__(
+        self, audit: AuditLog, *, two_person_rule: bool = True, blind_review: bool = False
+    ) -> None:
         self._audit = audit
         self._engine = audit.engine
         self.two_person_rule = two_person_rule
+        self.blind_review = blind_review
+        """A verdict needs the reviewer's first look, taken before any score was shown."""
         create_tables(self._engine, schema.metadata)
 
     def record_search(
@@ -65,6 +71,7 @@ class Reviews:
         *,
         leads: Sequence[Lead] | None = None,
         terms: Mapping[str, GalleryTerms] | None = None,
+        lead_faces: Sequence[int] | None = None,
     ) -> SearchRecord:
         """Audit a 1:N search and keep its leads for review.
 
@@ -72,7 +79,8 @@ class Reviews:
         ``candidates`` = the leads in rank order). Purpose and case reference are required,
         and the user must be allowed to search every gallery named. ``leads`` are the leads
         the reviewers work on when the record's are redacted (same galleries, same order);
-        ``terms`` how each gallery was searched (its owner's agreement, redaction).
+        ``terms`` how each gallery was searched (its owner's agreement, redaction);
+        ``lead_faces`` the probe face of each lead, in order.
         """
         if record.operation != AuditOp.SEARCH:
             raise InvalidArgument("record_search() takes a record of operation 'search'")
@@ -83,8 +91,19 @@ class Reviews:
         kept = record.candidates if leads is None else tuple(leads)
         if [x.gallery for x in kept] != [x.gallery for x in record.candidates]:
             raise InvalidArgument("the leads kept are not the record's leads")
+        if lead_faces is not None and len(lead_faces) != len(kept):
+            raise InvalidArgument("one probe face per lead")
         with self._audit.writing() as conn:
             _, (found,) = self._record(conn, actor, record, [(search_id, kept)], terms)
+            if lead_faces:
+                conn.execute(
+                    sa.insert(schema.lead_faces),
+                    [
+                        {"search_id": search_id, "rank": rank, "face_index": int(face)}
+                        for rank, face in enumerate(lead_faces, start=1)
+                    ],
+                )
+                found = self._load(conn, search_id)
             return found
 
     def record_video_search(
@@ -197,33 +216,18 @@ class Reviews:
             raise InvalidArgument(
                 f"unknown verdict {verdict!r}; verdicts: {', '.join(Verdict)}"
             ) from None
-        if not isinstance(note, str) or not note.strip():
-            raise InvalidArgument("a review decision needs a note")
-        if len(note) > MAX_NOTE_CHARS:
-            raise InvalidArgument(f"a review note is at most {MAX_NOTE_CHARS} characters")
+        note = _note(note, "a review decision")
         with self._audit.writing() as conn:
             search = self._load(conn, search_id)
-            try:
-                state = search.lead(rank)
-            except KeyError:
-                raise NotFound(f"search {search_id} has no lead {rank}") from None
-            if state.status is LeadStatus.ERASED:
-                raise Conflict(f"lead {rank} of search {search_id} names a subject since erased")
-            if same_person(reviewer.id, search.actor):
-                raise PermissionDenied("a searcher may not review their own search")
-            if reviewer.local:
-                raise AuthenticationFailed(
-                    "a review verdict needs an account: set FACELEDGER_API_KEY (or "
-                    "FACELEDGER_API_KEY_FILE) to a key from `faceledger users issue-key`"
-                )
-            authorize(reviewer, Operation.REVIEW, state.lead.gallery)
-            if search.withheld(state) and not _owns(reviewer, search, state):
-                raise PermissionDenied(
-                    f"lead {rank} of search {search_id} is redacted until a reviewer of "
-                    f"{search.owner_of(state.lead.gallery)!r} releases it"
+            state = self._reviewable_lead(reviewer, search, rank)
+            first = state.looked(reviewer.id)
+            if self.blind_review and first is None:
+                raise Conflict(
+                    f"record your first look at lead {rank} of search {search_id} (same, "
+                    "different or unsure, before seeing its score) before a verdict"
                 )
             moment = self._audit.now()
-            pending = ReviewDecision(search_id, rank, reviewer.id, verdict, note.strip(), moment, 0)
+            pending = ReviewDecision(search_id, rank, reviewer.id, verdict, note, moment, 0)
             status = lead_status(
                 (*state.decisions, pending), two_person_rule=self._two(search.actor)
             )
@@ -246,6 +250,8 @@ class Reviews:
                         "status": str(status),
                         "two_person_rule": self._two(search.actor),
                         "orgs": [search.requester_org, search.owner_of(state.lead.gallery)],
+                        "first_look": None if first is None else str(first.judgement),
+                        "first_look_seq": None if first is None else first.audit_seq,
                     },
                 ),
                 connection=conn,
@@ -262,6 +268,79 @@ class Reviews:
                 )
             )
             return self._load(conn, search_id).lead(rank)
+
+    def first_look(
+        self, reviewer: User, search_id: str, rank: int, judgement: Judgement | str
+    ) -> LeadState:
+        """Record ``reviewer``'s judgement of lead ``rank``'s two faces, made before any score
+        was shown to them (audited; once per reviewer and lead)."""
+        try:
+            judgement = Judgement(judgement)
+        except ValueError:
+            raise InvalidArgument(
+                f"unknown judgement {judgement!r}; judgements: {', '.join(Judgement)}"
+            ) from None
+        with self._audit.writing() as conn:
+            search = self._load(conn, search_id)
+            state = self._reviewable_lead(reviewer, search, rank)
+            if state.looked(reviewer.id) is not None:
+                raise Conflict(f"{reviewer.id!r} already recorded a first look at lead {rank}")
+            if state.current.get(reviewer.id) is not None:
+                raise Conflict(
+                    f"{reviewer.id!r} already decided lead {rank}: too late to look blind"
+                )
+            entry = self._audit.append(
+                AuditRecord(
+                    operation=AuditOp.REVIEW_FIRST_LOOK,
+                    actor=reviewer.id,
+                    purpose=search.purpose,
+                    case_ref=search.case_ref,
+                    galleries=(state.lead.gallery,),
+                    model_id=search.model_id,
+                    details={
+                        "search_id": search_id,
+                        "search_seq": search.audit_seq,
+                        "rank": rank,
+                        "judgement": str(judgement),
+                        "orgs": [search.requester_org, search.owner_of(state.lead.gallery)],
+                    },
+                ),
+                connection=conn,
+            )
+            conn.execute(
+                sa.insert(schema.first_looks).values(
+                    search_id=search_id,
+                    rank=rank,
+                    reviewer=reviewer.id,
+                    judgement=str(judgement),
+                    looked_at=format_timestamp(entry.timestamp),
+                    audit_seq=entry.seq,
+                )
+            )
+            return self._load(conn, search_id).lead(rank)
+
+    def _reviewable_lead(self, reviewer: User, search: SearchRecord, rank: int) -> LeadState:
+        """Lead ``rank`` of ``search`` if ``reviewer`` may review it; else why not."""
+        try:
+            state = search.lead(rank)
+        except KeyError:
+            raise NotFound(f"search {search.search_id} has no lead {rank}") from None
+        if state.status is LeadStatus.ERASED:
+            raise Conflict(f"lead {rank} of search {search.search_id} names a subject since erased")
+        if same_person(reviewer.id, search.actor):
+            raise PermissionDenied("a searcher may not review their own search")
+        if reviewer.local:
+            raise AuthenticationFailed(
+                "a review needs an account: set FACELEDGER_API_KEY (or "
+                "FACELEDGER_API_KEY_FILE) to a key from `faceledger users issue-key`"
+            )
+        authorize(reviewer, Operation.REVIEW, state.lead.gallery)
+        if search.withheld(state) and not _owns(reviewer, search, state):
+            raise PermissionDenied(
+                f"lead {rank} of search {search.search_id} is redacted until a reviewer of "
+                f"{search.owner_of(state.lead.gallery)!r} releases it"
+            )
+        return state
 
     def release(self, reviewer: User, search_id: str, rank: int, note: str) -> LeadState:
         """A reviewer of the gallery's owner releases a redacted lead to the searching
@@ -396,21 +475,43 @@ class Reviews:
         return result
 
     def awaiting_review(
-        self, reviewer: User, *, limit: int = 50, offset: int = 0
+        self,
+        reviewer: User,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        gallery: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[SearchRecord]:
         """Searches by others with an open lead that ``reviewer`` may review and has not
-        decided, oldest first: ``limit`` of them after the first ``offset``."""
+        decided, oldest first: ``limit`` of them after the first ``offset``; only those with
+        such a lead from ``gallery``, made in ``[since, until)``, when given."""
         t = schema.searches
+        query = (
+            sa.select(t.c.search_id)
+            .where(t.c.actor.not_in(own_names(reviewer.id)))
+            .order_by(t.c.created_at, t.c.audit_seq)
+        )
+        if since is not None:
+            query = query.where(t.c.created_at >= format_timestamp(since))
+        if until is not None:
+            query = query.where(t.c.created_at < format_timestamp(until))
+        if gallery is not None:
+            query = query.where(
+                t.c.search_id.in_(
+                    sa.select(schema.leads.c.search_id).where(schema.leads.c.gallery == gallery)
+                )
+            )
         found: list[SearchRecord] = []
         with translate_errors("read searches"), self._engine.connect() as conn:
-            ids = conn.execute(
-                sa.select(t.c.search_id)
-                .where(t.c.actor.not_in(own_names(reviewer.id)))
-                .order_by(t.c.created_at, t.c.audit_seq)
-            ).scalars()
-            for search_id in list(ids):
+            for search_id in list(conn.execute(query).scalars()):
                 search = self._load(conn, str(search_id))
-                if any(self._reviewable(reviewer, search, state) for state in search.leads):
+                if any(
+                    self._reviewable(reviewer, search, state)
+                    and (gallery is None or state.lead.gallery == gallery)
+                    for state in search.leads
+                ):
                     if offset > 0:
                         offset -= 1
                         continue
@@ -457,6 +558,22 @@ class Reviews:
                     int(r.audit_seq),
                 )
             )
+        fl = schema.first_looks
+        looks: defaultdict[int, list[FirstLook]] = defaultdict(list)
+        for r in conn.execute(sa.select(fl).where(fl.c.search_id == search_id)):
+            looks[int(r.rank)].append(
+                FirstLook(
+                    str(r.reviewer),
+                    Judgement(r.judgement),
+                    parse_timestamp(r.looked_at),
+                    int(r.audit_seq),
+                )
+            )
+        lf = schema.lead_faces
+        faces = {
+            int(r.rank): int(r.face_index)
+            for r in conn.execute(sa.select(lf).where(lf.c.search_id == search_id))
+        }
         rel = schema.releases
         released = {
             int(r.rank): Release(
@@ -490,7 +607,18 @@ class Reviews:
             status = lead_status(decided, two_person_rule=self._two(str(row.actor)))
             if erased:
                 status = LeadStatus.ERASED
-            states.append(LeadState(int(r.rank), lead, status, decided, released.get(int(r.rank))))
+            rank = int(r.rank)
+            states.append(
+                LeadState(
+                    rank,
+                    lead,
+                    status,
+                    decided,
+                    released.get(rank),
+                    tuple(sorted(looks[rank], key=lambda f: f.audit_seq)),
+                    faces.get(rank),
+                )
+            )
         return SearchRecord(
             search_id=str(row.search_id),
             actor=str(row.actor),

@@ -32,6 +32,14 @@ class Verdict(StrEnum):
     INCONCLUSIVE = "inconclusive"
 
 
+class Judgement(StrEnum):
+    """A reviewer's first look at the two faces, before any score is shown."""
+
+    SAME = "same"
+    DIFFERENT = "different"
+    UNSURE = "unsure"
+
+
 class LeadStatus(StrEnum):
     PENDING = "pending"
     AWAITING_SECOND = "awaiting_second_confirmation"
@@ -56,6 +64,14 @@ class ReviewDecision:
     verdict: Verdict
     note: str
     decided_at: datetime
+    audit_seq: int
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    reviewer: str
+    judgement: Judgement
+    looked_at: datetime
     audit_seq: int
 
 
@@ -87,6 +103,13 @@ class LeadState:
     status: LeadStatus
     decisions: tuple[ReviewDecision, ...]
     release: Release | None = None
+    first_looks: tuple[FirstLook, ...] = ()
+    face_index: int | None = None
+    """The probe face the lead belongs to (None: recorded without it; the search's only face)."""
+
+    def looked(self, reviewer: str) -> FirstLook | None:
+        """``reviewer``'s first look at this lead, if any."""
+        return next((f for f in self.first_looks if f.reviewer == reviewer), None)
 
     @property
     def current(self) -> Mapping[str, Verdict]:

@@ -82,3 +82,27 @@ releases = sa.Table(
     sa.ForeignKeyConstraint(["search_id", "rank"], ["review_leads.search_id", "review_leads.rank"]),
 )
 """Redacted leads a reviewer of the owning organisation released to the searching one."""
+
+first_looks = sa.Table(
+    "review_first_looks",
+    metadata,
+    sa.Column("search_id", sa.String(32), primary_key=True),
+    sa.Column("rank", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("reviewer", sa.String(256), primary_key=True),
+    sa.Column("judgement", sa.String(16), nullable=False),
+    sa.Column("looked_at", sa.String(32), nullable=False),
+    sa.Column("audit_seq", _BIG, nullable=False),
+    sa.ForeignKeyConstraint(["search_id", "rank"], ["review_leads.search_id", "review_leads.rank"]),
+)
+"""Each reviewer's first judgement of a lead's two faces, made before seeing any score."""
+
+lead_faces = sa.Table(
+    "review_lead_faces",
+    metadata,
+    sa.Column("search_id", sa.String(32), primary_key=True),
+    sa.Column("rank", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("face_index", sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(["search_id", "rank"], ["review_leads.search_id", "review_leads.rank"]),
+)
+"""Which face of the probe each lead belongs to (searches of several faces; a search recorded
+without a row here searched one face)."""

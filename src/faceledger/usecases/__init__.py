@@ -19,6 +19,7 @@ module              use cases
 ``erasure``         erase a subject with a receipt, check a receipt, apply retention
 ``review``          read searches, the review queue, verdicts, the probe of a search
 ``images``          kept enrolled images, each view audited
+``face_views``      aligned crops of a probe face and an enrolled face, with landmarks
 ``audit``           verify the audit log's chain (anchor, trusted key)
 ``audit_views``     each organisation's view of the log: entries, export with stubs, report
 ``reports``         lead-rate reports per organisation and agreement (JSON, HTML with a plot)
@@ -71,6 +72,7 @@ from faceledger.usecases.erasure import (
     check_erasure,
     erase_subject,
 )
+from faceledger.usecases.face_views import FaceCrop, enrolled_face_crop, probe_face_crop
 from faceledger.usecases.galleries import (
     CreateGallery,
     DeleteGallery,
@@ -107,12 +109,15 @@ from faceledger.usecases.reports import (
 )
 from faceledger.usecases.review import (
     DecideLead,
+    FirstLookAt,
+    QueueFilter,
     SearchPage,
     VisibleSearch,
     decide_lead,
     list_searches,
     probe_image,
     read_search,
+    record_first_look,
     review_queue,
 )
 from faceledger.usecases.search import SearchRequest, SearchResult, search
@@ -169,11 +174,14 @@ __all__ = [
     "Erased",
     "ErasureCheck",
     "ErasureReceipt",
+    "FaceCrop",
+    "FirstLookAt",
     "GalleryInfo",
     "NearDuplicate",
     "OrgReport",
     "OrgReportRequest",
     "PairVerified",
+    "QueueFilter",
     "ReadDocument",
     "ReleaseLead",
     "RetentionRun",
@@ -213,6 +221,7 @@ __all__ = [
     "enrol_folder",
     "enrol_image",
     "enrol_uploads",
+    "enrolled_face_crop",
     "enrolled_image",
     "erase_subject",
     "export_audit",
@@ -225,9 +234,11 @@ __all__ = [
     "list_searches",
     "list_subjects",
     "org_report",
+    "probe_face_crop",
     "probe_image",
     "read_document",
     "read_search",
+    "record_first_look",
     "release_lead",
     "render_org_report_html",
     "review_queue",

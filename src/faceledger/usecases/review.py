@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 
 from faceledger.access import Operation, User, authorize, is_allowed
 from faceledger.access.names import same_person
@@ -18,7 +19,7 @@ from faceledger.audit import AuditRecord
 from faceledger.errors import PermissionDenied
 from faceledger.gallery.images import StoredImage
 from faceledger.gallery.workspace import Workspace
-from faceledger.review import REDACTED_SUBJECT, LeadState, SearchRecord, Verdict
+from faceledger.review import REDACTED_SUBJECT, Judgement, LeadState, SearchRecord, Verdict
 from faceledger.usecases.sharing import require_live_agreement
 
 OP_PROBE_VIEW = "probe_view"
@@ -29,6 +30,9 @@ class VisibleSearch:
     record: SearchRecord
     galleries: frozenset[str] | None
     """The galleries whose leads the reader may see (None: every lead)."""
+    blind: frozenset[int] = frozenset()
+    """Leads the reader is to judge blind: until they record a first look, nothing that
+    could sway them is shown (score, FMR, status, other reviewers' looks and verdicts)."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,13 @@ def read_search(ws: Workspace, actor: User, search_id: str) -> VisibleSearch:
     galleries they review; another searcher sees nothing of it. Leads of a redacted gallery
     name no subject for anyone outside its owner until the owner releases them."""
     authorize(actor, Operation.READ_SEARCHES)
-    found = _visible(actor, ws.reviews.search(search_id))
+    found = _visible(actor, ws.reviews.search(search_id), ws.reviews.blind_review)
     if found is None:
         raise PermissionDenied(f"user {actor.id!r} may not read search {search_id}")
     return found
 
 
-def _visible(actor: User, record: SearchRecord) -> VisibleSearch | None:
+def _visible(actor: User, record: SearchRecord, blind_review: bool) -> VisibleSearch | None:
     auditor = is_allowed(actor, Operation.AUDIT_READ)
     if same_person(actor.id, record.actor) or (auditor and _of_org(actor, record.requester_org)):
         return VisibleSearch(masked(record, actor), None)
@@ -70,7 +74,22 @@ def _visible(actor: User, record: SearchRecord) -> VisibleSearch | None:
     galleries = {g for g in record.galleries if is_allowed(actor, Operation.REVIEW, g)}
     if not galleries:
         return None
-    return VisibleSearch(masked(_only(record, galleries), actor), frozenset(galleries))
+    shown = masked(_only(record, galleries), actor)
+    return VisibleSearch(shown, frozenset(galleries), _blind(actor, shown, blind_review))
+
+
+def _blind(actor: User, record: SearchRecord, blind_review: bool) -> frozenset[int]:
+    """The leads of ``record`` that ``actor``, a reviewer, has yet to look at blind."""
+    if not blind_review:
+        return frozenset()
+    return frozenset(
+        s.rank
+        for s in record.leads
+        if s.status.open
+        and s.looked(actor.id) is None
+        and actor.id not in s.current
+        and is_allowed(actor, Operation.REVIEW, s.lead.gallery)
+    )
 
 
 def _of_org(actor: User, org: str) -> bool:
@@ -113,25 +132,72 @@ def list_searches(ws: Workspace, actor: User, *, limit: int, offset: int = 0) ->
         org=actor.org if everyone else None,
         limit=offset + limit + 1,
     )
+    blind = ws.reviews.blind_review
     page = tuple(
-        v for v in (_visible(actor, r) for r in found[offset : offset + limit]) if v is not None
+        v
+        for v in (_visible(actor, r, blind) for r in found[offset : offset + limit])
+        if v is not None
     )
     return SearchPage(page, offset + limit if len(found) > offset + limit else None)
 
 
-def review_queue(ws: Workspace, actor: User, *, limit: int, offset: int = 0) -> SearchPage:
+@dataclass(frozen=True)
+class QueueFilter:
+    gallery: str | None = None
+    """Only searches that got a lead awaiting review from this gallery."""
+    since: datetime | None = None
+    """Only searches made at or after this time."""
+    until: datetime | None = None
+    """Only searches made before this time (the older ones, waiting longest)."""
+
+
+def review_queue(
+    ws: Workspace,
+    actor: User,
+    *,
+    limit: int,
+    offset: int = 0,
+    only: QueueFilter | None = None,
+) -> SearchPage:
     """Searches by others with leads awaiting ``actor``'s verdict, oldest first, a page at a
     time; each shows the leads of the galleries ``actor`` may review."""
     authorize(actor, Operation.READ_SEARCHES)
-    found = ws.reviews.awaiting_review(actor, limit=limit + 1, offset=offset)
+    only = only or QueueFilter()
+    found = ws.reviews.awaiting_review(
+        actor,
+        limit=limit + 1,
+        offset=offset,
+        gallery=only.gallery,
+        since=only.since,
+        until=only.until,
+    )
     items = tuple(
         VisibleSearch(
-            masked(r, actor),
+            shown,
             frozenset(g for g in r.galleries if is_allowed(actor, Operation.REVIEW, g)),
+            _blind(actor, shown, ws.reviews.blind_review),
         )
         for r in found[:limit]
+        for shown in (masked(r, actor),)
     )
     return SearchPage(items, offset + limit if len(found) > limit else None)
+
+
+@dataclass(frozen=True)
+class FirstLookAt:
+    search_id: str
+    rank: int
+    judgement: Judgement | str
+
+
+def record_first_look(ws: Workspace, actor: User, req: FirstLookAt) -> LeadState:
+    """Record ``actor``'s judgement of a lead's two faces, made before any score was shown
+    (audited); afterwards the lead's scores are shown to them and a verdict may follow."""
+    record = ws.reviews.search(req.search_id)
+    if req.rank in {s.rank for s in record.leads}:
+        require_live_agreement(ws, actor, record.lead(req.rank).lead.gallery)
+    state = ws.reviews.first_look(actor, req.search_id, req.rank, req.judgement)
+    return masked(ws.reviews.search(req.search_id), actor).lead(state.rank)
 
 
 def decide_lead(ws: Workspace, actor: User, req: DecideLead) -> LeadState:

@@ -41,7 +41,7 @@ from faceledger.match.identify import (
     face_candidates,
     rates_for,
 )
-from faceledger.pipeline import ImageInput
+from faceledger.pipeline import Engine, ImageInput
 from faceledger.serialize import face_record
 from faceledger.store import Gallery
 from faceledger.types import DecodedImage, FaceResult, Template
@@ -70,6 +70,9 @@ class SearchRequest:
     fpir: float | None = None
     """Target FPIR (default ``Settings.default_fpir``)."""
     all_faces: bool = False
+    faces: tuple[int, ...] | None = None
+    """Search only these faces of the probe (their ``face_index``, as detection lists them),
+    chosen by the searcher; overrides ``all_faces``."""
     keep_probe: bool | None = None
     """Keep the probe for reviewers (default ``Settings.keep_probe_images``)."""
     keep_probe_only_with_leads: bool = False
@@ -150,16 +153,17 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     gals, k, fpir = search_terms(ws, actor, req.galleries, req.k, req.fpir)
     engine = ws.engine_for(gals[0])
     img = engine.load(req.image)
-    faces = engine.embed_all(img) if req.all_faces else [engine.embed(img)]
-    if not faces:
-        raise NoFace("no face found in the probe image")
+    faces = _chosen_faces(engine, img, req)
     use = sharing_terms(ws, actor, gals, purpose)
     plan = dataclasses.replace(plan_search(ws, gals, k, fpir), sharing=use)
     results = tuple(search_face(ws, plan, face) for face in faces)
     leads = tuple(lead for r in results for lead in leads_of(r.candidates))
+    lead_faces = [r.face.face_index for r in results for _ in r.candidates]
     audited = _audit_record(engine.card.id, actor, purpose, case_ref, img, plan, results)
     audited = dataclasses.replace(audited, candidates=audited_leads(ws, leads, use))
-    record = ws.reviews.record_search(actor, audited, leads=leads, terms=use.terms)
+    record = ws.reviews.record_search(
+        actor, audited, leads=leads, terms=use.terms, lead_faces=lead_faces
+    )
     result = SearchResult(
         search_id=record.search_id,
         audit_seq=record.audit_seq,
@@ -178,6 +182,27 @@ def search(ws: Workspace, actor: User, req: SearchRequest) -> SearchResult:
     if keep and _keep_probe(ws, result, req.image):
         result = dataclasses.replace(result, probe_kept=True)
     return result
+
+
+def _chosen_faces(engine: Engine, img: DecodedImage, req: SearchRequest) -> list[FaceResult]:
+    """The probe faces to search: the ones the searcher picked, every face, or the subject."""
+    if req.faces is not None:
+        if not req.faces:
+            raise InvalidArgument("pick at least one face to search")
+        found = {f.face_index: f for f in engine.embed_all(img)}
+        if not found:
+            raise NoFace("no face found in the probe image")
+        missing = sorted(set(req.faces) - set(found))
+        if missing:
+            raise InvalidArgument(
+                f"the probe has no face {', '.join(map(str, missing))} "
+                f"(faces 0-{len(found) - 1} were found)"
+            )
+        return [found[i] for i in sorted(set(req.faces))]
+    faces = engine.embed_all(img) if req.all_faces else [engine.embed(img)]
+    if not faces:
+        raise NoFace("no face found in the probe image")
+    return faces
 
 
 def org_details(use: SharedUse) -> dict[str, Any]:

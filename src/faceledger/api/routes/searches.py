@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
+from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from faceledger import usecases as uc
@@ -47,6 +48,13 @@ async def post_search(  # noqa: PLR0913 (one parameter per form field)
         Form(gt=0, lt=1, description="Target false-positive identification rate."),
     ] = None,
     all_faces: Annotated[bool, Form(description="Search every face, not just one.")] = False,
+    faces: Annotated[
+        list[int] | None,
+        Form(
+            description="Search only these faces: their `face_index` as `POST /detect` lists "
+            "them (repeat the field). Each lead then says which face it belongs to."
+        ),
+    ] = None,
     keep_probe_only_with_leads: Annotated[
         bool,
         Form(
@@ -69,6 +77,7 @@ async def post_search(  # noqa: PLR0913 (one parameter per form field)
         k,
         fpir,
         all_faces,
+        faces=None if not faces else tuple(faces),
         keep_probe_only_with_leads=keep_probe_only_with_leads,
     )
     result = await run_in_threadpool(uc.search, svc.ws, user, req)
@@ -92,6 +101,7 @@ def _record_out(svc: Service, found: uc.VisibleSearch) -> s.SearchRecordOut:
         visible_galleries=found.galleries,
         two_person_rule=svc.ws.reviews.two_person_rule,
         probe_faces=svc.images.probe_faces(record.search_id),
+        blind=found.blind,
     )
 
 
@@ -121,10 +131,19 @@ def list_searches(
 
 @router.get("/reviews/queue", summary="Searches with leads awaiting the caller's review")
 def review_queue(
-    svc: ServiceDep, user: UserDep, limit: Limit = 50, cursor: Cursor = None
+    svc: ServiceDep,
+    user: UserDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    gallery: Annotated[str | None, Query(max_length=256)] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Made at or after.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Made before.")] = None,
 ) -> s.SearchPage:
-    """Oldest first, a page at a time (``next_cursor``)."""
-    return _page(svc, uc.review_queue(svc.ws, user, limit=limit, offset=offset_cursor(cursor)))
+    """Oldest first, a page at a time (``next_cursor``); only leads from ``gallery``, and
+    searches made in ``[since, until)``, when given."""
+    only = uc.QueueFilter(gallery, since, until)
+    page = uc.review_queue(svc.ws, user, limit=limit, offset=offset_cursor(cursor), only=only)
+    return _page(svc, page)
 
 
 @router.get("/searches/{search_id}", summary="A search with its leads and their review state")
@@ -140,6 +159,25 @@ def get_search(search_id: SearchId, svc: ServiceDep, user: UserDep) -> s.SearchR
 )
 def get_probe(search_id: SearchId, svc: ServiceDep, user: UserDep) -> Response:
     return image_response(uc.probe_image(svc.ws, user, search_id))
+
+
+@router.post(
+    "/searches/{search_id}/leads/{rank}/first-look",
+    status_code=201,
+    summary="Record a reviewer's first judgement of a lead's two faces, before its score",
+)
+def post_first_look(
+    search_id: SearchId,
+    rank: Annotated[int, Path(ge=1, le=1000)],
+    body: s.FirstLookIn,
+    svc: ServiceDep,
+    user: UserDep,
+) -> s.LeadOut:
+    """Under blind review (on by default) a reviewer sees a lead's two faces without score,
+    FMR, status or others' verdicts, records here whether they show the same person, and
+    only then sees the scores and may record a verdict. Once per reviewer and lead; audited."""
+    state = uc.record_first_look(svc.ws, user, uc.FirstLookAt(search_id, rank, body.judgement))
+    return convert.lead(state, svc.ws.reviews.two_person_rule, svc.ws.reviews.search(search_id))
 
 
 @router.post(
