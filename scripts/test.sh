@@ -10,10 +10,11 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
 
 # System packages the tests drive for real: Chromium (report/UI tests), PostgreSQL 15 server,
-# Tesseract (reading documents' MRZ; the OCR-B font ships inside the package).
+# Tesseract (reading documents' MRZ; the OCR-B font ships inside the package), npm (axe-core).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # axe-core for the accessibility checks
 if ! command -v pg_config >/dev/null 2>&1 || [ ! -x "$(pg_config --bindir)/initdb" ]; then
   missing+=(postgresql)
 fi
@@ -32,6 +33,10 @@ pip_install() { .venv/bin/python -m pip install -q "$@" 2> >(grep -v '^WARNING: 
 pip_install --upgrade pip
 pip_install -e '.[test,milvus,scale]'
 .venv/bin/python -c "import faceledger, dlib" # fail early if the install did not work
+# axe-core (pinned in tests/api/axe/package-lock.json) for the browser tests' accessibility checks
+if [ ! -d tests/api/axe/node_modules/axe-core ]; then
+  npm ci --prefix tests/api/axe --no-audit --no-fund
+fi
 
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks scripts

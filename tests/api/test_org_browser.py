@@ -154,6 +154,12 @@ def test_sharing_agreement_and_release_in_a_browser(
     # metro's reviewer: sees the subject, whose it is, and releases it to county
     sign_in(page, live, dep, "metro-reviewer")
     page.goto(search_url)
+    # blind review: the two faces first, without subject or score, then the first look
+    expect(lead).to_have_attribute("data-blind", "true")
+    expect(lead).not_to_contain_text("subject 001")
+    page.check("#look-1-same")
+    page.click("#first-look-1")
+    expect(lead).to_have_attribute("data-blind", "false")
     expect(lead).to_contain_text("subject 001")
     expect(lead.locator(".owner")).to_have_text("owned by metro")
     expect(lead.locator(".redaction")).to_have_attribute("data-state", "withheld-from-requester")

@@ -337,7 +337,7 @@ async function searchableGalleries() {
 
 // one 1:N search (the search page, and the field check's "search this face"); then the
 // search's page, with its leads or its "no candidate"
-async function submitSearch(button, { image, galleries, purpose, caseRef, k, fpir, onlyWithLeads }) {
+async function submitSearch(button, { image, galleries, purpose, caseRef, k, fpir, onlyWithLeads, faces }) {
   const data = new FormData();
   data.append("image", image);
   for (const g of galleries) data.append("galleries", g);
@@ -346,6 +346,7 @@ async function submitSearch(button, { image, galleries, purpose, caseRef, k, fpi
   if (k) data.append("k", k);
   if (fpir) data.append("fpir", fpir);
   if (onlyWithLeads) data.append("keep_probe_only_with_leads", "true");
+  for (const i of faces || []) data.append("faces", String(i));
   button.disabled = true;
   try {
     const out = await api("/search", { method: "POST", form: data });
@@ -357,25 +358,108 @@ function checkedGalleries(form) {
   return [...form.querySelectorAll("input[name=galleries]:checked")].map((box) => box.value);
 }
 
+// "Face 1" is the face with face_index 0, everywhere: on the search page, the probe and each lead
+function faceNumber(f, i) { return (f.face_index ?? i) + 1; }
+
+// every face's box, numbered, over an image of width × height pixels (an <svg> laid over it,
+// scaled as the image is with object-fit: contain)
+function faceBoxesSvg(width, height, faces, { only = null } = {}) {
+  const size = Math.max(width, height);
+  const stroke = Math.max(2, Math.round(size / 250));
+  const font = Math.max(14, Math.round(size / 22));
+  return svgEl("svg", { class: "overlay boxes", viewBox: `0 0 ${width} ${height}`,
+    preserveAspectRatio: "xMidYMid meet", "aria-hidden": "true" },
+  ...faces.filter((f, i) => only === null || (f.face_index ?? i) === only).map((f, i) => {
+    const b = f.box;
+    const kids = [svgEl("rect", { x: b.left, y: b.top, width: Math.max(1, b.right - b.left),
+      height: Math.max(1, b.bottom - b.top), "stroke-width": stroke })];
+    if (only === null) {
+      kids.push(svgEl("text", { x: b.left + stroke, y: Math.max(font, b.top - stroke * 2),
+        "font-size": font, "stroke-width": Math.max(1, stroke / 2) }, String(faceNumber(f, i))));
+    }
+    return svgEl("g", { class: "face-box", "data-face": f.face_index ?? i }, ...kids);
+  }));
+}
+
+// the picked probe image with every face the detector found boxed and numbered, and a
+// checkbox per face. The only face is ticked; when there are several NONE is: the searcher
+// says which face(s) to search, so that nobody else in the photo is searched by default.
+function facePicker(file, out) {
+  const url = URL.createObjectURL(file);
+  const n = out.faces.length;
+  const fig = h("figure", { class: "boxed", id: "search-preview" },
+    h("div", { class: "boxed-image" }, h("img", { src: url, alt: `the probe image, ${n} face(s) boxed and numbered` }),
+      faceBoxesSvg(out.width, out.height, out.faces)),
+    h("figcaption", { text: n ? `${n} face(s) found, numbered on the image` : "no face found" }));
+  if (!n) return [fig, h("p", { class: "notice", id: "search-no-face", text: "No face found in this image: there is nothing to search." })];
+  const only = n === 1;
+  return [fig,
+    h("fieldset", { id: "search-face-choice" },
+      h("legend", { text: only ? "Face to search" : `Faces to search: ${n} found, tick each one to search` }),
+      out.faces.map((f, i) => h("label", { class: "inline" },
+        h("input", { type: "checkbox", name: "faces", value: f.face_index ?? i, id: `search-face-${f.face_index ?? i}`, checked: only }),
+        ` Face ${faceNumber(f, i)}`,
+        h("span", { class: "muted", text: ` (quality ${f.quality.score.toFixed(0)}/100${f.quality.flags.length ? `, flags: ${f.quality.flags.join(", ")}` : ""})` })))),
+    only ? null : h("p", { class: "notice", id: "search-face-hint", text: "Several faces: none is ticked. Tick only the face(s) "
+      + "of the person you are looking for; each face searched gets its own candidates." })];
+}
+
 async function searchView(seq) {
   const searchable = await searchableGalleries();
+  const imageInput = h("input", { type: "file", name: "image", id: "search-image", accept: "image/*", required: true });
+  const facesBox = h("div", { id: "search-faces", "aria-live": "polite" });
+  const submit = h("button", { type: "submit", id: "search-submit" }, "Search");
+  let detected = null; // null: the faces are not known (the service then picks its default face)
+  let detectSeq = 0;
+  imageInput.addEventListener("change", () => guarded(async () => {
+    detectSeq += 1;
+    const mine = detectSeq;
+    detected = null;
+    const file = imageInput.files[0];
+    if (!file) { facesBox.replaceChildren(); return; }
+    submit.disabled = true;
+    facesBox.replaceChildren(h("p", { class: "muted", text: "Finding the faces in the image…" }));
+    try {
+      const data = new FormData();
+      data.append("image", file);
+      const out = await api("/detect", { method: "POST", form: data });
+      if (mine !== detectSeq) return;
+      detected = out;
+      facesBox.replaceChildren(...facePicker(file, out).filter(Boolean));
+    } catch (err) {
+      if (mine !== detectSeq) return;
+      facesBox.replaceChildren(h("p", { class: "muted",
+        text: `The faces could not be shown (${err.message}): the search uses the service's choice of face.` }));
+    } finally {
+      if (mine === detectSeq) submit.disabled = false;
+    }
+  }));
   const form = h("form", { id: "search", class: "card" },
     h("h1", { text: "Search" }),
     h("p", { class: "notice", text: "Every search states why it is made and for which case; " +
       "it is recorded with its results. Candidates are leads for review, not identifications." }),
-    h("label", {}, "Probe image ", h("input", { type: "file", name: "image", id: "search-image", accept: "image/*", required: true })),
+    h("label", {}, "Probe image ", imageInput),
+    facesBox,
     galleryChecks(searchable),
     h("label", {}, "Purpose ", h("input", { type: "text", name: "purpose", id: "search-purpose", required: true })),
     h("label", {}, "Case reference ", h("input", { type: "text", name: "case_ref", id: "search-case", required: true })),
     h("label", { class: "inline" }, "Candidates per face ", h("input", { type: "number", name: "k", min: 1, max: 1000, value: 20 })),
     h("label", { class: "inline" }, "Target FPIR ", h("input", { type: "number", name: "fpir", step: "any", min: 0, max: 1, placeholder: "default" })),
-    h("p", {}, h("button", { type: "submit", id: "search-submit" }, "Search")));
+    h("p", {}, submit));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    guarded(() => submitSearch(form.querySelector("button[type=submit]"), {
-      image: form.elements.namedItem("image").files[0], galleries: checkedGalleries(form),
-      purpose: formValue(form, "purpose"), caseRef: formValue(form, "case_ref"),
-      k: formValue(form, "k"), fpir: formValue(form, "fpir") }));
+    guarded(async () => {
+      let faces = null;
+      if (detected) {
+        if (!detected.faces.length) throw new Error("no face found in this image: nothing to search");
+        faces = [...form.querySelectorAll("input[name=faces]:checked")].map((b) => Number(b.value));
+        if (!faces.length) throw new Error("tick the face(s) to search: each is numbered on the image");
+      }
+      await submitSearch(submit, {
+        image: imageInput.files[0], galleries: checkedGalleries(form),
+        purpose: formValue(form, "purpose"), caseRef: formValue(form, "case_ref"),
+        k: formValue(form, "k"), fpir: formValue(form, "fpir"), faces });
+    });
   });
   view(seq, form);
 }
@@ -602,8 +686,8 @@ function facesSummary(faces, video) {
     const t = video && video.faces[i];
     return t && t.time_s !== null ? ` at ${seconds(t.time_s)}` : "";
   };
-  return h("ul", { id: "probe-quality" }, faces.map((f, i) => h("li", {},
-    `face ${i + 1}${seen(i)}: quality ${f.quality.score.toFixed(0)}/100`,
+  return h("ul", { id: "probe-quality" }, faces.map((f, i) => h("li", { dataset: { face: f.face_index ?? i } },
+    `face ${video ? i + 1 : faceNumber(f, i)}${seen(i)}: quality ${f.quality.score.toFixed(0)}/100`,
     f.quality.flags.length ? h("span", { class: "flags", text: ` · flags: ${f.quality.flags.join(", ")}` })
       : h("span", { class: "muted", text: " · no quality flags" }))));
 }
@@ -662,9 +746,55 @@ function videoCard(v) {
         + "should give if nobody in the video were enrolled)" })));
 }
 
-async function searchDetailView(seq, id) {
+// one fetch per image and page: the same probe is shown in the header and beside every lead
+function imageCache() {
+  const cache = new Map();
+  return (path) => {
+    if (!cache.has(path)) {
+      cache.set(path, (async () => {
+        const res = await api(path, { raw: true });
+        return { url: URL.createObjectURL(await res.blob()), landmarks: res.headers.get("X-Landmarks") };
+      })());
+    }
+    return cache.get(path);
+  };
+}
+
+function noImageText(err) {
+  return err.status === 403 ? "image hidden: needs a view_images grant"
+    : err.status === 404 ? "no image kept" : `image unavailable (${err.message})`;
+}
+
+// "Candidate A", "B", … "Z", "AA", …
+function letterOf(i) {
+  const c = String.fromCharCode(65 + (i % 26));
+  return i < 26 ? c : letterOf(Math.floor(i / 26) - 1) + c;
+}
+
+function fnv1a(text) {
+  let x = 0x811c9dc5;
+  for (const ch of text) { x ^= ch.codePointAt(0); x = Math.imul(x, 0x01000193) >>> 0; }
+  return x;
+}
+
+function reviewsHere(rec) { return hasRole("reviewer") && me.id !== rec.actor; }
+
+// the order leads are shown in, each with its letter. A reviewer of the search sees them in an
+// order drawn from the search id (the same every time), not by rank: the first card is not
+// the best score. Anyone else sees them by rank.
+function leadOrder(rec) {
+  const leads = rec.leads.slice();
+  if (reviewsHere(rec) || leads.some((l) => l.blind)) {
+    leads.sort((a, b) => fnv1a(`${rec.search_id}:${a.rank}`) - fnv1a(`${rec.search_id}:${b.rank}`) || a.rank - b.rank);
+  }
+  return leads.map((lead, i) => ({ lead, letter: letterOf(i) }));
+}
+
+async function searchDetailView(seq, id, { focus = null } = {}) {
   const rec = await api(`/searches/${encodeURIComponent(id)}`);
-  const probe = h("div", {}, h("div", { class: "noimage", text: "loading…" }));
+  const image = imageCache();
+  const probe = h("div", { class: "boxed-image" }, h("div", { class: "noimage", text: "loading…" }));
+  const manyFaces = !rec.video && rec.probe_faces && rec.probe_faces.length > 1;
   const parts = [h("h1", { text: rec.video ? videoTitle(rec.video) : "Search" }),
     h("section", { class: "card", id: "search-info" },
       h("p", {}, h("b", { text: "Purpose: " }), rec.purpose, " · ", h("b", { text: "Case: " }), rec.case_ref),
@@ -674,24 +804,210 @@ async function searchDetailView(seq, id) {
       h("p", { id: "two-person", class: "notice", text: rec.two_person_rule
         ? "Two-person rule: a lead is confirmed only when two different reviewers confirm it. The searcher may not review."
         : "One reviewer's confirmation confirms a lead. The searcher may not review." }),
-      h("div", { class: "compare" }, h("figure", { id: "probe", class: rec.video ? "strip" : null }, probe,
-        h("figcaption", { text: rec.video ? "Best faces of the track" : "Probe image" }))),
+      h("div", { class: "compare" }, h("figure", { id: "probe", class: rec.video ? "strip" : "boxed" }, probe,
+        h("figcaption", { text: rec.video ? "Best faces of the track"
+          : manyFaces ? "Probe image: each face searched is boxed and numbered" : "Probe image" }))),
       facesSummary(rec.probe_faces, rec.video))];
   if (rec.video) parts.push(videoCard(rec.video));
   if (!rec.leads.length) {
     parts.push(h("p", { id: "no-candidate", class: "notice",
       text: rec.leads_hidden ? "No lead you may see." : "No candidate passed the threshold: no lead." }));
+  } else {
+    parts.push(h("p", { class: "muted", id: "lead-keys" }, "Keyboard: ", h("kbd", { text: "j" }), " or ",
+      h("kbd", { text: "n" }), " next lead, ", h("kbd", { text: "k" }), " or ", h("kbd", { text: "p" }),
+      " previous lead; in a face, arrow keys pan and + / − zoom (both faces together)."));
   }
-  const cards = rec.leads.map((lead) => leadCard(rec, lead));
-  view(seq, parts, cards);
+  if (rec.leads.some((l) => l.blind)) {
+    parts.push(h("p", { class: "notice", id: "blind-notice", text: "Blind review: look at each candidate's two faces "
+      + "and record your first judgement. The score, its false-match rate, the lead's status and other reviewers' "
+      + "verdicts are shown only after it." }));
+  }
+  const leads = leadOrder(rec).map(({ lead, letter }) => leadCard(rec, lead, letter, image));
+  view(seq, parts, h("div", { id: "leads" }, leads.map((l) => l.card)));
   if (seq !== routeSeq) return;
-  imageInto(probe, `/searches/${encodeURIComponent(id)}/probe`, "probe");
-  rec.leads.forEach((lead, i) => {
-    const holder = cards[i].querySelector(".lead-images");
-    // a redacted lead names no subject: nothing to fetch, and no image to show
-    if (lead.redacted) holder.replaceChildren(h("div", { class: "noimage", text: `enrolled images withheld by ${ownerOf(rec, lead)} until released` }));
-    else fillLeadImages(lead, holder);
+  (async () => {
+    try {
+      const got = await image(`/searches/${encodeURIComponent(id)}/probe`);
+      const img = h("img", { src: got.url, alt: "probe" });
+      probe.replaceChildren(img);
+      if (!rec.video && rec.probe_faces && rec.probe_faces.length) {
+        await img.decode().catch(() => null);
+        if (img.naturalWidth) probe.append(faceBoxesSvg(img.naturalWidth, img.naturalHeight, rec.probe_faces));
+      }
+    } catch (err) {
+      probe.replaceChildren(h("div", { class: "noimage", text: noImageText(err) }));
+    }
+  })();
+  for (const l of leads) l.load();
+  if (focus !== null) document.getElementById(`lead-${focus}`)?.focus();
+}
+
+// ---------------------------------------------------------------- a lead's two faces
+
+// the probe face and the candidate's face side by side, as aligned crops of one size when
+// the service gives them (else the whole images, the probe's face boxed); zoom and pan are
+// applied to both together, so that the same part of each face is in view
+function compareView(rec, lead, letter, image) {
+  const r = lead.rank;
+  const st = { z: 1, x: 0, y: 0, whole: false };
+  const faceIndex = lead.face_index;
+  const kept = rec.probe_faces || [];
+  const probeFace = (faceIndex === null || faceIndex === undefined ? kept[0]
+    : kept.find((f, i) => (f.face_index ?? i) === faceIndex)) || null;
+  const probeName = faceIndex === null || faceIndex === undefined ? "Probe face" : `Probe face ${faceIndex + 1}`;
+  const candName = lead.blind ? `Candidate ${letter}` : `Candidate ${letter}: subject ${lead.subject}`;
+  const pane = (name, cls, dataset) => {
+    const layer = h("div", { class: "zoom-layer" }, h("div", { class: "loading", text: "loading…" }));
+    const port = h("div", { class: "viewport", tabindex: 0, role: "group",
+      "aria-label": `${name}: drag or use the arrow keys to pan, + and − to zoom` }, layer);
+    const fig = h("figure", { class: `pane ${cls}`, dataset }, port, h("figcaption", { text: name }));
+    return { fig, layer, port, paths: {}, data: { aligned: null, whole: null, error: null } };
+  };
+  const left = pane(probeName, "probe-face", { face: faceIndex ?? "" });
+  // a withheld lead's pane shows no enrolled image, and is not one
+  const right = pane(candName, lead.redacted ? "candidate withheld" : "candidate enrolled", { template: lead.template_id });
+  const zoom = h("input", { type: "range", id: `zoom-${r}`, min: 1, max: 6, step: 0.25, value: 1 });
+  const zoomOut = h("output", { for: `zoom-${r}`, class: "zoom-value", text: "1.00×" });
+  const wholeBox = h("input", { type: "checkbox", id: `whole-${r}` });
+  const marksBox = h("input", { type: "checkbox", id: `marks-${r}`, disabled: true });
+  const box = h("div", { class: "compare-view", id: `compare-${r}` },
+    h("div", { class: "panes" }, left.fig, right.fig),
+    h("div", { class: "view-controls" },
+      h("label", { class: "inline", for: `zoom-${r}` }, "Zoom both ", zoom, " ", zoomOut),
+      h("button", { type: "button", class: "secondary", id: `reset-${r}`, onclick: () => { Object.assign(st, { z: 1, x: 0, y: 0 }); apply(); } }, "Reset view"),
+      h("label", { class: "inline", for: `whole-${r}` }, wholeBox, " Whole images (face boxed)"),
+      h("label", { class: "inline", for: `marks-${r}` }, marksBox, " Landmarks")));
+  const apply = () => {
+    for (const p of [left, right]) p.layer.style.transform = `translate(${st.x}px, ${st.y}px) scale(${st.z})`;
+    zoom.value = String(st.z);
+    zoomOut.textContent = `${st.z.toFixed(2)}×`;
+  };
+  zoom.addEventListener("input", () => { st.z = Number(zoom.value); apply(); });
+  marksBox.addEventListener("change", () => box.classList.toggle("show-marks", marksBox.checked));
+  for (const p of [left, right]) {
+    let drag = null;
+    p.port.addEventListener("pointerdown", (ev) => {
+      drag = { x: ev.clientX - st.x, y: ev.clientY - st.y };
+      p.port.setPointerCapture(ev.pointerId);
+    });
+    p.port.addEventListener("pointermove", (ev) => {
+      if (!drag) return;
+      st.x = ev.clientX - drag.x; st.y = ev.clientY - drag.y; apply();
+    });
+    const stop = () => { drag = null; };
+    p.port.addEventListener("pointerup", stop);
+    p.port.addEventListener("pointercancel", stop);
+    p.port.addEventListener("keydown", (ev) => {
+      const step = 20;
+      const moves = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
+      if (moves[ev.key]) { st.x += moves[ev.key][0]; st.y += moves[ev.key][1]; }
+      else if (ev.key === "+" || ev.key === "=") st.z = Math.min(6, st.z + 0.25);
+      else if (ev.key === "-" || ev.key === "−") st.z = Math.max(1, st.z - 0.25);
+      else if (ev.key === "0") Object.assign(st, { z: 1, x: 0, y: 0 });
+      else return;
+      ev.preventDefault();
+      apply();
+    });
+  }
+  const show = (p, alt) => {
+    const d = p.data;
+    const src = st.whole || !d.aligned ? d.whole : d.aligned;
+    if (!src) {
+      if (d.error) p.layer.replaceChildren(h("div", { class: "noimage", text: d.error }));
+      return;
+    }
+    const img = h("img", { src: src.url, alt, draggable: "false" });
+    p.layer.replaceChildren(img);
+    p.layer.style.transformOrigin = "50% 50%";
+    img.decode().then(() => {
+      const w = img.naturalWidth, hh = img.naturalHeight;
+      if (src.box) {
+        // a whole image zooms about its face, not about its middle (object-fit: contain)
+        const W = p.port.clientWidth || 1, H = p.port.clientHeight || 1;
+        const k = Math.min(W / w, H / hh);
+        const b = src.box.box;
+        const cx = (W - w * k) / 2 + ((b.left + b.right) / 2) * k;
+        const cy = (H - hh * k) / 2 + ((b.top + b.bottom) / 2) * k;
+        p.layer.style.transformOrigin = `${(100 * cx / W).toFixed(1)}% ${(100 * cy / H).toFixed(1)}%`;
+      }
+      const overlay = src.box ? faceBoxesSvg(w, hh, [src.box], { only: src.box.face_index ?? 0 })
+        : svgEl("svg", { class: "overlay", viewBox: `0 0 ${w} ${hh}`, preserveAspectRatio: "xMidYMid meet", "aria-hidden": "true" });
+      const pts = src.landmarks ? landmarkPoints(src.landmarks, w, hh) : null;
+      if (pts) {
+        const rad = Math.max(1.5, w / 90);
+        overlay.append(svgEl("g", { class: "landmarks" }, ...pts.map(([x, y]) => svgEl("circle", { cx: x, cy: y, r: rad }))));
+      }
+      p.layer.append(overlay);
+    }).catch(() => null);
+  };
+  const render = () => {
+    show(left, `${probeName}${st.whole ? " (whole probe image)" : ""}`);
+    show(right, `${candName}${st.whole ? " (whole enrolled image)" : ""}`);
+    const aligned = left.data.aligned || right.data.aligned;
+    const marks = [left, right].some((p) => !st.whole && p.data.aligned && p.data.aligned.landmarks);
+    marksBox.disabled = !marks;
+    if (!aligned) { wholeBox.checked = true; wholeBox.disabled = true; }
+  };
+  // the aligned crop first; the whole image only when there is no crop or it is asked for
+  // (each image fetched is an image view in the audit log)
+  const fillWhole = async (p) => {
+    if (p.data.whole || p.data.error || !p.paths.whole) return;
+    try { p.data.whole = { ...(await image(p.paths.whole)), landmarks: null, box: p.paths.box }; }
+    catch (err) { p.data.error = noImageText(err); }
+  };
+  const fill = async (p) => {
+    if (p.paths.aligned) {
+      try {
+        const got = await image(p.paths.aligned);
+        let landmarks = got.landmarks;
+        if (!landmarks) landmarks = await api(`${p.paths.aligned}.json`).catch(() => null);
+        p.data.aligned = { url: got.url, landmarks };
+      } catch (err) {
+        if (err.status === 403) { p.data.error = noImageText(err); return; }
+      }
+    }
+    if (!p.data.aligned) await fillWhole(p);
+  };
+  wholeBox.addEventListener("change", async () => {
+    st.whole = wholeBox.checked;
+    if (st.whole) await Promise.all([fillWhole(left), fillWhole(right)]);
+    render();
   });
+  const load = async () => {
+    const sid = encodeURIComponent(rec.search_id);
+    const g = encodeURIComponent(lead.gallery);
+    const fi = faceIndex ?? (probeFace ? probeFace.face_index ?? 0 : 0);
+    left.paths = { aligned: rec.video ? null : `/searches/${sid}/probe/faces/${fi}/aligned`,
+      whole: `/searches/${sid}/probe`, box: rec.video ? null : probeFace };
+    if (lead.redacted || !lead.template_id) {
+      right.paths = {};
+      right.data.error = lead.redacted ? `enrolled images withheld by ${ownerOf(rec, lead)} until released` : "no enrolled image";
+    } else {
+      right.paths = { aligned: `/galleries/${g}/templates/${lead.template_id}/aligned`,
+        whole: `/galleries/${g}/templates/${lead.template_id}/image`, box: null };
+    }
+    await Promise.all([fill(left), fill(right)]);
+    render();
+  };
+  return { box, load };
+}
+
+// landmarks as the service gives them ("x,y;x,y;…" in X-Landmarks, or JSON: [[x, y], …],
+// [{x, y}, …], {landmarks|points: …});
+// coordinates in [0, 1] are taken as fractions of the image
+function landmarkPoints(raw, w, hh) {
+  let v = raw;
+  if (typeof v === "string" && /^[\s\d.,;-]+$/.test(v)) {
+    // the X-Landmarks header: "x,y;x,y;…" in crop pixels
+    v = v.split(";").filter((p) => p.trim()).map((p) => p.split(",").map(Number));
+  } else if (typeof v === "string") { try { v = JSON.parse(v); } catch (e) { return null; } }
+  if (v && !Array.isArray(v) && typeof v === "object") v = v.landmarks || v.points || null;
+  if (!Array.isArray(v)) return null;
+  let pts = v.map((p) => (Array.isArray(p) ? [Number(p[0]), Number(p[1])]
+    : p && typeof p === "object" ? [Number(p.x), Number(p.y)] : null))
+    .filter((p) => p && Number.isFinite(p[0]) && Number.isFinite(p[1]));
+  if (pts.length && pts.every(([x, y]) => x >= 0 && x <= 1 && y >= 0 && y <= 1)) pts = pts.map(([x, y]) => [x * w, y * hh]);
+  return pts.length ? pts : null;
 }
 
 // ---------------------------------------------------------------- organisations on a lead
@@ -774,108 +1090,241 @@ function scoreName(normalisation) {
   return "Score";
 }
 
-function leadCard(rec, lead) {
-  const images = h("div", { class: "compare lead-images", dataset: { rank: lead.rank } });
-  const card = h("section", { class: "lead", id: `lead-${lead.rank}`, dataset: { rank: lead.rank } },
-    h("h2", {}, `Lead ${lead.rank}: subject ${lead.subject} `, h("span", { class: "muted", text: `(gallery ${lead.gallery})` })),
-    h("p", { class: "metric" }, `${scoreName(rec.normalisation)} `, h("b", { text: lead.score.toFixed(4) }),
-      rec.threshold == null ? null : ` (threshold ${rec.threshold.toFixed(4)})`,
-      " · estimated false-match rate ", h("b", { class: "fmr", text: fmrText(lead.fmr, lead.fmr_upper_bound) }),
-      " · status ", statusBadge(lead.status, lead)),
-    ownershipLine(rec, lead),
-    images,
-    lead.decisions.length ? h("table", { class: "decisions" },
-      h("tr", {}, ["reviewer", "verdict", "note", "when"].map((t) => h("th", { text: t }))),
-      lead.decisions.map((d) => h("tr", {}, h("td", { text: d.reviewer }), h("td", { text: d.verdict }),
-        h("td", { text: d.note }), h("td", { text: when(d.decided_at) }))))
-      : h("p", { class: "muted", text: "No review decision yet." }));
-  const mayReview = hasRole("reviewer") && me.id !== rec.actor && me.grants[lead.gallery]
-    && me.grants[lead.gallery] !== "search" && !lead.redacted;
-  if (mayRelease(rec, lead)) card.append(releaseForm(rec, lead));
-  if (mayReview) card.append(decisionForm(rec, lead));
-  else if (lead.redacted && hasRole("reviewer") && me.id !== rec.actor) {
-    card.append(h("p", { class: "muted", text: `Only reviewers of ${ownerOf(rec, lead)} review this lead until it is released.` }));
+// who a lead still needs under the two-person rule ("" when it needs nobody)
+function stillNeeded(rec, lead) {
+  if (lead.blind || lead.status === null || !lead.open) return "";
+  const n = lead.confirmations_needed;
+  if (!n) return "";
+  const others = lead.confirmed_by.length ? ` other than ${lead.confirmed_by.join(" and ")}` : "";
+  const notSearcher = lead.confirmed_by.length ? "" : ` (not the searcher, ${rec.actor})`;
+  return `needs ${n} more confirmation${n > 1 ? "s" : ""} from ${n > 1 ? "different reviewers" : "a reviewer"}${others}${notSearcher}`;
+}
+
+const JUDGEMENTS = [["same", "Same person"], ["different", "Different people"], ["unsure", "Cannot tell"]];
+const VERDICTS = [["confirmed", "Confirmed: the same person"], ["rejected", "Rejected: not the same person"],
+  ["inconclusive", "Inconclusive"]];
+
+function leadCard(rec, lead, letter, image) {
+  const r = lead.rank;
+  const titleId = `lead-title-${r}`;
+  const compare = compareView(rec, lead, letter, image);
+  const title = lead.blind ? h("h2", { id: titleId, text: `Candidate ${letter}` })
+    : h("h2", { id: titleId }, `Candidate ${letter} · lead ${r}: subject ${lead.subject} `,
+      h("span", { class: "muted", text: `(gallery ${lead.gallery})` }));
+  const faceOf = lead.face_index === null || lead.face_index === undefined ? null
+    : h("p", { class: "face-of", dataset: { face: lead.face_index } }, "Candidate for ",
+      h("b", { text: `probe face ${lead.face_index + 1}` }),
+      (rec.probe_faces || []).length > 1 ? ` of ${rec.probe_faces.length} (numbered on the probe image)` : "");
+  const side = h("div", { class: "lead-side" });
+  const card = h("section", { class: "lead", id: `lead-${r}`, tabindex: -1, "aria-labelledby": titleId,
+    dataset: { rank: r, letter, blind: String(Boolean(lead.blind)) } },
+  title, faceOf, h("div", { class: "lead-body" }, compare.box, side));
+  const mayJudge = reviewsHere(rec) && !lead.redacted && me.grants[lead.gallery] && me.grants[lead.gallery] !== "search";
+  side.append(ownershipLine(rec, lead));
+  if (lead.blind) {
+    side.append(mayJudge ? firstLookForm(rec, lead, letter)
+      : h("p", { class: "muted", text: "The score is shown after a first look at the two faces." }));
+  } else {
+    side.append(
+      h("p", { class: "metric" }, `${scoreName(rec.normalisation)} `, h("b", { text: lead.score === null ? "—" : lead.score.toFixed(4) }),
+        rec.threshold == null ? null : ` (threshold ${rec.threshold.toFixed(4)})`,
+        " · estimated false-match rate ", h("b", { class: "fmr", text: fmrText(lead.fmr, lead.fmr_upper_bound) }),
+        " · status ", lead.status ? statusBadge(lead.status, lead) : "—"),
+      stillNeeded(rec, lead) ? h("p", { class: "needs", id: `needs-${r}`, text: stillNeeded(rec, lead) }) : null,
+      lead.first_looks.length ? h("table", { class: "first-looks readable" },
+        h("caption", { text: "First looks (before the score)" }),
+        h("tr", {}, ["reviewer", "judgement", "when"].map((t) => h("th", { scope: "col", text: t }))),
+        lead.first_looks.map((f) => h("tr", {}, h("td", { text: f.reviewer }), h("td", { text: f.judgement }),
+          h("td", { text: when(f.looked_at) })))) : null,
+      lead.decisions.length ? h("table", { class: "decisions readable" },
+        h("caption", { text: "Verdicts" }),
+        h("tr", {}, ["reviewer", "verdict", "note", "when"].map((t) => h("th", { scope: "col", text: t }))),
+        lead.decisions.map((d) => h("tr", {}, h("td", { text: d.reviewer }), h("td", { text: d.verdict }),
+          h("td", { class: "wrap", text: d.note }), h("td", { text: when(d.decided_at) }))))
+        : h("p", { class: "muted", text: "No review decision yet." }));
+    if (!lead.redacted && lead.template_id) side.append(alsoEnrolled(lead));
+    if (mayJudge) side.append(decisionForm(rec, lead, letter));
   }
-  else if (me.id === rec.actor) card.append(h("p", { class: "muted", text: "You made this search: someone else reviews it." }));
-  return card;
+  if (mayRelease(rec, lead)) side.append(releaseForm(rec, lead));
+  if (lead.redacted && hasRole("reviewer") && me.id !== rec.actor) {
+    side.append(h("p", { class: "muted", text: `Only reviewers of ${ownerOf(rec, lead)} review this lead until it is released.` }));
+  } else if (me.id === rec.actor) {
+    side.append(h("p", { class: "muted", text: "You made this search: someone else reviews it." }));
+  }
+  return { card, load: compare.load };
+}
+
+// the subject's other enrolled images, fetched only when opened
+function alsoEnrolled(lead) {
+  const holder = h("div", { class: "compare" });
+  const details = h("details", { class: "also" }, h("summary", { text: "Other enrolled images of this subject" }), holder);
+  let loaded = false;
+  details.addEventListener("toggle", () => {
+    if (!details.open || loaded) return;
+    loaded = true;
+    fillLeadImages(lead, holder);
+  });
+  return details;
 }
 
 async function fillLeadImages(lead, holder) {
   let templates = [];
+  holder.replaceChildren(h("p", { class: "muted", text: "loading…" }));
   try {
     const subject = await api(`/galleries/${encodeURIComponent(lead.gallery)}/subjects/${encodeURIComponent(lead.subject)}`);
     // GET .../subjects/x/export is the export of "x": never show another subject's faces
     if (subject.external_id !== lead.subject) throw new Error("subject not addressable by its id");
     templates = subject.templates;
   } catch (err) {
-    if (err.status === 403 && lead.template_id) {
-      // a partner organisation lists none of the owner's subjects, but may see the image of
-      // a lead its own search got (when its agreement gives view_images)
-      const box = h("div", {}, h("div", { class: "noimage", text: "loading…" }));
-      holder.replaceChildren(h("figure", { class: "enrolled", dataset: { template: lead.template_id } }, box,
-        h("figcaption", { text: "matched image" })));
-      imageInto(box, `/galleries/${encodeURIComponent(lead.gallery)}/templates/${lead.template_id}/image`, `enrolled ${lead.template_id}`);
-      return;
-    }
     holder.replaceChildren(h("div", { class: "noimage", text: err.status === 403
-      ? "enrolled images hidden: needs a view_images grant" : err.status === 404
+      ? "other images hidden: listing a subject needs a view_images grant" : err.status === 404
         ? "subject no longer enrolled" : err.message }));
     return;
   }
-  // the matched template first, then up to two more of the subject
-  templates.sort((a, b) => (b.id === lead.template_id) - (a.id === lead.template_id));
-  const shown = templates.slice(0, 3);
+  const shown = templates.filter((t) => t.id !== lead.template_id).slice(0, 4);
+  if (!shown.length) { holder.replaceChildren(h("p", { class: "muted", text: "No other image of this subject." })); return; }
   holder.replaceChildren(...shown.map((t) => {
     const box = h("div", {}, h("div", { class: "noimage", text: "loading…" }));
     const flags = t.quality_flags.length ? `flags: ${t.quality_flags.join(", ")}` : "no quality flags";
     const q = t.quality_score === null ? "" : `quality ${t.quality_score.toFixed(0)}/100, `;
-    const fig = h("figure", { class: "enrolled", dataset: { template: t.id } }, box,
-      h("figcaption", { text: `${t.id === lead.template_id ? "matched" : "also enrolled"} image · ${q}${flags}` }));
+    const fig = h("figure", { class: "also-enrolled", dataset: { template: t.id } }, box,
+      h("figcaption", { text: `also enrolled · ${q}${flags}` }));
     if (t.image_kept) imageInto(box, `/galleries/${encodeURIComponent(lead.gallery)}/templates/${t.id}/image`, `enrolled ${t.id}`);
     else box.replaceChildren(h("div", { class: "noimage", text: "no image kept" }));
     return fig;
   }));
 }
 
-function decisionForm(rec, lead) {
-  const form = h("form", { class: "decide", dataset: { rank: lead.rank } },
-    h("label", { class: "inline" }, "Verdict ", h("select", { name: "verdict", id: `verdict-${lead.rank}` },
-      ["confirmed", "rejected", "inconclusive"].map((v) => h("option", { value: v, text: v })))),
-    h("label", {}, "Note (required) ", h("textarea", { name: "note", id: `note-${lead.rank}`, required: true })),
-    h("button", { type: "submit", id: `decide-${lead.rank}` }, "Record decision"));
+// a radio group with nothing chosen: the reviewer picks, nothing is picked for them
+function radioGroup(legend, name, idPrefix, options) {
+  return h("fieldset", { class: "choices" }, h("legend", { text: legend }),
+    options.map(([value, text]) => h("label", { class: "inline", for: `${idPrefix}-${value}` },
+      h("input", { type: "radio", name, value, id: `${idPrefix}-${value}`, required: true }), ` ${text}`)));
+}
+
+function reloadAt(rec, lead) { return searchDetailView(nextSeq(), rec.search_id, { focus: lead.rank }); }
+
+function firstLookForm(rec, lead, letter) {
+  const r = lead.rank;
+  const form = h("form", { class: "first-look", dataset: { rank: r } },
+    radioGroup(`First look: do the two faces of candidate ${letter} show the same person?`, "judgement", `look-${r}`, JUDGEMENTS),
+    h("p", { class: "muted", text: "Judge the faces alone. The score, its false-match rate and other reviewers' "
+      + "verdicts are shown after your first look, which is recorded in the audit log." }),
+    h("button", { type: "submit", id: `first-look-${r}` }, "Record first look"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     guarded(async () => {
-      await api(`/searches/${encodeURIComponent(rec.search_id)}/leads/${lead.rank}/decisions`, {
-        method: "POST", json: { verdict: formValue(form, "verdict"), note: formValue(form, "note") } });
-      await searchDetailView(nextSeq(), rec.search_id);
+      const chosen = form.querySelector("input[name=judgement]:checked");
+      if (!chosen) throw new Error("choose same, different or cannot tell");
+      await api(`/searches/${encodeURIComponent(rec.search_id)}/leads/${r}/first-look`, {
+        method: "POST", json: { judgement: chosen.value } });
+      await reloadAt(rec, lead);
     });
   });
   return form;
 }
 
+function decisionForm(rec, lead, letter) {
+  const r = lead.rank;
+  const form = h("form", { class: "decide", dataset: { rank: r } },
+    radioGroup(`Verdict on candidate ${letter}`, "verdict", `verdict-${r}`, VERDICTS),
+    h("label", { for: `note-${r}` }, "Note: what in the two faces supports your verdict (required) "),
+    h("textarea", { name: "note", id: `note-${r}`, required: true }),
+    h("button", { type: "submit", id: `decide-${r}` }, "Record verdict"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const chosen = form.querySelector("input[name=verdict]:checked");
+      if (!chosen) throw new Error("choose a verdict");
+      const note = formValue(form, "note");
+      if (!note) throw new Error("a verdict needs a note");
+      await api(`/searches/${encodeURIComponent(rec.search_id)}/leads/${r}/decisions`, {
+        method: "POST", json: { verdict: chosen.value, note } });
+      await reloadAt(rec, lead);
+    });
+  });
+  return form;
+}
+
+// per lead of a listed search: its state, or that it awaits the reader's first look
+function leadsText(r) {
+  const blind = r.leads.filter((l) => l.blind).length;
+  const seen = r.leads.filter((l) => !l.blind).map((l) => {
+    const owner = l.owner_org ? ` (${l.owner_org}${l.redacted ? ", redacted" : ""})` : "";
+    const needs = stillNeeded(r, l);
+    return `lead ${l.rank}: ${(l.status || "unknown").replaceAll("_", " ")}${owner}${needs ? ` — ${needs}` : ""}`;
+  });
+  if (blind) seen.push(`${blind} lead(s) awaiting your first look`);
+  return seen.join("; ") || "none";
+}
+
 function searchesTable(items, id) {
   if (!items.length) return h("p", { class: "muted", id, text: "Nothing here." });
-  return h("table", { id }, h("tr", {}, ["when", "by", "purpose", "case", "galleries", "leads"].map((t) => h("th", { text: t }))),
+  return h("table", { id, class: "readable" }, h("tr", {}, ["when", "by", "purpose", "case", "galleries", "leads"].map((t) => h("th", { scope: "col", text: t }))),
     items.map((r) => h("tr", { dataset: { search: r.search_id } },
       h("td", {}, h("a", { href: `#/searches/${r.search_id}`, text: when(r.created_at) })),
-      h("td", { text: r.actor }), h("td", { text: r.purpose }), h("td", { text: r.case_ref }),
+      h("td", { text: r.actor }), h("td", { text: r.purpose }), h("td", { class: "code", text: r.case_ref }),
       h("td", { text: r.galleries.join(", ") }),
-      h("td", { text: r.leads.map((l) => `${l.rank}: ${l.status.replaceAll("_", " ")}`
-        + (l.owner_org ? ` (${l.owner_org}${l.redacted ? ", redacted" : ""})` : "")).join("; ") || "none" }))));
+      h("td", { class: "leads-state", text: leadsText(r) }))));
 }
 
-async function queueView(seq) {
-  const page = await api("/reviews/queue");
-  view(seq, h("h1", { text: "Awaiting your review" }), searchesTable(page.items, "queue"));
+// a "next page" button, and "first page" once past it
+function pager(idPrefix, page, cursor, go) {
+  return h("p", { class: "pager" },
+    cursor ? h("button", { type: "button", class: "secondary", id: `${idPrefix}-first`, onclick: () => guarded(() => go(null)) }, "First page") : null,
+    cursor ? " " : null,
+    page.next_cursor ? h("button", { type: "button", class: "secondary", id: `${idPrefix}-next`,
+      onclick: () => guarded(() => go(page.next_cursor)) }, "Next page") : null);
 }
 
-async function searchesView(seq, cursor) {
-  const page = await api(`/searches${cursor ? `?cursor=${cursor}` : ""}`);
+const QUEUE_PAGE = 20;
+
+async function queueView(seq, only = {}) {
+  const { gallery = "", since = "", until = "", cursor = null } = only;
+  const q = new URLSearchParams({ limit: String(QUEUE_PAGE) });
+  if (gallery) q.set("gallery", gallery);
+  if (since) q.set("since", dayStart(since));
+  if (until) q.set("until", dayStart(until));
+  if (cursor) q.set("cursor", cursor);
+  const [page, galleries] = await Promise.all([api(`/reviews/queue?${q}`), api("/galleries").catch(() => ({ items: [] }))]);
+  const form = h("form", { id: "queue-filters", class: "card" },
+    h("h2", { text: "Filter" }),
+    h("label", { class: "inline", for: "queue-gallery" }, "Gallery ", h("select", { id: "queue-gallery", name: "gallery" },
+      h("option", { value: "", text: "any gallery" }),
+      galleries.items.map((g) => h("option", { value: g.name, text: g.name, selected: g.name === gallery })))),
+    h("label", { class: "inline", for: "queue-since" }, "Made since ", h("input", { type: "date", id: "queue-since", name: "since", value: since })),
+    h("label", { class: "inline", for: "queue-until" }, "Older than ", h("input", { type: "date", id: "queue-until", name: "until", value: until })),
+    h("button", { type: "submit", id: "queue-filter" }, "Apply"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(() => queueView(nextSeq(), { gallery: formValue(form, "gallery"), since: formValue(form, "since"), until: formValue(form, "until") }));
+  });
+  view(seq, h("h1", { text: "Awaiting your review" }), form,
+    h("p", { class: "muted", text: "Oldest first." }), searchesTable(page.items, "queue"),
+    pager("queue", page, cursor, (c) => queueView(nextSeq(), { gallery, since, until, cursor: c })));
+}
+
+async function searchesView(seq, cursor = null) {
+  const page = await api(`/searches?limit=${QUEUE_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
   view(seq, h("h1", { text: hasRole("auditor") ? "All searches" : "Your searches" }), searchesTable(page.items, "searches"),
-    page.next_cursor ? h("button", { class: "secondary", type: "button",
-      onclick: () => guarded(() => searchesView(nextSeq(), page.next_cursor)) }, "Older") : null);
+    pager("searches", page, cursor, (c) => searchesView(nextSeq(), c)));
 }
+
+// j / n: the next lead, k / p: the previous one (not while typing in a field)
+document.addEventListener("keydown", (ev) => {
+  if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const forward = ev.key === "j" || ev.key === "n";
+  if (!forward && ev.key !== "k" && ev.key !== "p") return;
+  const t = ev.target;
+  if (t && t.matches && t.matches("textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox]):not([type=range]):not([type=button]):not([type=submit])")) return;
+  const cards = [...document.querySelectorAll("#leads > .lead")];
+  if (!cards.length) return;
+  const at = cards.findIndex((c) => c.contains(document.activeElement));
+  const next = at < 0 ? (forward ? 0 : cards.length - 1) : Math.min(cards.length - 1, Math.max(0, at + (forward ? 1 : -1)));
+  ev.preventDefault();
+  cards[next].focus();
+  cards[next].scrollIntoView({ block: "start" });
+});
 
 // ---------------------------------------------------------------- audit
 
@@ -899,12 +1348,12 @@ async function auditView(seq, after) {
     }) }, "Export JSONL");
   const rows = page.items.slice().reverse().map((e) => h("tr", { dataset: { seq: e.seq, op: e.operation } },
     h("td", { class: "metric", text: e.seq }), h("td", { text: when(e.timestamp) }), h("td", { text: e.actor }),
-    h("td", { text: e.operation }), h("td", { text: e.purpose || "" }), h("td", { text: e.case_ref || "" }),
-    h("td", { text: e.galleries.join(", ") }), h("td", { text: summary(e) })));
+    h("td", { text: e.operation }), h("td", { text: e.purpose || "" }), h("td", { class: "code", text: e.case_ref || "" }),
+    h("td", { text: e.galleries.join(", ") }), h("td", { class: "wrap", text: summary(e) })));
   const report = reportForm();
   view(seq, h("h1", { text: "Audit log" }), h("p", {}, verify, " ", exportButton), verifyOut,
-    h("table", { id: "audit-entries" }, h("tr", {}, ["#", "when", "actor", "operation", "purpose", "case", "galleries", "details"]
-      .map((t) => h("th", { text: t }))), rows),
+    h("table", { id: "audit-entries", class: "readable" }, h("tr", {}, ["#", "when", "actor", "operation", "purpose", "case", "galleries", "details"]
+      .map((t) => h("th", { scope: "col", text: t }))), rows),
     start > 0 ? h("button", { class: "secondary", type: "button",
       onclick: () => guarded(() => auditView(nextSeq(), Math.max(0, start - 50))) }, "Older entries") : null,
     report);
