@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"errors", "version"},
     {"types", "config"},
     {"io", "models", "serialize", "datasets", "audit", "store", "index"},
-    {"detect", "quality", "align", "match", "access"},
+    {"detect", "quality", "align", "match", "cluster", "access"},
     {"embed", "review"},
     {"pipeline"},
     {"video", "document"},
@@ -140,6 +140,12 @@ def test_use_cases_are_pinned() -> None:
     assert sorted(faceledger.usecases.__all__) == sorted(
         [
             "Alert",
+            "ClusterImages",
+            "ClusteredFace",
+            "ImagesClustered",
+            "cluster_images",
+            "clusters_json",
+            "render_clusters_html",
             "AuditQuery",
             "FaceCrop",
             "enrolled_face_crop",

@@ -69,6 +69,7 @@ class AuditOp(StrEnum):
     """A reviewer's judgement of a lead's two faces before any score was shown to them."""
     LEAD_RELEASE = "lead_release"
     """A reviewer of the owning organisation released a redacted lead to the searcher's."""
+    CLUSTER = "cluster"
 
 
 SEARCH_OPS = frozenset({AuditOp.SEARCH, AuditOp.VIDEO_SEARCH, AuditOp.VIDEO_ALERT})

@@ -11,6 +11,7 @@ import typer
 from faceledger.cli import (
     audit_cmds,
     calibrate_cmd,
+    cluster_cmds,
     core_cmds,
     demo,
     document_cmds,
@@ -91,6 +92,7 @@ keys_cmd.register(app)
 serve_cmd.register(app)
 video_cmds.register(app)
 document_cmds.register(app)
+cluster_cmds.register(app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``faceledger eval pairs | identify | impostors``: measured error rates, as JSON and HTML.
+"""``faceledger eval pairs | identify | impostors | cluster``: measured error rates, as JSON.
 
 Settings come from the root callback (``ctx.obj``, built once from FACELEDGER_* and the root
 options); a command run without it (e.g. the sub-app alone) uses ``Settings()`` defaults.
@@ -19,6 +19,8 @@ from faceledger.cache import TemplateCache, open_cache
 from faceledger.cli.output import console, err_console, guarded, progress_bar
 from faceledger.config import Settings
 from faceledger.errors import CalibrationError
+from faceledger.evaluate.clustering import DEFAULT_FMR as DEFAULT_CLUSTER_FMR
+from faceledger.evaluate.clustering import run_clustering
 from faceledger.evaluate.identify import run_identify
 from faceledger.evaluate.impostors import run_impostors
 from faceledger.evaluate.jsonio import dumps, write_json
@@ -417,5 +419,64 @@ def impostors(
                 f"same-group / cross-group FMR: {_rate(col['same_to_cross_ratio'])}; "
                 f"max/min group FMR: {_rate(d['ratio'])} ({d['max_group']} / {d['min_group']})"
             )
+
+    guarded(run)
+
+
+@eval_app.command("cluster")
+def cluster(
+    ctx: typer.Context,
+    labels_csv: Annotated[
+        Path, typer.Argument(help="Labels CSV: image,subject (one face per image).")
+    ],
+    json_out: JsonOpt = None,
+    fmr: Annotated[
+        float, typer.Option(help="Target FMR of the default's link threshold.")
+    ] = DEFAULT_CLUSTER_FMR,
+    cache: CacheOpt = True,
+) -> None:
+    """Clustering into identities: the default against the open tools' distance constants
+    (pairwise and BCubed precision/recall/F1, clusters vs identities)."""
+    settings = _settings(ctx)
+
+    def run() -> None:
+        labels = read_image_list(labels_csv)
+        store = _cache(settings, cache)
+        n_images = len({e.image for e in labels.entries})
+        with progress_bar("embedding", n_images) as advance:
+            ev = run_clustering(
+                labels, settings, target_fmr=fmr, cache=store, on_done=lambda _o: advance()
+            )
+        out = _emit(ev.to_json(), json_out)
+        table = Table(
+            title=f"{labels_csv}: {ev.faces:,} faces of {ev.identities} identities "
+            f"({ev.images - ev.faces} images without a face)"
+        )
+        table.add_column("setting", no_wrap=True)
+        for col in ("clusters", "pairwise P", "R", "F1", "BCubed P", "R", "F"):
+            table.add_column(col, justify="right")
+        for r in ev.results:
+            s = r.scores
+            name = f"{r.name} (default)" if r.name == ev.default else r.name
+            table.add_row(
+                name,
+                f"{s.clusters} / {s.identities}",
+                *(
+                    f"{v:.3f}"
+                    for v in (
+                        s.pairwise_precision,
+                        s.pairwise_recall,
+                        s.pairwise_f1,
+                        s.bcubed_precision,
+                        s.bcubed_recall,
+                        s.bcubed_f1,
+                    )
+                ),
+            )
+        out.print(table)
+        out.print(
+            f"default: cosine >= {ev.threshold:.4f} at target FMR {ev.target_fmr:g} "
+            "(model card calibration)"
+        )
 
     guarded(run)

@@ -26,6 +26,7 @@ module              use cases
 ``video``           search a recorded video: one search per tracked person, audited once
 ``watch``           watch a live source: alerts as they happen, start/stop/alert entries
 ``organisations``   organisations, purpose categories, sharing agreements, lead release
+``clustering``      unknown faces of a folder grouped into identities, audited once
 ==================  ======================================================================
 """
 
@@ -38,6 +39,14 @@ from faceledger.usecases.audit_views import (
     audit_entry,
     audit_use_report,
     export_audit,
+)
+from faceledger.usecases.clustering import (
+    ClusteredFace,
+    ClusterImages,
+    ImagesClustered,
+    cluster_images,
+    clusters_json,
+    render_clusters_html,
 )
 from faceledger.usecases.documents import (
     CheckDocument,
@@ -159,6 +168,8 @@ __all__ = [
     "ChangeAgreement",
     "CheckDocument",
     "CheckReason",
+    "ClusterImages",
+    "ClusteredFace",
     "CreateGallery",
     "CreateOrg",
     "DecideLead",
@@ -177,6 +188,7 @@ __all__ = [
     "FaceCrop",
     "FirstLookAt",
     "GalleryInfo",
+    "ImagesClustered",
     "NearDuplicate",
     "OrgReport",
     "OrgReportRequest",
@@ -211,6 +223,8 @@ __all__ = [
     "change_agreement",
     "check_document",
     "check_erasure",
+    "cluster_images",
+    "clusters_json",
     "create_agreement",
     "create_gallery",
     "create_org",
@@ -240,6 +254,7 @@ __all__ = [
     "read_search",
     "record_first_look",
     "release_lead",
+    "render_clusters_html",
     "render_org_report_html",
     "review_queue",
     "revoke_agreement",

@@ -1,0 +1,134 @@
+"""The similarity graph of a set of faces: thresholds from a target FMR, cannot-link, edges.
+
+A link between two faces means "the same person at this false-match rate": its threshold is
+read from the model card's calibration (impostor scores measured on other data), never a
+distance constant. Two faces of one image (or one video frame) share a ``source`` and can
+never be the same person: they are *cannot-link*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from faceledger.errors import CalibrationError, InvalidArgument
+from faceledger.models.card import ModelCard
+
+Vectors = npt.NDArray[np.float32]
+"""Row-stacked L2-normalised templates, shape (n, dimension)."""
+Labels = npt.NDArray[np.int64]
+"""Cluster label per face; -1 for a face in no cluster."""
+
+FMR_DECADE = 10.0
+"""The default ambiguity margin is the score span of one decade of FMR below the target."""
+
+
+def threshold_at_fmr(card: ModelCard, target_fmr: float) -> float:
+    """Cosine-similarity link threshold at ``target_fmr`` of ``card``'s calibration."""
+    if not 0.0 < target_fmr < 1.0:
+        raise InvalidArgument(f"target FMR must be in (0, 1), got {target_fmr:g}")
+    if card.calibration is None:
+        raise CalibrationError(
+            f"model {card.id} has no calibration table; build one with `faceledger calibrate`"
+        )
+    return float(card.calibration.threshold_for(target_fmr))
+
+
+def margin_at_fmr(card: ModelCard, target_fmr: float) -> float:
+    """Score span between the thresholds at ``target_fmr`` and ten times that FMR: a face
+    whose best cluster beats the runner-up by less is as close to both as one decade of FMR."""
+    looser = min(target_fmr * FMR_DECADE, 0.5)
+    return max(threshold_at_fmr(card, target_fmr) - threshold_at_fmr(card, looser), 0.0)
+
+
+def check_faces(
+    vectors: Vectors, sources: Sequence[str], seedable: Sequence[bool] | None = None
+) -> Vectors:
+    """The vectors as float32 (n, d), after checking the per-face lists match them."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise InvalidArgument("templates must be a two-dimensional array (faces × dimension)")
+    if len(sources) != x.shape[0]:
+        raise InvalidArgument(f"{len(sources)} sources for {x.shape[0]} faces")
+    if seedable is not None and len(seedable) != x.shape[0]:
+        raise InvalidArgument(f"{len(seedable)} seedable flags for {x.shape[0]} faces")
+    if not np.all(np.isfinite(x)):
+        raise InvalidArgument("templates must be finite")
+    return x
+
+
+def cannot_link(sources: Sequence[str]) -> npt.NDArray[np.bool_]:
+    """(n, n) mask: True where two different faces share a source (image or frame)."""
+    codes = np.unique(np.asarray(sources, dtype=object), return_inverse=True)[1]
+    mask: npt.NDArray[np.bool_] = codes[:, None] == codes[None, :]
+    np.fill_diagonal(mask, False)
+    return mask
+
+
+def edges_above(
+    vectors: Vectors, threshold: float, *, k: int = 64
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Undirected k-nearest-neighbour edges (i < j) with similarity >= ``threshold``.
+
+    Exact inner-product search (faiss ``IndexFlatIP``); ``k`` bounds the edges per face so a
+    person with thousands of photos does not make the graph quadratic.
+    """
+    n = vectors.shape[0]
+    if n < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    kk = min(k + 1, n)
+    sims, nbrs = index.search(vectors, kk)
+    rows = np.repeat(np.arange(n, dtype=np.int64), kk)
+    cols = nbrs.reshape(-1).astype(np.int64)
+    vals = sims.reshape(-1).astype(np.float32)
+    keep = (cols >= 0) & (cols != rows) & (vals >= threshold)
+    a, b, s = rows[keep], cols[keep], vals[keep]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key = lo * n + hi
+    _, first = np.unique(key, return_index=True)
+    return lo[first], hi[first], s[first]
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 (path halving, union by size)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+        self.size = [1] * n
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> int:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return ra
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+        return ra
+
+    def labels(self) -> Labels:
+        return relabel(np.array([self.find(i) for i in range(len(self.parent))], dtype=np.int64))
+
+
+def relabel(labels: npt.ArrayLike) -> Labels:
+    """Labels renumbered 0..k-1 in order of first appearance; -1 stays -1."""
+    raw = np.asarray(labels, dtype=np.int64)
+    out = np.full(raw.shape, -1, dtype=np.int64)
+    seen: dict[int, int] = {}
+    for i, v in enumerate(raw.tolist()):
+        if v >= 0:
+            out[i] = seen.setdefault(v, len(seen))
+    return out

@@ -1,0 +1,293 @@
+"""Which of these unknown faces are the same person? Clusters of a folder's faces, audited once.
+
+Every face of every image is embedded; faces passing the quality gates seed clusters, the
+others may only join one; two faces of one image are never put together; the link threshold
+comes from a target FMR of the model card's calibration; faces whose best cluster does not
+beat the runner-up by a margin are listed for review (docs/clustering.md).
+
+Authorised as :attr:`Operation.DETECT` (it reads only the images given and no gallery, as
+``detect`` does), with a purpose and case reference required. One audit entry records who,
+why, the images' sha256s, the counts and the threshold with its FMR: no template, no name, no
+cluster membership. Nothing else is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from faceledger.access import Operation, User, authorize
+from faceledger.access.purpose import require_purpose
+from faceledger.audit import AuditOp, AuditRecord
+from faceledger.cluster import (
+    DEFAULT_METHOD,
+    METHODS,
+    cluster_faces,
+    margin_at_fmr,
+    threshold_at_fmr,
+)
+from faceledger.errors import FaceLedgerError, InvalidArgument
+from faceledger.gallery.workspace import Workspace
+from faceledger.match.verify import check_fmr
+from faceledger.types import Box
+
+DEFAULT_CLUSTER_FMR = 1e-4
+THUMB_PX = 112
+
+
+@dataclass(frozen=True)
+class ClusterImages:
+    images: tuple[Path, ...]
+    purpose: str | None = None
+    case_ref: str | None = None
+    fmr: float = DEFAULT_CLUSTER_FMR
+    method: str = DEFAULT_METHOD
+    thumbnails: bool = False
+    """Keep a small JPEG crop of each face (for a contact sheet); never stored."""
+
+
+@dataclass(frozen=True)
+class ClusteredFace:
+    image: str
+    image_sha256: str
+    face_index: int
+    box: Box
+    quality: float
+    seedable: bool
+    """Passed the quality gates: may start a cluster."""
+    cluster: int
+    """-1: joined no cluster (not seedable, no cluster near enough)."""
+    ambiguous: bool
+    runner_up: int
+    own_score: float | None
+    runner_up_score: float | None
+    thumbnail: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ImagesClustered:
+    faces: tuple[ClusteredFace, ...]
+    clusters: tuple[tuple[int, ...], ...]
+    """Face indices of each cluster, largest first; cluster ``k`` is ``clusters[k]``."""
+    ambiguous: tuple[int, ...]
+    unassigned: tuple[int, ...]
+    failed: tuple[tuple[str, str], ...]
+    """(image, error code) of images that could not be read."""
+    images: int
+    threshold: float
+    margin: float
+    target_fmr: float
+    method: str
+    model_id: str
+    audit_seq: int
+
+
+def _thumb(pixels: np.ndarray, box: Box) -> bytes:
+    h, w = pixels.shape[:2]
+    pad = 0.25 * max(box.right - box.left, box.bottom - box.top)
+    left, top = max(int(box.left - pad), 0), max(int(box.top - pad), 0)
+    right, bottom = min(int(box.right + pad), w), min(int(box.bottom + pad), h)
+    img = Image.fromarray(pixels[top:bottom, left:right]).convert("RGB")
+    img.thumbnail((THUMB_PX, THUMB_PX))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+@dataclass
+class _Found:
+    vectors: list[np.ndarray]
+    faces: list[tuple[str, str, int, Box, float, bool, bytes | None]]
+    hashes: list[str]
+    failed: list[tuple[str, str]]
+
+
+def _embed_all(ws: Workspace, req: ClusterImages) -> _Found:
+    engine = ws.engine
+    found = _Found([], [], [], [])
+    for path in req.images:
+        try:
+            img = engine.load(path)
+            results = engine.embed_all(img)
+        except FaceLedgerError as exc:
+            found.failed.append((str(path), exc.code))
+            continue
+        found.hashes.append(img.sha256)
+        for r in results:
+            if r.template is None:
+                continue
+            found.vectors.append(r.template.vector.astype(np.float32))
+            thumb = _thumb(img.pixels, r.detection.box) if req.thumbnails else None
+            found.faces.append(
+                (
+                    str(path),
+                    img.sha256,
+                    r.face_index,
+                    r.detection.box,
+                    float(r.quality.score),
+                    bool(r.quality.passes),
+                    thumb,
+                )
+            )
+    return found
+
+
+def _opt(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
+def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClustered:
+    """Cluster every face of ``req.images`` into identities at ``req.fmr``. Audited once."""
+    authorize(actor, Operation.DETECT)
+    purpose, case_ref = require_purpose(req.purpose, req.case_ref)
+    check_fmr(req.fmr)
+    if req.method not in METHODS:
+        raise InvalidArgument(f"clustering method must be one of {', '.join(METHODS)}")
+    if not req.images:
+        raise InvalidArgument("no images to cluster")
+    card = ws.engine.card
+    threshold = threshold_at_fmr(card, req.fmr)
+    margin = margin_at_fmr(card, req.fmr)
+    found = _embed_all(ws, req)
+    dim = card.dimension
+    x = np.stack(found.vectors) if found.vectors else np.zeros((0, dim), dtype=np.float32)
+    result = cluster_faces(
+        x,
+        [f[0] for f in found.faces],  # the image: its faces are different people
+        threshold=threshold,
+        margin=margin,
+        seedable=[f[5] for f in found.faces],
+        method=req.method,
+    )
+    order = result.clusters()
+    rank = {members[0]: k for k, members in enumerate(order)}
+    new_id = {int(result.labels[m[0]]): rank[m[0]] for m in order}
+    flagged = set(result.ambiguous)
+    faces = tuple(
+        ClusteredFace(
+            image=f[0],
+            image_sha256=f[1],
+            face_index=f[2],
+            box=f[3],
+            quality=round(f[4], 1),
+            seedable=f[5],
+            cluster=new_id.get(int(result.labels[i]), -1),
+            ambiguous=i in flagged,
+            runner_up=new_id.get(int(result.runner_up[i]), -1),
+            own_score=_opt(result.own_score[i]),
+            runner_up_score=_opt(result.runner_up_score[i]),
+            thumbnail=f[6],
+        )
+        for i, f in enumerate(found.faces)
+    )
+    entry = ws.audit.append(
+        AuditRecord(
+            operation=AuditOp.CLUSTER,
+            actor=actor.id,
+            purpose=purpose,
+            case_ref=case_ref,
+            model_id=card.id,
+            threshold=round(threshold, 6),
+            target_fmr=req.fmr,
+            details={
+                "image_sha256s": sorted(set(found.hashes)),
+                "images": len(req.images),
+                "unreadable_images": len(found.failed),
+                "faces": len(faces),
+                "clusters": len(order),
+                "ambiguous": len(result.ambiguous),
+                "unassigned": len(result.unassigned),
+                "method": req.method,
+                "margin": round(margin, 6),
+            },
+        )
+    )
+    return ImagesClustered(
+        faces=faces,
+        clusters=tuple(tuple(m) for m in order),
+        ambiguous=result.ambiguous,
+        unassigned=result.unassigned,
+        failed=tuple(found.failed),
+        images=len(req.images),
+        threshold=threshold,
+        margin=margin,
+        target_fmr=req.fmr,
+        method=req.method,
+        model_id=card.id,
+        audit_seq=entry.seq,
+    )
+
+
+def clusters_json(res: ImagesClustered) -> dict[str, object]:
+    """The result as JSON: faces with their cluster, no template, no thumbnail."""
+    return {
+        "model_id": res.model_id,
+        "method": res.method,
+        "target_fmr": res.target_fmr,
+        "threshold": round(res.threshold, 6),
+        "ambiguity_margin": round(res.margin, 6),
+        "images": res.images,
+        "unreadable": [{"image": p, "error": e} for p, e in res.failed],
+        "faces": [
+            {
+                "image": f.image,
+                "image_sha256": f.image_sha256,
+                "face_index": f.face_index,
+                "box": [f.box.left, f.box.top, f.box.right, f.box.bottom],
+                "quality": f.quality,
+                "seedable": f.seedable,
+                "cluster": f.cluster,
+                "ambiguous": f.ambiguous,
+                "runner_up": f.runner_up,
+                "own_score": f.own_score,
+                "runner_up_score": f.runner_up_score,
+            }
+            for f in res.faces
+        ],
+        "clusters": [list(c) for c in res.clusters],
+        "ambiguous": list(res.ambiguous),
+        "unassigned": list(res.unassigned),
+        "audit_seq": res.audit_seq,
+    }
+
+
+def _card(f: ClusteredFace, i: int) -> str:
+    img = ""
+    if f.thumbnail is not None:
+        data = base64.b64encode(f.thumbnail).decode("ascii")
+        img = f'<img alt="face {i}" src="data:image/jpeg;base64,{data}">'
+    note = " ambiguous" if f.ambiguous else ""
+    alt = f" (runner-up: cluster {f.runner_up})" if f.ambiguous and f.runner_up >= 0 else ""
+    return (
+        f'<figure class="face{note}">{img}<figcaption>#{i} {html.escape(Path(f.image).name)}'
+        f" face {f.face_index}, q{f.quality:.0f}{html.escape(note + alt)}</figcaption></figure>"
+    )
+
+
+def render_clusters_html(res: ImagesClustered) -> str:
+    """A self-contained contact sheet: one row of face crops per cluster, then the rest."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Face clusters</title><style>"
+        "body{font-family:sans-serif;margin:1em}figure{display:inline-block;margin:4px;"
+        "width:120px;font-size:11px}figure.ambiguous img{outline:3px solid #c60}"
+        "section{border-top:1px solid #ccc;padding:4px 0}</style></head><body>",
+        f"<h1>{len(res.clusters)} clusters of {len(res.faces)} faces from {res.images} images</h1>",
+        f"<p>{html.escape(res.method)} at cosine similarity {res.threshold:.4f} (target FMR "
+        f"{res.target_fmr:g}, model {html.escape(res.model_id)}); ambiguity margin "
+        f"{res.margin:.4f}; {len(res.ambiguous)} ambiguous, {len(res.unassigned)} unassigned. "
+        "Clusters are leads for a human to check, not identifications.</p>",
+    ]
+    for k, members in enumerate(res.clusters):
+        cards = "".join(_card(res.faces[i], i) for i in members)
+        parts.append(f"<section><h2>cluster {k} ({len(members)})</h2>{cards}</section>")
+    if res.unassigned:
+        cards = "".join(_card(res.faces[i], i) for i in res.unassigned)
+        parts.append(f"<section><h2>unassigned (low quality)</h2>{cards}</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
