@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faceledger.cluster.algorithms import average_link, components, whispers
-from faceledger.cluster.graph import Labels, Vectors, check_faces, relabel
+from faceledger.cluster.graph import Labels, Vectors, check_faces, groups, relabel
 from faceledger.errors import InvalidArgument
 
 Method = Literal["average", "components", "whispers"]
@@ -58,8 +58,8 @@ class Clustering:
 
     def clusters(self) -> list[list[int]]:
         """Face indices of each cluster, largest first (ties: lowest first face)."""
-        groups = [np.flatnonzero(self.labels == c).tolist() for c in range(self.n_clusters)]
-        return sorted(groups, key=lambda g: (-len(g), g[0]))
+        found = [g.tolist() for g in groups(self.labels)]
+        return sorted(found, key=lambda g: (-len(g), g[0]))
 
 
 def cluster_faces(
@@ -104,6 +104,26 @@ def cluster_faces(
     )
 
 
+BLOCK_ELEMENTS = 1 << 20
+"""Faces × clusters similarities are computed this many at a time (4 MB of float32), so
+joining and ambiguity stay linear in memory however many faces and clusters there are."""
+
+
+def _cluster_sums(x: Vectors, labels: Labels) -> tuple[Vectors, npt.NDArray[np.float32]]:
+    """(k, d) sum of each cluster's templates and (k,) member counts."""
+    k = int(labels.max(initial=-1)) + 1
+    sums = np.zeros((k, x.shape[1]), dtype=np.float32)
+    members = np.flatnonzero(labels >= 0)
+    np.add.at(sums, labels[members], x[members])
+    counts = np.bincount(labels[members], minlength=k).astype(np.float32)
+    return sums, counts
+
+
+def _block_rows(k: int) -> int:
+    """Rows per block of a (rows, k) similarity matrix within :data:`BLOCK_ELEMENTS`."""
+    return max(1, BLOCK_ELEMENTS // max(k, 1))
+
+
 def _join(
     x: Vectors, labels: Labels, joiners: npt.NDArray[np.intp], src: list[str], threshold: float
 ) -> Labels:
@@ -111,18 +131,24 @@ def _join(
     k = int(labels.max(initial=-1)) + 1
     if k == 0 or joiners.size == 0:
         return labels
-    seeded = labels >= 0
-    onehot = np.zeros((x.shape[0], k), dtype=np.float32)
-    onehot[np.flatnonzero(seeded), labels[seeded]] = 1.0
-    mean = (x[joiners] @ (x.T @ onehot)) / onehot.sum(axis=0)
-    held = [{src[i] for i in np.flatnonzero(labels == c)} for c in range(k)]
+    sums, counts = _cluster_sums(x, labels)
+    rows: list[npt.NDArray[np.intp]] = []
+    cols: list[npt.NDArray[np.intp]] = []
+    vals: list[npt.NDArray[np.float32]] = []
+    step = _block_rows(k)
+    for start in range(0, joiners.size, step):
+        mean = (x[joiners[start : start + step]] @ sums.T) / counts
+        r, col = np.nonzero(mean >= threshold)  # only these can join: row-major order
+        rows.append(r + start)
+        cols.append(col)
+        vals.append(mean[r, col])
+    held: list[set[str]] = [set() for _ in range(k)]
+    for i in np.flatnonzero(labels >= 0).tolist():
+        held[labels[i]].add(src[i])
     out = labels.copy()
-    order = np.dstack(np.unravel_index(np.argsort(-mean, axis=None), mean.shape))[0]
-    for r, c in order:
-        score = mean[r, c]
-        if score < threshold:
-            break
-        face = int(joiners[r])
+    rr, cc, ss = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    for e in np.argsort(-ss, kind="stable").tolist():
+        face, c = int(joiners[rr[e]]), int(cc[e])
         if out[face] >= 0 or src[face] in held[c]:
             continue
         out[face] = c
@@ -134,30 +160,34 @@ def _scores(
     x: Vectors, labels: Labels
 ) -> tuple[npt.NDArray[np.float32], Labels, npt.NDArray[np.float32]]:
     """Per face: mean similarity to its own cluster's other members, the best other cluster
-    and the mean similarity to that cluster's members."""
+    and the mean similarity to that cluster's members (block by block: no faces × clusters
+    matrix is ever held whole)."""
     n, k = x.shape[0], int(labels.max(initial=-1)) + 1
     own = np.full(n, np.nan, dtype=np.float32)
     alt = np.full(n, -1, dtype=np.int64)
     alt_score = np.full(n, np.nan, dtype=np.float32)
     if k == 0:
         return own, alt, alt_score
-    members = np.flatnonzero(labels >= 0)
-    onehot = np.zeros((n, k), dtype=np.float32)
-    onehot[members, labels[members]] = 1.0
-    counts = onehot.sum(axis=0)
-    total = x @ (x.T @ onehot)  # (n, k): sum of similarities to each cluster's members
-    mine = labels >= 0
-    rows = np.flatnonzero(mine)
-    own_n = counts[labels[rows]] - 1
-    own_sum = total[rows, labels[rows]] - np.einsum("ij,ij->i", x[rows], x[rows])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        own[rows] = np.where(own_n > 0, own_sum / np.maximum(own_n, 1), np.nan)
-    mean = total / counts
-    mean[rows, labels[rows]] = -np.inf
-    if k > 1 or not mine.all():
+    sums, counts = _cluster_sums(x, labels)
+    other = k > 1 or not bool((labels >= 0).all())
+    step = _block_rows(k)
+    for start in range(0, n, step):
+        rows = np.arange(start, min(start + step, n))
+        total = x[rows] @ sums.T  # sum of similarities to each cluster's members
+        lab = labels[rows]
+        mine = np.flatnonzero(lab >= 0)
+        r, c = rows[mine], lab[mine]
+        own_n = counts[c] - 1
+        own_sum = total[mine, c] - np.einsum("ij,ij->i", x[r], x[r])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            own[r] = np.where(own_n > 0, own_sum / np.maximum(own_n, 1), np.nan)
+        if not other:
+            continue
+        mean = total / counts
+        mean[mine, c] = -np.inf
         best = np.argmax(mean, axis=1)
-        score = mean[np.arange(n), best]
+        score = mean[np.arange(rows.size), best]
         ok = np.isfinite(score)
-        alt[ok] = best[ok]
-        alt_score[ok] = score[ok]
+        alt[rows[ok]] = best[ok]
+        alt_score[rows[ok]] = score[ok]
     return own, alt, alt_score

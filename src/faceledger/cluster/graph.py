@@ -68,13 +68,19 @@ def cannot_link(sources: Sequence[str]) -> npt.NDArray[np.bool_]:
     return mask
 
 
+SEARCH_CHUNK = 8192
+"""Faces searched at a time for the k-NN graph: only edges at the threshold are kept, so memory
+follows the edges, not faces × k."""
+
+
 def edges_above(
     vectors: Vectors, threshold: float, *, k: int = 64
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """Undirected k-nearest-neighbour edges (i < j) with similarity >= ``threshold``.
 
     Exact inner-product search (faiss ``IndexFlatIP``); ``k`` bounds the edges per face so a
-    person with thousands of photos does not make the graph quadratic.
+    person with thousands of photos does not make the graph quadratic. Faces are searched
+    :data:`SEARCH_CHUNK` at a time.
     """
     n = vectors.shape[0]
     if n < 2:
@@ -83,16 +89,28 @@ def edges_above(
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
     kk = min(k + 1, n)
-    sims, nbrs = index.search(vectors, kk)
-    rows = np.repeat(np.arange(n, dtype=np.int64), kk)
-    cols = nbrs.reshape(-1).astype(np.int64)
-    vals = sims.reshape(-1).astype(np.float32)
-    keep = (cols >= 0) & (cols != rows) & (vals >= threshold)
-    a, b, s = rows[keep], cols[keep], vals[keep]
+    ends: list[npt.NDArray[np.int64]] = []
+    starts: list[npt.NDArray[np.int64]] = []
+    scores: list[npt.NDArray[np.float32]] = []
+    chunks = -(-n // SEARCH_CHUNK)
+    step = -(-n // chunks)  # equal chunks: none so small that faiss leaves its BLAS path
+    for at in range(0, n, step):
+        sims, nbrs = index.search(vectors[at : at + step], kk)
+        keep = (nbrs >= 0) & (sims >= threshold)
+        keep &= nbrs != np.arange(at, at + len(nbrs))[:, None]
+        flat = np.flatnonzero(keep)  # row-major, as before
+        del keep
+        starts.append(flat // kk + at)
+        ends.append(nbrs.reshape(-1)[flat])
+        scores.append(sims.reshape(-1)[flat].astype(np.float32))
+        del sims, nbrs, flat
+    a, b = np.concatenate(starts), np.concatenate(ends)
+    starts.clear()
+    ends.clear()
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    key = lo * n + hi
-    _, first = np.unique(key, return_index=True)
-    return lo[first], hi[first], s[first]
+    del a, b
+    _, first = np.unique(lo * n + hi, return_index=True)
+    return lo[first], hi[first], np.concatenate(scores)[first]
 
 
 class UnionFind:
@@ -121,6 +139,15 @@ class UnionFind:
 
     def labels(self) -> Labels:
         return relabel(np.array([self.find(i) for i in range(len(self.parent))], dtype=np.int64))
+
+
+def groups(labels: Labels) -> list[npt.NDArray[np.intp]]:
+    """Face indices (ascending) of each cluster 0..k-1, found in one sort, not k scans."""
+    k = int(labels.max(initial=-1)) + 1
+    members = np.flatnonzero(labels >= 0)
+    order = members[np.argsort(labels[members], kind="stable")]
+    bounds = np.searchsorted(labels[order], np.arange(k + 1))
+    return [order[bounds[c] : bounds[c + 1]] for c in range(k)]
 
 
 def relabel(labels: npt.ArrayLike) -> Labels:
