@@ -107,6 +107,9 @@ class Settings:
     """Keep each enrolled image beside its template for reviewers (erased with it). The
     service keeps them (``faceledger serve --no-keep-images`` to stop)."""
     audit_image_views: bool = True
+    cluster_set_retention_days: int = 30
+    """Days a kept cluster set (``faceledger cluster --keep``) is held before retention
+    deletes it, faces, crops and templates."""
     near_duplicates: Literal["warn", "refuse", "off"] = "warn"
     """A new face scoring at least the threshold at ``near_duplicate_fmr`` against another
     subject's face in the gallery: enrol it and report the pair (``warn``), do not enrol it

@@ -156,6 +156,12 @@ class NearDuplicateFace(Conflict):
     code = "near_duplicate"
 
 
+class CannotLink(Conflict):
+    """A merge of clusters would put two faces of one image (two people) in one cluster."""
+
+    code = "cannot_link"
+
+
 class IntegrityError(StoreError):
     code = "integrity"
 

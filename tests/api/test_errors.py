@@ -30,6 +30,7 @@ EXPECTED_STATUS = {
     e.Conflict: 409,
     e.Cancelled: 409,
     e.NearDuplicateFace: 409,
+    e.CannotLink: 409,
     e.TooLarge: 413,
     e.BadImage: 400,
     e.BadVideo: 400,

@@ -70,6 +70,12 @@ class AuditOp(StrEnum):
     LEAD_RELEASE = "lead_release"
     """A reviewer of the owning organisation released a redacted lead to the searcher's."""
     CLUSTER = "cluster"
+    CLUSTER_REVIEW = "cluster_review"
+    """A reviewer merged, split, named or dismissed clusters of a kept set, or undid that."""
+    CLUSTER_ENROL = "cluster_enrol"
+    """A reviewed cluster of a kept set enrolled as a subject, with its legal basis."""
+    CLUSTER_SET_PURGE = "cluster_set_purge"
+    """Kept cluster sets past their retention deleted (faces, crops, templates)."""
 
 
 SEARCH_OPS = frozenset({AuditOp.SEARCH, AuditOp.VIDEO_SEARCH, AuditOp.VIDEO_ALERT})

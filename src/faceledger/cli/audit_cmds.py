@@ -209,13 +209,15 @@ def retention_apply(
                         "receipts": [r.audit_seq for r in done.receipts],
                         "subjects": [f"{r.gallery}/{r.subject}" for r in done.receipts],
                         "probes_deleted": list(done.probes_deleted),
+                        "cluster_sets_deleted": list(done.cluster_sets_deleted),
                         "failed": list(done.failed),
                     }
                 )
                 return
             console.print(
                 f"retention: {len(done.receipts)} subject(s) erased, "
-                f"{len(done.probes_deleted)} kept probe image(s) deleted"
+                f"{len(done.probes_deleted)} kept probe image(s) deleted, "
+                f"{len(done.cluster_sets_deleted)} expired cluster set(s) deleted"
             )
             for r in done.receipts:
                 console.print(f"  {r.gallery}/{r.subject}: receipt = audit entry {r.audit_seq}")

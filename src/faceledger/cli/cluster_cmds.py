@@ -1,25 +1,46 @@
-"""``faceledger cluster``: which of these unknown faces are the same person (audited once)."""
+"""``faceledger cluster``: which of these unknown faces are the same person (audited once);
+``faceledger clusters``: review a kept cluster set (merge, split, name, dismiss, undo, enrol)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from faceledger.cli.output import console, guarded
+from faceledger.access import User
+from faceledger.cli.output import console, guarded, print_json
 from faceledger.cli.workspace_ctx import workspace
 from faceledger.config import Settings
 from faceledger.datasets import IMAGE_SUFFIXES
 from faceledger.errors import InvalidArgument
+from faceledger.gallery import Workspace
+from faceledger.review.cluster_sets import ClusterSet
 from faceledger.usecases import (
+    ClusterEnrolled,
     ClusterImages,
+    EnrolCluster,
     ImagesClustered,
     cluster_images,
+    cluster_set_json,
     clusters_json,
+    dismiss_cluster,
+    enrol_cluster,
+    merge_clusters,
+    name_cluster,
     render_clusters_html,
+    show_cluster_set,
+    split_cluster,
+    undo_cluster_action,
+)
+
+clusters_app = typer.Typer(
+    help="Review a kept cluster set (`faceledger cluster --keep`): merge, split, name, "
+    "dismiss, undo, enrol a cluster as a subject.",
+    no_args_is_help=True,
 )
 
 
@@ -52,6 +73,14 @@ def cluster(
     report: Annotated[
         Path | None, typer.Option(help="Write an HTML contact sheet (one row per cluster).")
     ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Keep the result as a cluster set for review (`faceledger clusters`), "
+            "deleted after the retention period.",
+        ),
+    ] = False,
 ) -> None:
     """Group the faces of unknown people into identities: two faces of one image never
     together, low-quality faces never start a cluster, close calls listed as ambiguous."""
@@ -59,7 +88,7 @@ def cluster(
 
     def run() -> ImagesClustered:
         images = _images(inputs)
-        req = ClusterImages(images, purpose, case, fmr, thumbnails=report is not None)
+        req = ClusterImages(images, purpose, case, fmr, thumbnails=report is not None, keep=keep)
         with workspace(settings) as (ws, me):
             return cluster_images(ws, me, req)
 
@@ -84,7 +113,138 @@ def cluster(
         f"{len(res.ambiguous)} ambiguous, {len(res.unassigned)} unassigned (low quality), "
         f"{len(res.failed)} unreadable; audit entry #{res.audit_seq}"
     )
+    if res.set_id is not None:
+        console.print(f"kept as cluster set {res.set_id}")
+
+
+def _on_set(settings: Settings, act: Callable[[Workspace, User], ClusterSet]) -> ClusterSet:
+    def run() -> ClusterSet:
+        with workspace(settings) as (ws, me):
+            return act(ws, me)
+
+    return guarded(run)
+
+
+def _show(cs: ClusterSet) -> None:
+    table = Table(
+        title=f"cluster set {cs.set_id}: {len(cs.clusters)} clusters of {len(cs.faces)} faces "
+        f"(case {cs.case_ref}, kept until {cs.expires_at:%Y-%m-%d %H:%M} UTC)"
+    )
+    for col in ("cluster", "faces", "ambiguous", "label", "dismissed"):
+        table.add_column(col)
+    for c in cs.clusters:
+        flagged = sum(cs.faces[i].ambiguous for i in c.faces)
+        table.add_row(
+            str(c.cluster),
+            " ".join(map(str, c.faces)),
+            str(flagged),
+            c.label or "",
+            (c.dismiss_reason or "yes") if c.dismissed else "",
+        )
+    console.print(table, markup=False)
+    loose = [f.face_no for f in cs.faces if f.cluster < 0]
+    if loose:
+        console.print(f"in no cluster: faces {' '.join(map(str, loose))}")
+    live = [a for a in cs.actions if not a.undone and a.action != "undo"]
+    console.print(f"{len(cs.actions)} review actions ({len(live)} in effect)")
+
+
+@clusters_app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    set_id: Annotated[str, typer.Argument(help="The cluster set's id.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the set as JSON.")] = False,
+) -> None:
+    """A kept set's clusters, with their faces (numbers), labels and dismissals."""
+    cs = _on_set(ctx.obj, lambda ws, me: show_cluster_set(ws, me, set_id))
+    if json_out:
+        print_json(cluster_set_json(cs))
+    else:
+        _show(cs)
+
+
+@clusters_app.command("merge")
+def merge_cmd(
+    ctx: typer.Context,
+    set_id: Annotated[str, typer.Argument(help="The cluster set's id.")],
+    into: Annotated[int, typer.Argument(help="The cluster kept.")],
+    other: Annotated[int, typer.Argument(help="The cluster merged into it.")],
+) -> None:
+    """Merge two clusters (refused when it would join two faces of one image)."""
+    _show(_on_set(ctx.obj, lambda ws, me: merge_clusters(ws, me, set_id, into, other)))
+
+
+@clusters_app.command("split")
+def split_cmd(
+    ctx: typer.Context,
+    set_id: Annotated[str, typer.Argument(help="The cluster set's id.")],
+    cluster: Annotated[int, typer.Argument(help="The cluster to split.")],
+    face: Annotated[
+        list[int], typer.Option("--face", help="A face (number) to move to a new cluster.")
+    ],
+) -> None:
+    """Move the faces given to a new cluster."""
+    faces = tuple(face)
+    _show(_on_set(ctx.obj, lambda ws, me: split_cluster(ws, me, set_id, cluster, faces)))
+
+
+@clusters_app.command("name")
+def name_cmd(
+    ctx: typer.Context,
+    set_id: Annotated[str, typer.Argument(help="The cluster set's id.")],
+    cluster: Annotated[int, typer.Argument(help="The cluster.")],
+    label: Annotated[str, typer.Argument(help="A free label (not an identity).")],
+) -> None:
+    """Label a cluster for the investigation."""
+    _show(_on_set(ctx.obj, lambda ws, me: name_cluster(ws, me, set_id, cluster, label)))
+
+
+@clusters_app.command("dismiss")
+def dismiss_cmd(
+    ctx: typer.Context,
+    set_id: Annotated[str, typer.Argument(help="The cluster set's id.")],
+    cluster: Annotated[int, typer.Argument(help="The cluster.")],
+    reason: Annotated[str, typer.Option(help="Why it is not a person (audited).")],
+) -> None:
+    """Reject a cluster as a person: it can no longer be enrolled."""
+    _show(_on_set(ctx.obj, lambda ws, me: dismiss_cluster(ws, me, set_id, cluster, reason)))
+
+
+@clusters_app.command("undo")
+def undo_cmd(
+    ctx: typer.Context,
+    set_id: Annotated[str, typer.Argument(help="The cluster set's id.")],
+) -> None:
+    """Undo the set's last review action."""
+    _show(_on_set(ctx.obj, lambda ws, me: undo_cluster_action(ws, me, set_id)))
+
+
+@clusters_app.command("enrol")
+def enrol_cmd(
+    ctx: typer.Context,
+    set_id: Annotated[str, typer.Argument(help="The cluster set's id.")],
+    cluster: Annotated[int, typer.Argument(help="The cluster to enrol.")],
+    gallery: Annotated[str, typer.Option(help="The gallery to enrol into.")],
+    subject: Annotated[str, typer.Option(help="The new (or existing) subject's id.")],
+    legal_basis: Annotated[str, typer.Option(help="consent, statute, warrant or other.")],
+    note: Annotated[str, typer.Option(help="Why (audited).")] = "",
+) -> None:
+    """Enrol a reviewed cluster's faces as a subject of a gallery (audited)."""
+    settings: Settings = ctx.obj
+    req = EnrolCluster(set_id, cluster, gallery, subject, legal_basis, note)
+
+    def run() -> ClusterEnrolled:
+        with workspace(settings) as (ws, me):
+            return enrol_cluster(ws, me, req)
+
+    done = guarded(run)
+    console.print(
+        f"enrolled {len(done.template_ids)} face(s) of cluster {cluster} as subject "
+        f"{done.subject.external_id!r} of gallery {gallery!r}; audit entry #{done.audit_seq}",
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
     app.command()(cluster)
+    app.add_typer(clusters_app, name="clusters")

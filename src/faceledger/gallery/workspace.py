@@ -18,6 +18,7 @@ from faceledger.gallery.images import ImageStore
 from faceledger.gallery.indexes import IndexManager
 from faceledger.pipeline import Engine
 from faceledger.review import Reviews
+from faceledger.review.cluster_sets import ClusterSets
 from faceledger.store import Gallery, SqlStore, TemplateCipher, open_database
 
 
@@ -32,6 +33,8 @@ class Workspace:
     indexes: IndexManager
     images: ImageStore
     """Kept enrolled and probe images (encrypted with the template key when one is set)."""
+    cluster_sets: ClusterSets
+    """Kept cluster sets of a case's unknown faces (encrypted likewise)."""
     clock: Callable[[], datetime] = field(default=utc_now)
     _engine: Engine | None = None
 
@@ -113,6 +116,7 @@ def open_workspace(
         ),
         indexes=IndexManager(store, settings.data_dir / "indexes"),
         images=ImageStore(db, cipher=cipher),
+        cluster_sets=ClusterSets(audit, cipher=cipher),
         clock=clock,
         _engine=engine,
     )

@@ -27,6 +27,7 @@ module              use cases
 ``watch``           watch a live source: alerts as they happen, start/stop/alert entries
 ``organisations``   organisations, purpose categories, sharing agreements, lead release
 ``clustering``      unknown faces of a folder grouped into identities, audited once
+``cluster_review``  kept cluster sets: merge, split, name, dismiss, undo, enrol, retention
 ==================  ======================================================================
 """
 
@@ -39,6 +40,19 @@ from faceledger.usecases.audit_views import (
     audit_entry,
     audit_use_report,
     export_audit,
+)
+from faceledger.usecases.cluster_review import (
+    ClusterEnrolled,
+    EnrolCluster,
+    cluster_set_json,
+    dismiss_cluster,
+    enrol_cluster,
+    merge_clusters,
+    name_cluster,
+    purge_expired_cluster_sets,
+    show_cluster_set,
+    split_cluster,
+    undo_cluster_action,
 )
 from faceledger.usecases.clustering import (
     ClusteredFace,
@@ -168,6 +182,7 @@ __all__ = [
     "ChangeAgreement",
     "CheckDocument",
     "CheckReason",
+    "ClusterEnrolled",
     "ClusterImages",
     "ClusteredFace",
     "CreateGallery",
@@ -177,6 +192,7 @@ __all__ = [
     "DeleteGallery",
     "DocumentChecked",
     "DocumentRead",
+    "EnrolCluster",
     "EnrolFolder",
     "EnrolImage",
     "EnrolUploads",
@@ -224,6 +240,7 @@ __all__ = [
     "check_document",
     "check_erasure",
     "cluster_images",
+    "cluster_set_json",
     "clusters_json",
     "create_agreement",
     "create_gallery",
@@ -231,7 +248,9 @@ __all__ = [
     "decide_lead",
     "define_purpose",
     "delete_gallery",
+    "dismiss_cluster",
     "document_number_hmac",
+    "enrol_cluster",
     "enrol_folder",
     "enrol_image",
     "enrol_uploads",
@@ -247,9 +266,12 @@ __all__ = [
     "list_purposes",
     "list_searches",
     "list_subjects",
+    "merge_clusters",
+    "name_cluster",
     "org_report",
     "probe_face_crop",
     "probe_image",
+    "purge_expired_cluster_sets",
     "read_document",
     "read_search",
     "record_first_look",
@@ -261,8 +283,11 @@ __all__ = [
     "search",
     "search_video",
     "show_agreement",
+    "show_cluster_set",
     "show_gallery",
+    "split_cluster",
     "subject_detail",
+    "undo_cluster_action",
     "verify_chain",
     "verify_pair",
     "verify_subject",

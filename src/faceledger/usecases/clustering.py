@@ -8,7 +8,9 @@ beat the runner-up by a margin are listed for review (docs/clustering.md).
 Authorised as :attr:`Operation.DETECT` (it reads only the images given and no gallery, as
 ``detect`` does), with a purpose and case reference required. One audit entry records who,
 why, the images' sha256s, the counts and the threshold with its FMR: no template, no name, no
-cluster membership. Nothing else is stored.
+cluster membership. Nothing else is stored, unless the request asks to ``keep`` the result as
+a cluster set for review (:mod:`.cluster_review`): then the set and that one entry, which
+names the set, are written together.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import base64
 import html
 import io
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,7 @@ from faceledger.cluster import (
 from faceledger.errors import FaceLedgerError, InvalidArgument
 from faceledger.gallery.workspace import Workspace
 from faceledger.match.verify import check_fmr
+from faceledger.review.cluster_sets import KeptFace
 from faceledger.types import Box
 
 DEFAULT_CLUSTER_FMR = 1e-4
@@ -49,7 +53,10 @@ class ClusterImages:
     fmr: float = DEFAULT_CLUSTER_FMR
     method: str = DEFAULT_METHOD
     thumbnails: bool = False
-    """Keep a small JPEG crop of each face (for a contact sheet); never stored."""
+    """Keep a small JPEG crop of each face (for a contact sheet)."""
+    keep: bool = False
+    """Keep the result as a cluster set for review (faces, templates and crops, encrypted
+    with the template key when one is set) until ``Settings.cluster_set_retention_days``."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,8 @@ class ImagesClustered:
     method: str
     model_id: str
     audit_seq: int
+    set_id: str | None = None
+    """The kept cluster set (``ClusterImages.keep``), else None."""
 
 
 def _thumb(pixels: np.ndarray, box: Box) -> bytes:
@@ -123,7 +132,8 @@ def _embed_all(ws: Workspace, req: ClusterImages) -> _Found:
             if r.template is None:
                 continue
             found.vectors.append(r.template.vector.astype(np.float32))
-            thumb = _thumb(img.pixels, r.detection.box) if req.thumbnails else None
+            wanted = req.thumbnails or req.keep
+            thumb = _thumb(img.pixels, r.detection.box) if wanted else None
             found.faces.append(
                 (
                     str(path),
@@ -186,28 +196,31 @@ def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClus
         )
         for i, f in enumerate(found.faces)
     )
-    entry = ws.audit.append(
-        AuditRecord(
-            operation=AuditOp.CLUSTER,
-            actor=actor.id,
-            purpose=purpose,
-            case_ref=case_ref,
-            model_id=card.id,
-            threshold=round(threshold, 6),
-            target_fmr=req.fmr,
-            details={
-                "image_sha256s": sorted(set(found.hashes)),
-                "images": len(req.images),
-                "unreadable_images": len(found.failed),
-                "faces": len(faces),
-                "clusters": len(order),
-                "ambiguous": len(result.ambiguous),
-                "unassigned": len(result.unassigned),
-                "method": req.method,
-                "margin": round(margin, 6),
-            },
-        )
+    record = AuditRecord(
+        operation=AuditOp.CLUSTER,
+        actor=actor.id,
+        purpose=purpose,
+        case_ref=case_ref,
+        model_id=card.id,
+        threshold=round(threshold, 6),
+        target_fmr=req.fmr,
+        details={
+            "image_sha256s": sorted(set(found.hashes)),
+            "images": len(req.images),
+            "unreadable_images": len(found.failed),
+            "faces": len(faces),
+            "clusters": len(order),
+            "ambiguous": len(result.ambiguous),
+            "unassigned": len(result.unassigned),
+            "method": req.method,
+            "margin": round(margin, 6),
+        },
     )
+    set_id = None
+    if req.keep:
+        set_id, seq = _keep(ws, actor, record, faces, found.vectors)
+    else:
+        seq = ws.audit.append(record).seq
     return ImagesClustered(
         faces=faces,
         clusters=tuple(tuple(m) for m in order),
@@ -220,8 +233,35 @@ def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClus
         target_fmr=req.fmr,
         method=req.method,
         model_id=card.id,
-        audit_seq=entry.seq,
+        audit_seq=seq,
+        set_id=set_id,
     )
+
+
+def _keep(
+    ws: Workspace,
+    actor: User,
+    record: AuditRecord,
+    faces: tuple[ClusteredFace, ...],
+    vectors: list[np.ndarray],
+) -> tuple[str, int]:
+    """Keep the result as a cluster set; the clustering's one entry names it."""
+    kept = [
+        KeptFace(
+            image_sha256=f.image_sha256,
+            face_index=f.face_index,
+            box=f.box,
+            quality=f.quality,
+            seedable=f.seedable,
+            vector=v,
+            crop=f.thumbnail,
+            cluster=f.cluster,
+            ambiguous=f.ambiguous,
+        )
+        for f, v in zip(faces, vectors, strict=True)
+    ]
+    days = timedelta(days=ws.settings.cluster_set_retention_days)
+    return ws.cluster_sets.keep(actor, record, kept, days)
 
 
 def clusters_json(res: ImagesClustered) -> dict[str, object]:
@@ -254,6 +294,7 @@ def clusters_json(res: ImagesClustered) -> dict[str, object]:
         "ambiguous": list(res.ambiguous),
         "unassigned": list(res.unassigned),
         "audit_seq": res.audit_seq,
+        "cluster_set_id": res.set_id,
     }
 
 

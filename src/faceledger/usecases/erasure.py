@@ -24,6 +24,7 @@ from faceledger.gallery.images import KeptProbe, delete_probes, kept_probes
 from faceledger.gallery.workspace import Workspace
 from faceledger.store import Gallery, Removed, Subject, read_transaction
 from faceledger.usecases.audit_views import audit_entry
+from faceledger.usecases.cluster_review import purge_expired_cluster_sets
 from faceledger.usecases.galleries import require_owner
 
 log = logging.getLogger("faceledger.usecases")
@@ -189,6 +190,9 @@ class RetentionRun:
     failed: list[str] = field(default_factory=list)
     """``gallery/subject: why`` of each expired subject that could not be erased (retried by
     the next run)."""
+    cluster_sets_deleted: list[str] = field(default_factory=list)
+    """Kept cluster sets past ``Settings.cluster_set_retention_days``, deleted (a run for
+    one gallery leaves them: they belong to no gallery)."""
 
 
 @dataclass(frozen=True)
@@ -232,10 +236,11 @@ def apply_retention(ws: Workspace, actor: User, req: ApplyRetention) -> Retentio
     probes = _purge_probes(
         ws, actor, at, receipts, None if only is None else only.name, quiet=req.quiet
     )
+    sets = [] if only is not None else purge_expired_cluster_sets(ws, actor, at)
     if req.compact and (receipts or probes):  # erased bytes leave the files
         ws.store.compact()
         ws.images.compact()
-    return RetentionRun(receipts, probes, failed)
+    return RetentionRun(receipts, probes, failed, sets)
 
 
 def _erase_expired_subjects(
