@@ -94,11 +94,13 @@ class RetentionTimer:
                 log.exception("retention run failed; the next one retries")
                 return None
             self.runs += 1
-        if done.receipts or done.probes_deleted:
+        if done.receipts or done.probes_deleted or done.cluster_sets_deleted:
             log.info(
-                "retention: %d subject(s) erased, %d kept probe image(s) deleted",
+                "retention: %d subject(s) erased, %d kept probe image(s) deleted, "
+                "%d cluster set(s) deleted",
                 len(done.receipts),
                 len(done.probes_deleted),
+                len(done.cluster_sets_deleted),
             )
         if expired:
             log.info("sharing agreements expired: %s", ", ".join(expired))

@@ -254,6 +254,9 @@ class RetentionOut(Model):
     receipts: list[int] = Field(description="Audit entries of the erasure receipts written.")
     subjects: list[str] = Field(description="`gallery/subject` of each subject erased.")
     probes_deleted: list[str] = Field(description="Searches whose kept probe was deleted.")
+    cluster_sets_deleted: list[str] = Field(
+        default_factory=list, description="Kept cluster sets past their retention, deleted."
+    )
     failed: list[str] = Field(
         default_factory=list,
         description="`gallery/subject: why` of expired subjects that could not be erased.",

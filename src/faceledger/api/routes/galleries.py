@@ -170,6 +170,7 @@ def apply_retention(
         receipts=[r.audit_seq for r in done.receipts],
         subjects=[f"{r.gallery}/{r.subject}" for r in done.receipts],
         probes_deleted=list(done.probes_deleted),
+        cluster_sets_deleted=list(done.cluster_sets_deleted),
         failed=list(done.failed),
     )
 
