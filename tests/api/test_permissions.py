@@ -25,7 +25,13 @@ from faceledger.access import AgreementTerms, Role
 from faceledger.api.concurrency import SerialEngine
 from faceledger.audit import utc_now
 from faceledger.gallery.workspace import local_operator
-from faceledger.usecases import CreateGallery, SearchRequest, create_gallery, search
+from faceledger.usecases import (
+    CreateGallery,
+    SearchRequest,
+    create_gallery,
+    name_cluster,
+    search,
+)
 from tests.api.live import GALLERY, Deployment, Live, deploy, serve
 from tests.api.synthetic_documents import passport
 
@@ -170,6 +176,53 @@ def _new_subject(w: World) -> dict[str, Any]:
     ext = w.fresh("s")
     w.dep.ws.store.add_subject(g.id, ext, enrolled_by="enroller")
     return {"subject": ext}
+
+
+def _kept_set(w: World, who: str, stems: tuple[str, ...]) -> dict[str, Any]:
+    """A fresh cluster set of ``stems``, kept by ``who`` (over HTTP)."""
+    with w.live.client() as c:
+        r = c.post(
+            f"{API}/clusterings",
+            files=[("images", (f"{s}.jpg", w.london[s], "image/jpeg")) for s in stems],
+            data={"purpose": "matrix", "case_ref": "M-C", "keep": "true"},
+            headers=w.dep.headers(who),
+        )
+    assert r.status_code == 200, r.text
+    return {"set_id": r.json()["cluster_set_id"], "clusters": r.json()["clusters"]}
+
+
+TWO_PEOPLE = ("001_neutral", "001_smiling", "005_neutral", "005_smiling")
+
+
+def _searchers_set(w: World) -> dict[str, Any]:
+    """The searcher's set of two clusters: its review actions are the searcher's (its
+    creator's) and the reviewers' of the searcher's organisation."""
+    return {"set_id": _kept_set(w, "searcher", TWO_PEOPLE)["set_id"]}
+
+
+def _shown_set(w: World) -> dict[str, Any]:
+    if "set_id" not in w.extra:
+        w.extra["set_id"] = _searchers_set(w)["set_id"]
+    return {"set_id": w.extra["set_id"]}
+
+
+def _split(w: World) -> dict[str, Any]:
+    kept = _kept_set(w, "searcher", TWO_PEOPLE)
+    return {"set_id": kept["set_id"], "json": {"cluster": 0, "faces": kept["clusters"][0][:1]}}
+
+
+def _undo(w: World) -> dict[str, Any]:
+    made = _searchers_set(w)
+    name_cluster(w.dep.ws, w.dep.user("searcher"), made["set_id"], 0, "matrix")
+    return made
+
+
+def _enrollers_set(w: World) -> dict[str, Any]:
+    """The enroller's set of one person not enrolled elsewhere in the matrix: only its
+    enroller (creator, with ``enrol`` on the gallery) may enrol it."""
+    kept = _kept_set(w, "enroller", ("007_neutral", "007_smiling"))
+    body = {"cluster": 0, "gallery": GALLERY, "subject": w.fresh("k"), "legal_basis": "consent"}
+    return {"set_id": kept["set_id"], "json": body}
 
 
 CELLS: list[Cell] = [
@@ -355,6 +408,37 @@ CELLS: list[Cell] = [
         lambda w: {"job_id": _new_video_job(w)},
         {"admin": "404", "enroller": "404", "reviewer": "404", "operator": "404"},
     ),
+    Cell(
+        "POST",
+        "/clusterings",
+        frozenset({"enroller", "searcher", "reviewer"}),
+        lambda w: {
+            **_img(w.london["002_smiling"], "images"),
+            "data": {"purpose": "matrix", "case_ref": "M-C"},
+        },
+    ),
+    Cell("GET", "/cluster-sets/{set_id}", frozenset({"searcher", "reviewer"}), _shown_set),
+    Cell(
+        "POST",
+        "/cluster-sets/{set_id}/merge",
+        frozenset({"searcher", "reviewer"}),
+        lambda w: {**_searchers_set(w), "json": {"into": 0, "other": 1}},
+    ),
+    Cell("POST", "/cluster-sets/{set_id}/split", frozenset({"searcher", "reviewer"}), _split),
+    Cell(
+        "POST",
+        "/cluster-sets/{set_id}/name",
+        frozenset({"searcher", "reviewer"}),
+        lambda w: {**_searchers_set(w), "json": {"cluster": 0, "label": "matrix"}},
+    ),
+    Cell(
+        "POST",
+        "/cluster-sets/{set_id}/dismiss",
+        frozenset({"searcher", "reviewer"}),
+        lambda w: {**_searchers_set(w), "json": {"cluster": 1, "reason": "matrix"}},
+    ),
+    Cell("POST", "/cluster-sets/{set_id}/undo", frozenset({"searcher", "reviewer"}), _undo),
+    Cell("POST", "/cluster-sets/{set_id}/enrol", frozenset({"enroller"}), _enrollers_set),
     Cell("GET", "/searches", frozenset({"searcher", "reviewer", "auditor"})),
     Cell("GET", "/reviews/queue", frozenset({"searcher", "reviewer", "auditor"})),
     Cell("GET", "/searches/{search_id}", frozenset({"searcher", "reviewer", "auditor"})),

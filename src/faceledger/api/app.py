@@ -25,6 +25,7 @@ from faceledger.api.openapi import build_openapi
 from faceledger.api.routes import (
     admin,
     audit,
+    clusters,
     documents,
     faces,
     faces_views,
@@ -151,6 +152,7 @@ def create_app(
         searches,
         faces_views,
         videos,
+        clusters,
         audit,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
