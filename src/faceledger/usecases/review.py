@@ -183,6 +183,14 @@ def review_queue(
     return SearchPage(items, offset + limit if len(found) > limit else None)
 
 
+def _agreement_still_live(ws: Workspace, actor: User, search_id: str, rank: int) -> None:
+    """Refuse a look or verdict on a lead of another organisation's gallery once its agreement
+    has ended (a missing lead is left to the review desk's own NotFound)."""
+    record = ws.reviews.search(search_id)
+    if rank in {s.rank for s in record.leads}:
+        require_live_agreement(ws, actor, record.lead(rank).lead.gallery)
+
+
 @dataclass(frozen=True)
 class FirstLookAt:
     search_id: str
@@ -193,9 +201,7 @@ class FirstLookAt:
 def record_first_look(ws: Workspace, actor: User, req: FirstLookAt) -> LeadState:
     """Record ``actor``'s judgement of a lead's two faces, made before any score was shown
     (audited); afterwards the lead's scores are shown to them and a verdict may follow."""
-    record = ws.reviews.search(req.search_id)
-    if req.rank in {s.rank for s in record.leads}:
-        require_live_agreement(ws, actor, record.lead(req.rank).lead.gallery)
+    _agreement_still_live(ws, actor, req.search_id, req.rank)
     state = ws.reviews.first_look(actor, req.search_id, req.rank, req.judgement)
     return masked(ws.reviews.search(req.search_id), actor).lead(state.rank)
 
@@ -203,9 +209,7 @@ def record_first_look(ws: Workspace, actor: User, req: FirstLookAt) -> LeadState
 def decide_lead(ws: Workspace, actor: User, req: DecideLead) -> LeadState:
     """Record ``actor``'s verdict on one lead (audited); returns the lead's new state as
     ``actor`` may see it."""
-    record = ws.reviews.search(req.search_id)
-    if req.rank in {s.rank for s in record.leads}:
-        require_live_agreement(ws, actor, record.lead(req.rank).lead.gallery)
+    _agreement_still_live(ws, actor, req.search_id, req.rank)
     state = ws.reviews.decide(actor, req.search_id, req.rank, req.verdict, req.note)
     return masked(ws.reviews.search(req.search_id), actor).lead(state.rank)
 
