@@ -20,6 +20,7 @@ from faceledger.access import Operation, User, authorize
 from faceledger.api import cluster_schemas as cs
 from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.limits import filename_of, read_upload
+from faceledger.api.routes.common import CaseRefForm
 from faceledger.errors import TooLarge
 from faceledger.gallery import Workspace
 from faceledger.review.cluster_sets import ClusterSet
@@ -61,9 +62,7 @@ async def post_clustering(
     purpose: Annotated[
         str | None, Form(max_length=256, description="Why the faces are clustered (required).")
     ] = None,
-    case_ref: Annotated[
-        str | None, Form(max_length=256, description="Case or file reference (required).")
-    ] = None,
+    case_ref: CaseRefForm = None,
     fmr: Annotated[
         float | None,
         Form(gt=0, lt=1, description="Target false-match rate of a link between two faces."),

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Form, Path, Query
 from fastapi.responses import Response
 
+from faceledger.access.purpose import MAX_PURPOSE_CHARS
 from faceledger.api.schemas import NAME
 from faceledger.errors import InvalidArgument
 from faceledger.gallery.images import StoredImage, browser_bytes
+
+CaseRefForm = Annotated[
+    str | None,
+    Form(max_length=MAX_PURPOSE_CHARS, description="Case or file reference (required)."),
+]
+"""The case reference form field of every audited upload (search, video, document, clustering)."""
 
 GalleryName = Annotated[str, Path(min_length=1, max_length=200, description="Gallery name.")]
 SubjectId = Annotated[

@@ -19,6 +19,7 @@ from faceledger.access import Operation, authorize, require_purpose
 from faceledger.api import schemas as s
 from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.limits import read_upload
+from faceledger.api.routes.common import CaseRefForm
 
 router = APIRouter(tags=["identity documents"])
 
@@ -61,9 +62,7 @@ async def check_document(
     purpose: Annotated[
         str | None, Form(max_length=256, description="Why this check is made (required).")
     ] = None,
-    case_ref: Annotated[
-        str | None, Form(max_length=256, description="Case or file reference (required).")
-    ] = None,
+    case_ref: CaseRefForm = None,
     fmr: Annotated[
         float | None,
         Form(gt=0, lt=1, description="Target false-match rate (default: the deployment's)."),

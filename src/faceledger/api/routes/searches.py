@@ -16,6 +16,7 @@ from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.limits import read_upload
 from faceledger.api.routes.common import (
     IMAGE_RESPONSE,
+    CaseRefForm,
     Cursor,
     Limit,
     image_response,
@@ -39,9 +40,7 @@ async def post_search(  # noqa: PLR0913 (one parameter per form field)
     purpose: Annotated[
         str | None, Form(max_length=256, description="Why this search is made (required).")
     ] = None,
-    case_ref: Annotated[
-        str | None, Form(max_length=256, description="Case or file reference (required).")
-    ] = None,
+    case_ref: CaseRefForm = None,
     k: Annotated[int | None, Form(ge=1, le=1000, description="Most candidates per face.")] = None,
     fpir: Annotated[
         float | None,

@@ -22,6 +22,7 @@ from faceledger.api import convert
 from faceledger.api import schemas as s
 from faceledger.api.deps import ServiceDep, UserDep
 from faceledger.api.jobs import Work, save_upload
+from faceledger.api.routes.common import CaseRefForm
 from faceledger.api.service import Service
 from faceledger.usecases.search import search_terms
 from faceledger.usecases.video_render import result_json
@@ -61,9 +62,7 @@ def video_form(
     purpose: Annotated[
         str | None, Form(max_length=256, description="Why this search is made (required).")
     ] = None,
-    case_ref: Annotated[
-        str | None, Form(max_length=256, description="Case or file reference (required).")
-    ] = None,
+    case_ref: CaseRefForm = None,
     fpir: Annotated[
         float | None,
         Form(gt=0, lt=1, description="Target false-positive identification rate per track."),
