@@ -17,10 +17,13 @@ import argparse
 import csv
 import json
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from faceledger import Settings
 from faceledger.cache import open_cache
-from faceledger.evaluate.clustering import run_clustering
+from faceledger.evaluate.clustering import Setting, run_clustering
 from faceledger.evaluate.protocols import read_image_list
 from faceledger.models import ModelRegistry
 
@@ -81,6 +84,39 @@ def write_labels(name: str, data: Path, out_dir: Path) -> Path:
     return path
 
 
+def hdbscan_settings() -> list[Setting]:
+    """scikit-learn's HDBSCAN (when installed: ``pip install '.[bench]'``), Euclidean on the
+    unit templates, noise as clusters of one: density-based, no threshold. (Its
+    ``cluster_selection_epsilon`` at the FMR threshold's distance crashes in scikit-learn
+    1.9.1's epsilon search on these sets, so it is not measured.)"""
+    try:
+        from sklearn.cluster import HDBSCAN
+    except ImportError:
+        print("scikit-learn is not installed: HDBSCAN is not measured")
+        return []
+    def run(x: Any, _s: Any, epsilon: float = 0.0, method: str = "eom") -> Any:
+        if len(x) < 2:
+            return np.zeros(len(x), dtype=np.int64)
+        model = HDBSCAN(
+            min_cluster_size=2,
+            min_samples=1,
+            cluster_selection_epsilon=epsilon,
+            cluster_selection_method=method,
+            copy=True,
+        )
+        return model.fit_predict(np.asarray(x, dtype=np.float64))
+
+    return [
+        ("hdbscan-eom", "scikit-learn HDBSCAN, min_cluster_size 2, eom", True, run),
+        (
+            "hdbscan-leaf",
+            "scikit-learn HDBSCAN, min_cluster_size 2, leaf",
+            True,
+            lambda x, s: run(x, s, 0.0, "leaf"),
+        ),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -95,7 +131,13 @@ def main() -> None:
     results = {}
     for name in args.sets.split(","):
         labels = write_labels(name, args.data, args.labels)
-        ev = run_clustering(read_image_list(labels), settings, cache=cache, target_fmr=args.fmr)
+        ev = run_clustering(
+            read_image_list(labels),
+            settings,
+            cache=cache,
+            target_fmr=args.fmr,
+            extra=hdbscan_settings(),
+        )
         results[name] = ev.to_json()
         print(f"\n## {name}: {labels}")
         print(ev.markdown())

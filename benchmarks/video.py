@@ -418,7 +418,7 @@ def _top(outcome: TrackOutcome) -> str | None:
 def run_faceledger(ws: Workspace, path: Path, fpir: float, scan: ScanSettings) -> FaceledgerRun:
     actor = local_operator(ws, "bench")
     # accuracy pass first: the same pieces search_video uses, every track's boxes kept
-    engine, plan = prepare_search(ws, actor, (GALLERY,), None, fpir)
+    engine, plan = prepare_search(ws, actor, (GALLERY,), None, fpir, PURPOSE)
     t0 = time.perf_counter()
     scanner = VideoScanner(engine, scan)
     searcher = TrackSearcher(ws, engine, plan)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
@@ -184,3 +185,24 @@ def sign_in(page: Page, live: Live, dep: Deployment, who: str) -> None:
     page.fill("#key", dep.tokens[who])
     page.click("#signin-submit")
     expect(page.locator("#who")).to_contain_text(who)
+
+
+AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+AXE_RUN = """async () => {
+  const out = await axe.run(document, { resultTypes: ["violations"] });
+  return out.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) }));
+}"""
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """Serious and critical axe-core violations of the page as it is now."""
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: npm install --prefix tests/api/axe (scripts/test.sh)")
+    # evaluated through the DevTools protocol: the page's CSP (script-src 'self') forbids an
+    # inline <script>, and the test must not weaken it
+    page.evaluate(AXE.read_text() + "\n;void 0")
+    found: list[dict[str, Any]] = page.evaluate(AXE_RUN)
+    return found

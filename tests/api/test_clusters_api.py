@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from faceledger.video import Appearance, Shot, compose
 from tests.api.live import GALLERY, Deployment, Live
 
 API = "/api/v1"
@@ -140,3 +141,50 @@ def test_given_no_purpose_or_a_role_without_detect_when_clustering_then_refused(
         for who in ("auditor", "admin"):
             assert _cluster(c, dep, london, who=who).status_code == 403
         _no_upload_left()
+
+
+def test_given_a_video_among_the_uploads_when_clustered_then_its_track_joins_the_photo(
+    live: Live,
+    deployment: Deployment,
+    london: dict[str, bytes],
+    data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """A 2 s video of London 001 (its smiling portrait moving) uploaded with the neutral
+    portraits of 001 and 005: the track is one face, clustered with 001's photo; the kept
+    set keeps its span."""
+    video = tmp_path / "walk.mp4"
+    portrait = data_dir / "london" / "images" / "001_smiling.jpg"
+    compose(
+        video,
+        [Appearance("london:001", portrait, 0.0, 2.0, (0.4, 0.5), (0.6, 0.5))],
+        [Shot(0.0, 2.0, seed=4)],
+    )
+    files = [("images", ("walk.mp4", video.read_bytes(), "video/mp4"))]
+    files += [
+        ("images", (f"{s}.jpg", london[s], "image/jpeg")) for s in ("001_neutral", "005_neutral")
+    ]
+    data = {"purpose": "unknown faces", "case_ref": "C-V", "keep": "true"}
+    with live.client() as c:
+        r = c.post(
+            f"{API}/clusterings", files=files, data=data, headers=deployment.headers("enroller")
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["videos"] == 1 and body["images"] == 2
+        tracks = [f for f in body["faces"] if f["track"] is not None]
+        assert len(tracks) == 1 and tracks[0]["image"] == "walk.mp4"
+        span = tracks[0]["track"]
+        assert 0.0 <= span["start_s"] < span["best_s"] + 1e-6 <= span["end_s"] + 2e-6 <= 2.1
+        photo = next(f for f in body["faces"] if f["image"] == "001_neutral.jpg")
+        assert tracks[0]["cluster"] == photo["cluster"] >= 0
+        other = next(f for f in body["faces"] if f["image"] == "005_neutral.jpg")
+        assert other["cluster"] != photo["cluster"]
+        kept = c.get(
+            f"{API}/cluster-sets/{body['cluster_set_id']}", headers=deployment.headers("enroller")
+        )
+        assert kept.status_code == 200, kept.text
+        kept_tracks = [f for f in kept.json()["faces"] if f["track"] is not None]
+        assert len(kept_tracks) == 1
+        assert kept_tracks[0]["track"]["start_s"] == span["start_s"]
+    _no_upload_left()

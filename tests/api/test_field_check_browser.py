@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from faceledger import usecases as uc
 from faceledger.api.concurrency import SerialEngine
-from tests.api.live import GALLERY, Deployment, Live, deploy, serve, watched_page
+from tests.api.live import GALLERY, Deployment, Live, axe_violations, deploy, serve, watched_page
 from tests.api.synthetic_documents import passport
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +78,7 @@ def test_field_check_on_a_phone(
     expect(page.locator("#check-live")).to_have_attribute("capture", "user")
     expect(page.locator("#check-live")).to_have_attribute("accept", "image/*")
     assert no_horizontal_scroll(page)
+    assert axe_violations(page) == []
 
     # purpose and case are required: the browser does not send the form without them
     submit_check(page, files / "passport.png", face)
@@ -87,6 +88,7 @@ def test_field_check_on_a_phone(
     page.click("#check-submit")
 
     expect(page.locator("#check-decision")).to_have_text("PASS")
+    assert axe_violations(page) == []  # the form and a pass
     expect(page.locator("#check-decision")).to_have_attribute("data-decision", "pass")
     expect(page.locator("#check-reasons li")).to_have_count(1)
     expect(page.locator("#check-reasons li[data-reason=match]")).to_contain_text("matches")
@@ -119,6 +121,7 @@ def test_field_check_on_a_phone(
     expect(failing).to_have_attribute("data-check", "document_number")
     expect(failing).to_contain_text("fail")
     assert no_horizontal_scroll(page)
+    assert axe_violations(page) == []  # a referral
 
     # search this face (1:N): the same live photo, purpose and case, the search's own page
     page.click("#check-search-submit")

@@ -18,7 +18,15 @@ from faceledger import usecases as uc
 from faceledger.access import GrantLevel, Role
 from faceledger.api.concurrency import SerialEngine
 from faceledger.gallery.workspace import local_operator
-from tests.api.live import Deployment, Live, deploy, serve, sign_in, watched_page
+from tests.api.live import (
+    Deployment,
+    Live,
+    axe_violations,
+    deploy,
+    serve,
+    sign_in,
+    watched_page,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -116,6 +124,9 @@ def test_sharing_agreement_and_release_in_a_browser(
     expect(row.locator(".state")).to_have_attribute("data-state", "active")
     expect(row).to_contain_text("redacted until released")
     expect(row).to_contain_text(PURPOSE)
+    row.locator("summary").click()
+    expect(row.locator("form.agreement-revoke")).to_be_visible()
+    assert axe_violations(page) == []  # the table, an agreement's actions open, the form
     page.screenshot(path=str(ARTIFACTS / "agreements.png"), full_page=True)
 
     # county's searcher searches metro's gallery (through the API): the lead is redacted

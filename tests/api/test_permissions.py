@@ -417,7 +417,14 @@ CELLS: list[Cell] = [
             "data": {"purpose": "matrix", "case_ref": "M-C"},
         },
     ),
+    Cell("GET", "/cluster-sets", frozenset({"enroller", "searcher", "reviewer"})),
     Cell("GET", "/cluster-sets/{set_id}", frozenset({"searcher", "reviewer"}), _shown_set),
+    Cell(
+        "GET",
+        "/cluster-sets/{set_id}/faces/{face}/crop",
+        frozenset({"searcher", "reviewer"}),
+        lambda w: {**_shown_set(w), "face": 0},
+    ),
     Cell(
         "POST",
         "/cluster-sets/{set_id}/merge",

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -20,20 +19,21 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from faceledger import usecases as uc
 from faceledger.api.concurrency import SerialEngine
-from tests.api.live import GALLERY, Deployment, Live, deploy, serve, sign_in, watched_page
+from tests.api.live import (
+    GALLERY,
+    Deployment,
+    Live,
+    axe_violations,
+    deploy,
+    serve,
+    sign_in,
+    watched_page,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 ENROL = ["001", "005", "002"]
 LEFT, RIGHT = "001", "005"  # the two people of the composed probe, left and right
-
-AXE_RUN = """async () => {
-  const out = await axe.run(document, { resultTypes: ["violations"] });
-  return out.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) }));
-}"""
 
 # words broken over two lines: a text node of one word drawn as more than one line box
 BROKEN_WORDS = """(sel) => [...document.querySelectorAll(sel)].flatMap((cell) => {
@@ -49,17 +49,6 @@ BROKEN_WORDS = """(sel) => [...document.querySelectorAll(sel)].flatMap((cell) =>
   }
   return out;
 })"""
-
-
-def axe_violations(page: Page) -> list[dict[str, Any]]:
-    """Serious and critical axe-core violations of the page as it is now."""
-    if not AXE.exists():
-        pytest.fail("axe-core is missing: npm install --prefix tests/api/axe (scripts/test.sh)")
-    # evaluated through the DevTools protocol: the page's CSP (script-src 'self') forbids an
-    # inline <script>, and the test must not weaken it
-    page.evaluate(AXE.read_text() + "\n;void 0")
-    found: list[dict[str, Any]] = page.evaluate(AXE_RUN)
-    return found
 
 
 @pytest.fixture

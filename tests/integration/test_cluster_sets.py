@@ -41,10 +41,12 @@ from faceledger.usecases import (
     ImagesClustered,
     SearchRequest,
     apply_retention,
+    cluster_face_crop,
     cluster_images,
     create_gallery,
     dismiss_cluster,
     enrol_cluster,
+    list_cluster_sets,
     merge_clusters,
     name_cluster,
     search,
@@ -239,6 +241,29 @@ def test_keep_show_and_review_with_undo(ws: Workspace, photos: Photos) -> None:
     final = show_cluster_set(ws, ppl.bob, sid)
     assert [a.audit_seq for a in final.actions] == [e.seq for e in reviews]
     assert [a.undone for a in final.actions] == [True] * 4 + [False] * 4
+
+
+def test_sets_listed_to_their_readers_and_crops_shown_audited(
+    ws: Workspace, photos: Photos
+) -> None:
+    ppl = _people(ws)
+    first = _keep(ws, ppl.alice, photos).set_id
+    second = _keep(ws, ppl.alice, photos).set_id
+    listed = list_cluster_sets(ws, ppl.bob)
+    assert {s.set_id for s in listed} == {first, second}
+    assert first is not None
+    shown = show_cluster_set(ws, ppl.bob, first)
+    counts = (len(shown.faces), len(shown.clusters), "C-25")
+    assert all((s.faces, s.clusters, s.case_ref) == counts for s in listed)
+    assert listed[0].created_at >= listed[1].created_at  # newest first
+    assert len(list_cluster_sets(ws, ppl.alice, limit=1)) == 1
+    assert list_cluster_sets(ws, ppl.eve) == []  # another organisation's reviewer
+    jpeg = cluster_face_crop(ws, ppl.bob, first, 0)
+    assert jpeg[:2] == b"\xff\xd8"
+    (view,) = [e for e in ws.audit.entries() if e.record.operation == "cluster_face_view"]
+    assert view.record.actor == "bob" and view.record.details["cluster_set_id"] == first
+    with pytest.raises(PermissionDenied):
+        cluster_face_crop(ws, ppl.eve, first, 0)
 
 
 def test_enrol_a_cluster_then_search_finds_it_and_retention_purges(

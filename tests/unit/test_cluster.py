@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from faceledger.cluster import METHODS, cluster_faces, margin_at_fmr, threshold_at_fmr
+from faceledger.cluster import METHODS, Source, cluster_faces, margin_at_fmr, threshold_at_fmr
 from faceledger.cluster.algorithms import dbscan, dlib_whispers_euclidean
 from faceledger.config import Settings
 from faceledger.errors import CalibrationError, InvalidArgument
@@ -93,6 +93,57 @@ def test_a_joining_face_respects_cannot_link() -> None:
     sources = ["a.jpg", "b.jpg", "b.jpg", "c.jpg"]
     res = cluster_faces(x, sources, threshold=0.5, seedable=[True, True, False, True])
     assert res.labels[2] == -1  # its image already has a face in the only cluster
+
+
+def _frames(video: str, start: int, end: int) -> frozenset[str]:
+    return frozenset(f"{video}#{k}" for k in range(start, end + 1))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tracks_on_screen_together_never_share_a_cluster(method: str) -> None:
+    """One person's four tracks: two overlap in time (twins on screen together), two are
+    apart (the person left and came back); an image of the person has its own source."""
+    x = _people(1, 5, 0.2)
+    sources: list[Source] = [
+        _frames("v", 0, 10),
+        _frames("v", 8, 20),  # overlaps the first: another person
+        _frames("v", 30, 40),  # apart from both
+        _frames("w", 0, 10),  # another video
+        "still.jpg",
+    ]
+    seedable = [True, True, True, True, False]
+    res = cluster_faces(x, sources, threshold=0.5, seedable=seedable, method=method)
+    assert res.labels[0] != res.labels[1]
+    assert res.labels[2] >= 0 and res.labels[3] >= 0 and res.labels[4] >= 0
+    for c in range(res.n_clusters):
+        members = [sources[i] for i in np.flatnonzero(res.labels == c)]
+        seen: set[str] = set()
+        for m in members:
+            tokens = {m} if isinstance(m, str) else set(m)
+            assert not tokens & seen, members
+            seen |= tokens
+    assert res.n_clusters == 2  # the overlapping pair split; everything else joins one
+
+
+def test_a_track_mean_template_scores_the_mean_of_its_faces_pairs() -> None:
+    """A track is clustered by the mean of its faces' unit templates (not re-normalised):
+    its similarity to another track's mean is the mean similarity of their faces' pairs,
+    lower than the cosine of the normalised means, which would link two people too soon."""
+    rng = np.random.default_rng(5)
+    face_like = rng.normal(size=DIM)  # what every face shares: impostors score well above 0
+    centres = [_unit(face_like + 0.5 * rng.normal(size=DIM)) for _ in range(2)]
+    a, b = (_unit(c + 0.6 * rng.normal(size=(4, DIM)) / np.sqrt(DIM)) for c in centres)
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    pairs = float((a @ b.T).mean())
+    assert float(mean_a @ mean_b) == pytest.approx(pairs, abs=1e-5)
+    cosine = float(_unit(mean_a) @ _unit(mean_b))
+    assert cosine > pairs
+    between = (pairs + cosine) / 2
+    x = np.vstack([mean_a, mean_b]).astype(np.float32)
+    apart = cluster_faces(x, ["t1", "t2"], threshold=between)
+    assert apart.n_clusters == 2  # the mean of the pairs' scores stays below the threshold
+    joined = cluster_faces(_unit(x.astype(np.float64)), ["t1", "t2"], threshold=between)
+    assert joined.n_clusters == 1  # normalised means would have linked them
 
 
 def test_threshold_follows_the_target_fmr() -> None:

@@ -20,11 +20,28 @@ ClusterNo = Annotated[
 ]
 
 
+class TrackSpanOut(Model):
+    """Where a video track was seen (its faces count as one clustered face)."""
+
+    start_s: float
+    end_s: float
+
+
+class ClusteredTrackOut(TrackSpanOut):
+    first_frame: int
+    last_frame: int
+    faces_seen: int
+    faces_used: int = Field(description="Best faces fused into the track's template.")
+    best_s: float = Field(description="When the best face (its box, its crop) was seen.")
+
+
 class ClusteredFaceOut(Model):
-    image: str = Field(description="The uploaded file's name.")
+    image: str = Field(description="The uploaded file's name (an image or a video).")
     image_sha256: str
-    face_index: int
-    box: Box = Field(description="[left, top, right, bottom] in image pixels.")
+    face_index: int = Field(
+        description="The face's number in its image, or the track's in its video."
+    )
+    box: Box = Field(description="[left, top, right, bottom] in image (frame) pixels.")
     quality: float
     seedable: bool = Field(description="Passed the quality gates: may start a cluster.")
     cluster: int = Field(description="-1: joined no cluster.")
@@ -32,6 +49,7 @@ class ClusteredFaceOut(Model):
     runner_up: int
     own_score: float | None
     runner_up_score: float | None
+    track: ClusteredTrackOut | None = Field(description="A video track's span, else null.")
 
 
 class UnreadableOut(Model):
@@ -48,6 +66,7 @@ class ClusteringOut(Model):
     threshold: float
     ambiguity_margin: float
     images: int
+    videos: int
     unreadable: list[UnreadableOut]
     faces: list[ClusteredFaceOut]
     clusters: list[list[int]] = Field(description="Face indices of each cluster, largest first.")
@@ -66,6 +85,7 @@ class SetFaceOut(Model):
     seedable: bool
     cluster: int
     ambiguous: bool
+    track: TrackSpanOut | None = Field(description="A video track's span, else null.")
 
 
 class SetClusterOut(Model):
@@ -102,6 +122,20 @@ class ClusterSetOut(Model):
     faces: list[SetFaceOut]
     clusters: list[SetClusterOut]
     actions: list[ClusterActionOut]
+
+
+class ClusterSetSummaryOut(Model):
+    """A kept set as listed: who kept it, why and when, how many faces and clusters."""
+
+    set_id: str
+    purpose: str
+    case_ref: str
+    created_by: str
+    org: str
+    created_at: AwareDatetime
+    expires_at: AwareDatetime
+    faces: int
+    clusters: int = Field(description="Clusters holding at least one face.")
 
 
 class MergeIn(Model):

@@ -36,6 +36,7 @@ from faceledger.usecases import (
     split_cluster,
     undo_cluster_action,
 )
+from faceledger.video.kind import VIDEO_SUFFIXES
 
 clusters_app = typer.Typer(
     help="Review a kept cluster set (`faceledger cluster --keep`): merge, split, name, "
@@ -45,23 +46,25 @@ clusters_app = typer.Typer(
 
 
 def _images(inputs: list[Path]) -> tuple[Path, ...]:
-    """Image files given, and the image files of folders given (recursively, sorted)."""
+    """Files given, and the image and video files of folders given (recursively, sorted)."""
+    wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     out: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            out += sorted(
-                q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
-            )
+            out += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in wanted)
         elif p.is_file():
             out.append(p)
         else:
-            raise InvalidArgument(f"{p} is neither an image file nor a folder")
+            raise InvalidArgument(f"{p} is neither a file nor a folder")
     return tuple(dict.fromkeys(out))
 
 
 def cluster(
     ctx: typer.Context,
-    inputs: Annotated[list[Path], typer.Argument(help="Images and folders of images.")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Images, videos (each track one face) and folders of them."),
+    ],
     purpose: Annotated[str | None, typer.Option(help="Why (required, audited).")] = None,
     case: Annotated[str | None, typer.Option(help="Case reference (required, audited).")] = None,
     fmr: Annotated[
@@ -98,7 +101,8 @@ def cluster(
     if report is not None:
         report.write_text(render_clusters_html(res), encoding="utf-8")
     table = Table(
-        title=f"{len(res.clusters)} clusters of {len(res.faces)} faces from {res.images} images "
+        title=f"{len(res.clusters)} clusters of {len(res.faces)} faces from {res.images} images"
+        f"{f' and {res.videos} videos' if res.videos else ''} "
         f"(cosine >= {res.threshold:.4f} at FMR {res.target_fmr:g}, {res.method})"
     )
     for col in ("cluster", "faces", "images", "ambiguous"):
@@ -130,13 +134,15 @@ def _show(cs: ClusterSet) -> None:
         title=f"cluster set {cs.set_id}: {len(cs.clusters)} clusters of {len(cs.faces)} faces "
         f"(case {cs.case_ref}, kept until {cs.expires_at:%Y-%m-%d %H:%M} UTC)"
     )
-    for col in ("cluster", "faces", "ambiguous", "label", "dismissed"):
+    for col in ("cluster", "faces", "video tracks", "ambiguous", "label", "dismissed"):
         table.add_column(col)
     for c in cs.clusters:
         flagged = sum(cs.faces[i].ambiguous for i in c.faces)
+        tracks = [cs.faces[i].span for i in c.faces]
         table.add_row(
             str(c.cluster),
             " ".join(map(str, c.faces)),
+            " ".join(f"{s[0]:.1f}–{s[1]:.1f}s" for s in tracks if s is not None),
             str(flagged),
             c.label or "",
             (c.dismiss_reason or "yes") if c.dismissed else "",

@@ -9,13 +9,14 @@ from faceledger.cluster.faces import (
     Method,
     cluster_faces,
 )
-from faceledger.cluster.graph import margin_at_fmr, threshold_at_fmr
+from faceledger.cluster.graph import Source, margin_at_fmr, threshold_at_fmr
 
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
     "Clustering",
     "Method",
+    "Source",
     "cluster_faces",
     "margin_at_fmr",
     "threshold_at_fmr",

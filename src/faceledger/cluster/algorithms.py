@@ -22,12 +22,14 @@ import numpy.typing as npt
 
 from faceledger.cluster.graph import (
     Labels,
+    Source,
     UnionFind,
     Vectors,
     cannot_link,
     edges_above,
     groups,
     relabel,
+    source_codes,
 )
 from faceledger.errors import InvalidArgument
 
@@ -35,7 +37,7 @@ MAX_DENSE_FACES = 8000
 """Average linkage keeps an (n, n) similarity matrix: 256 MB of float32 at this size."""
 
 
-def average_link(vectors: Vectors, threshold: float, sources: Sequence[str]) -> Labels:
+def average_link(vectors: Vectors, threshold: float, sources: Sequence[Source]) -> Labels:
     """Average-linkage agglomerative clustering stopped at ``threshold``, with cannot-link."""
     n = vectors.shape[0]
     if n == 0:
@@ -89,13 +91,13 @@ def average_link(vectors: Vectors, threshold: float, sources: Sequence[str]) -> 
     return relabel(members)
 
 
-def components(vectors: Vectors, threshold: float, sources: Sequence[str]) -> Labels:
+def components(vectors: Vectors, threshold: float, sources: Sequence[Source]) -> Labels:
     """Single linkage at ``threshold`` on the k-NN graph, strongest edge first, cannot-link."""
     n = vectors.shape[0]
     lo, hi, sims = edges_above(vectors, threshold)
-    codes = np.unique(np.asarray(sources, dtype=object), return_inverse=True)[1]
+    codes = source_codes(sources).per_face
     uf = UnionFind(n)
-    held: dict[int, set[int]] = {i: {int(codes[i])} for i in range(n)}
+    held: dict[int, frozenset[int]] = dict(enumerate(codes))
     for e in np.argsort(-sims, kind="stable"):
         ra, rb = uf.find(int(lo[e])), uf.find(int(hi[e]))
         if ra == rb or held[ra] & held[rb]:
@@ -105,7 +107,7 @@ def components(vectors: Vectors, threshold: float, sources: Sequence[str]) -> La
     return uf.labels()
 
 
-def whispers(vectors: Vectors, threshold: float, sources: Sequence[str]) -> Labels:
+def whispers(vectors: Vectors, threshold: float, sources: Sequence[Source]) -> Labels:
     """dlib's Chinese whispers on the edges at ``threshold`` (weighted by similarity)."""
     n = vectors.shape[0]
     if n == 0:
@@ -123,35 +125,39 @@ def whispers(vectors: Vectors, threshold: float, sources: Sequence[str]) -> Labe
     return split_cannot_link(vectors, labels, sources)
 
 
-def split_cannot_link(vectors: Vectors, labels: Labels, sources: Sequence[str]) -> Labels:
+def split_cannot_link(vectors: Vectors, labels: Labels, sources: Sequence[Source]) -> Labels:
     """Each cluster keeps, of its faces sharing a source, the one with the highest mean
     similarity to the rest of the cluster; the others become singletons."""
     out = labels.copy()
     nxt = int(out.max(initial=-1)) + 1
-    dirty = _clusters_sharing_a_source(out, sources)
+    codes = source_codes(sources)
+    dirty = _clusters_sharing_a_source(out, codes.owner, codes.code)
     members = groups(out) if dirty else []
     for c in dirty:
         idx = members[c]
-        fit = (vectors[idx] @ vectors[idx].sum(axis=0) - 1.0) / max(len(idx) - 1, 1)
-        kept: set[str] = set()
+        own = np.einsum("ij,ij->i", vectors[idx], vectors[idx])
+        fit = (vectors[idx] @ vectors[idx].sum(axis=0) - own) / max(len(idx) - 1, 1)
+        kept: set[int] = set()
         for k in idx[np.argsort(-fit, kind="stable")]:
-            src = sources[int(k)]
-            if src in kept:
+            mine = codes.per_face[int(k)]
+            if kept & mine:
                 out[k] = nxt
                 nxt += 1
             else:
-                kept.add(src)
+                kept |= mine
     return relabel(out)
 
 
-def _clusters_sharing_a_source(labels: Labels, sources: Sequence[str]) -> list[int]:
+def _clusters_sharing_a_source(
+    labels: Labels, owner: npt.NDArray[np.int64], code: npt.NDArray[np.int64]
+) -> list[int]:
     """Clusters (ascending) holding two faces of one source: the only ones a split changes,
-    found in one sort, so the split costs O(n log n) and not a scan per cluster."""
-    clustered = np.flatnonzero(labels >= 0)
-    if clustered.size < 2:
+    found in one sort of the (face, source) pairs, so the split costs O(n log n) and not a
+    scan per cluster."""
+    clustered = labels[owner] >= 0
+    if np.count_nonzero(clustered) < 2:
         return []
-    codes = np.unique(np.asarray(sources, dtype=object), return_inverse=True)[1]
-    pairs = np.stack([labels[clustered], codes[clustered].astype(np.int64)], axis=1)
+    pairs = np.stack([labels[owner[clustered]], code[clustered]], axis=1)
     uniq, counts = np.unique(pairs, axis=0, return_counts=True)
     return sorted({int(c) for c in uniq[counts > 1, 0]})
 

@@ -20,7 +20,15 @@ import numpy as np
 import numpy.typing as npt
 
 from faceledger.cluster.algorithms import average_link, components, whispers
-from faceledger.cluster.graph import Labels, Vectors, check_faces, groups, relabel
+from faceledger.cluster.graph import (
+    Labels,
+    Source,
+    Vectors,
+    check_faces,
+    groups,
+    relabel,
+    source_codes,
+)
 from faceledger.errors import InvalidArgument
 
 Method = Literal["average", "components", "whispers"]
@@ -64,7 +72,7 @@ class Clustering:
 
 def cluster_faces(
     vectors: Vectors,
-    sources: Sequence[str],
+    sources: Sequence[Source],
     *,
     threshold: float,
     margin: float = 0.0,
@@ -73,8 +81,9 @@ def cluster_faces(
 ) -> Clustering:
     """Cluster ``vectors`` at the cosine ``threshold`` (from a target FMR: graph.threshold_at_fmr).
 
-    ``sources``: the image (or video frame) of each face; two faces of one source never share
-    a cluster. ``seedable``: which faces may start a cluster (default: all).
+    ``sources``: the image of each face, or for a video track the frames it spans; two faces
+    sharing a source never share a cluster. ``seedable``: which faces may start a cluster
+    (default: all).
     """
     x = check_faces(vectors, sources, seedable)
     if method not in _ALGORITHMS:
@@ -83,11 +92,10 @@ def cluster_faces(
         raise InvalidArgument("the ambiguity margin must not be negative")
     n = x.shape[0]
     seeds = np.ones(n, dtype=bool) if seedable is None else np.asarray(seedable, dtype=bool)
-    src = [str(s) for s in sources]
     labels = np.full(n, -1, dtype=np.int64)
     idx = np.flatnonzero(seeds)
-    labels[idx] = _ALGORITHMS[method](x[idx], threshold, [src[i] for i in idx])
-    labels = _join(x, labels, np.flatnonzero(~seeds), src, threshold)
+    labels[idx] = _ALGORITHMS[method](x[idx], threshold, [sources[i] for i in idx.tolist()])
+    labels = _join(x, labels, np.flatnonzero(~seeds), sources, threshold)
     own, alt, alt_score = _scores(x, labels)
     near = ~np.isnan(alt_score) & (alt_score >= threshold - margin)
     close = np.isnan(own) | (own - np.nan_to_num(alt_score, nan=-np.inf) < margin)
@@ -125,7 +133,11 @@ def _block_rows(k: int) -> int:
 
 
 def _join(
-    x: Vectors, labels: Labels, joiners: npt.NDArray[np.intp], src: list[str], threshold: float
+    x: Vectors,
+    labels: Labels,
+    joiners: npt.NDArray[np.intp],
+    sources: Sequence[Source],
+    threshold: float,
 ) -> Labels:
     """Non-seed faces join the existing clusters (seeds' means), strongest first."""
     k = int(labels.max(initial=-1)) + 1
@@ -142,17 +154,18 @@ def _join(
         rows.append(r + start)
         cols.append(col)
         vals.append(mean[r, col])
-    held: list[set[str]] = [set() for _ in range(k)]
+    src = source_codes(sources).per_face
+    held: list[set[int]] = [set() for _ in range(k)]
     for i in np.flatnonzero(labels >= 0).tolist():
-        held[labels[i]].add(src[i])
+        held[labels[i]] |= src[i]
     out = labels.copy()
     rr, cc, ss = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     for e in np.argsort(-ss, kind="stable").tolist():
         face, c = int(joiners[rr[e]]), int(cc[e])
-        if out[face] >= 0 or src[face] in held[c]:
+        if out[face] >= 0 or held[c] & src[face]:
             continue
         out[face] = c
-        held[c].add(src[face])
+        held[c] |= src[face]
     return relabel(out)
 
 

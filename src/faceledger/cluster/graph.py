@@ -8,7 +8,8 @@ never be the same person: they are *cannot-link*.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -18,9 +19,13 @@ from faceledger.errors import CalibrationError, InvalidArgument
 from faceledger.models.card import ModelCard
 
 Vectors = npt.NDArray[np.float32]
-"""Row-stacked L2-normalised templates, shape (n, dimension)."""
+"""Row-stacked templates, shape (n, dimension): unit vectors, or a video track's mean of unit
+templates (shorter: its dot products are mean similarities of the faces' pairs)."""
 Labels = npt.NDArray[np.int64]
 """Cluster label per face; -1 for a face in no cluster."""
+Source = str | frozenset[str]
+"""Where a face was seen: its image, or for a video track the sampled frames it spans. Faces
+sharing any source are different people (cannot-link)."""
 
 FMR_DECADE = 10.0
 """The default ambiguity margin is the score span of one decade of FMR below the target."""
@@ -45,7 +50,7 @@ def margin_at_fmr(card: ModelCard, target_fmr: float) -> float:
 
 
 def check_faces(
-    vectors: Vectors, sources: Sequence[str], seedable: Sequence[bool] | None = None
+    vectors: Vectors, sources: Sequence[Source], seedable: Sequence[bool] | None = None
 ) -> Vectors:
     """The vectors as float32 (n, d), after checking the per-face lists match them."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -60,10 +65,42 @@ def check_faces(
     return x
 
 
-def cannot_link(sources: Sequence[str]) -> npt.NDArray[np.bool_]:
+@dataclass(frozen=True)
+class SourceCodes:
+    """Each face's sources as small integers, and the (face, source) pairs flattened."""
+
+    per_face: tuple[frozenset[int], ...]
+    owner: npt.NDArray[np.int64]
+    """Face of each pair."""
+    code: npt.NDArray[np.int64]
+    """Source of each pair."""
+
+
+def source_codes(sources: Iterable[Source]) -> SourceCodes:
+    """Number the sources in order of first appearance (a string is one source)."""
+    seen: dict[str, int] = {}
+    per_face = tuple(
+        frozenset(seen.setdefault(t, len(seen)) for t in ((s,) if isinstance(s, str) else s))
+        for s in sources
+    )
+    sizes = [len(f) for f in per_face]
+    owner = np.repeat(np.arange(len(per_face), dtype=np.int64), sizes)
+    code = np.fromiter((c for f in per_face for c in sorted(f)), dtype=np.int64, count=len(owner))
+    return SourceCodes(per_face, owner, code)
+
+
+def cannot_link(sources: Sequence[Source]) -> npt.NDArray[np.bool_]:
     """(n, n) mask: True where two different faces share a source (image or frame)."""
-    codes = np.unique(np.asarray(sources, dtype=object), return_inverse=True)[1]
-    mask: npt.NDArray[np.bool_] = codes[:, None] == codes[None, :]
+    codes = source_codes(sources)
+    n = len(codes.per_face)
+    mask = np.zeros((n, n), dtype=bool)
+    order = np.argsort(codes.code, kind="stable")
+    owners, by_code = codes.owner[order], codes.code[order]
+    starts = np.flatnonzero(np.r_[True, by_code[1:] != by_code[:-1]])
+    for lo, hi in zip(starts, np.r_[starts[1:], by_code.size], strict=True):
+        if hi - lo > 1:  # a source shared by several faces
+            shared = owners[lo:hi]
+            mask[np.ix_(shared, shared)] = True
     np.fill_diagonal(mask, False)
     return mask
 

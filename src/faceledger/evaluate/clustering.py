@@ -161,10 +161,14 @@ class ClusterEvaluation:
         return "\n".join(rows)
 
 
-def settings_for(threshold: float, target_fmr: float) -> list[tuple[str, str, bool, Any]]:
+Setting = tuple[str, str, bool, Any]
+"""(name, description, is_reference, (vectors, sources) → labels)."""
+
+
+def settings_for(threshold: float, target_fmr: float) -> list[Setting]:
     """(name, description, is_reference, vectors → labels) of every setting compared."""
     scaled = round(0.5 / DLIB_RAW_NORM, 3)
-    out: list[tuple[str, str, bool, Any]] = []
+    out: list[Setting] = []
     for m in (DEFAULT_METHOD, *(m for m in METHODS if m != DEFAULT_METHOD)):
         out.append(
             (
@@ -206,8 +210,10 @@ def run_clustering(
     cache: TemplateCache | None = None,
     on_done: Callable[[EmbedOutcome], None] | None = None,
     workers: int | None = None,
+    extra: Sequence[Setting] = (),
 ) -> ClusterEvaluation:
-    """Embed ``labels``' images once and score every setting on the same templates."""
+    """Embed ``labels``' images once and score every setting on the same templates
+    (``extra``: more settings, e.g. a benchmark's candidates from other libraries)."""
     card = ModelRegistry(settings.model_dir).get(settings.model_id)
     threshold = threshold_at_fmr(card, target_fmr)
     paths = [e.image for e in labels.entries]
@@ -217,7 +223,7 @@ def run_clustering(
     sources = [str(paths[k]) for k in keep]
     results = tuple(
         SettingResult(name, desc, ref, score(run(x, sources), truth))
-        for name, desc, ref, run in settings_for(threshold, target_fmr)
+        for name, desc, ref, run in (*settings_for(threshold, target_fmr), *extra)
     )
     return ClusterEvaluation(
         source=labels.source,

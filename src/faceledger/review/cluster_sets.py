@@ -85,6 +85,17 @@ faces = sa.Table(
     sa.Column("ambiguous", sa.Boolean(), nullable=False),
 )
 
+tracks = sa.Table(
+    "cluster_set_tracks",
+    metadata,
+    sa.Column("set_id", sa.String(32), sa.ForeignKey("cluster_sets.set_id"), primary_key=True),
+    sa.Column("face_no", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("start_s", sa.Float(), nullable=False),
+    sa.Column("end_s", sa.Float(), nullable=False),
+)
+"""The time span of a kept face that is a video track (no row: a face of an image). A table
+of its own, so sets kept before video inputs existed need no rewrite."""
+
 clusters = sa.Table(
     "cluster_set_clusters",
     metadata,
@@ -124,6 +135,9 @@ class KeptFace:
     crop: bytes | None
     cluster: int
     ambiguous: bool
+    span: tuple[float, float] | None = None
+    """A video track's (start, end) in seconds; ``image_sha256`` is then the video's and
+    ``face_index`` the track's number. None: a face of an image."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,16 @@ class SetFace:
     """-1: in no cluster."""
     ambiguous: bool
     has_crop: bool
+    span: tuple[float, float] | None = None
+    """A video track's (start, end) in seconds (see :class:`KeptFace`)."""
+
+    def cannot_link(self, other: SetFace) -> bool:
+        """Two faces of one image, or two tracks of one video on screen at once."""
+        if self.image_sha256 != other.image_sha256:
+            return False
+        if self.span is None or other.span is None:
+            return True
+        return self.span[0] <= other.span[1] and other.span[0] <= self.span[1]
 
 
 @dataclass(frozen=True)
@@ -186,13 +210,32 @@ class ClusterSet:
         raise NotFound(f"cluster set {self.set_id} has no cluster {k}")
 
 
+@dataclass(frozen=True)
+class SetSummary:
+    """A kept set as listed: who kept it, why and when, how many faces and clusters."""
+
+    set_id: str
+    purpose: str
+    case_ref: str
+    created_by: str
+    owner_org: str
+    created_at: datetime
+    expires_at: datetime
+    faces: int
+    clusters: int
+
+
 def may_read(user: User, cs: ClusterSet) -> bool:
     """The set's creator, or a reviewer of its organisation (the deployment: every one)."""
+    return _may_read(user, cs.created_by, cs.owner_org)
+
+
+def _may_read(user: User, created_by: str, owner_org: str) -> bool:
     if not user.active:
         return False
-    if same_person(user.id, cs.created_by):
+    if same_person(user.id, created_by):
         return True
-    return Role.REVIEWER in user.roles and (user.org is None or user.org == cs.owner_org)
+    return Role.REVIEWER in user.roles and (user.org is None or user.org == owner_org)
 
 
 def _text(value: str, what: str, limit: int) -> str:
@@ -256,6 +299,13 @@ class ClusterSets:
                 conn.execute(
                     sa.insert(faces), [self._face_row(set_id, i, f) for i, f in enumerate(kept)]
                 )
+            spans = [
+                {"set_id": set_id, "face_no": i, "start_s": f.span[0], "end_s": f.span[1]}
+                for i, f in enumerate(kept)
+                if f.span is not None
+            ]
+            if spans:
+                conn.execute(sa.insert(tracks), spans)
         return set_id, entry.seq
 
     def _face_row(self, set_id: str, no: int, f: KeptFace) -> dict[str, Any]:
@@ -303,6 +353,30 @@ class ClusterSets:
         _check_read(user, cs)
         return cs
 
+    def readable(self, user: User, limit: int) -> list[SetSummary]:
+        """The sets ``user`` may read (:func:`may_read`), newest first, at most ``limit``."""
+        f = faces
+        in_cluster = sa.case((f.c.cluster >= 0, f.c.cluster))
+        counts = (
+            sa.select(
+                f.c.set_id,
+                sa.func.count().label("n_faces"),
+                sa.func.count(sa.distinct(in_cluster)).label("n_clusters"),
+            )
+            .group_by(f.c.set_id)
+            .subquery()
+        )
+        query = (
+            sa.select(sets, counts.c.n_faces, counts.c.n_clusters)
+            .outerjoin(counts, counts.c.set_id == sets.c.set_id)
+            .order_by(sets.c.created_at.desc(), sets.c.set_id)
+        )
+        with translate_errors("list cluster sets"), self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+            conn.rollback()
+        mine = [r for r in rows if _may_read(user, str(r.created_by), str(r.owner_org))]
+        return [_summary(r) for r in mine[: max(0, int(limit))]]
+
     def vectors(self, user: User, set_id: str, face_nos: Sequence[int]) -> list[np.ndarray]:
         """The templates of faces ``face_nos`` of a set ``user`` may read (for enrolment)."""
         cs = self.get(user, set_id)
@@ -349,13 +423,16 @@ class ClusterSets:
             if into == other:
                 raise InvalidArgument("merge two different clusters")
             a, b = _live(cs, into), _live(cs, other)
-            shared = {cs.faces[i].image_sha256 for i in a.faces} & {
-                cs.faces[i].image_sha256 for i in b.faces
+            shared = {
+                cs.faces[i].image_sha256
+                for i in a.faces
+                for j in b.faces
+                if cs.faces[i].cannot_link(cs.faces[j])
             }
             if shared:
                 raise CannotLink(
-                    f"clusters {into} and {other} hold faces of the same image "
-                    f"({len(shared)} image(s)): two faces of one image are two people"
+                    f"clusters {into} and {other} hold faces of the same image or video frames "
+                    f"({len(shared)} file(s)): two faces seen at once are two people"
                 )
             _move(conn, set_id, b.faces, into)
             before = _state(b)
@@ -511,6 +588,7 @@ class ClusterSets:
             counts = {"faces": 0, "actions": 0}
             for start in range(0, len(gone), 500):
                 chunk = gone[start : start + 500]
+                conn.execute(tracks.delete().where(tracks.c.set_id.in_(chunk)))
                 counts["faces"] += int(
                     conn.execute(faces.delete().where(faces.c.set_id.in_(chunk))).rowcount or 0
                 )
@@ -541,6 +619,10 @@ class ClusterSets:
         if row is None:
             raise NotFound(f"no cluster set {set_id!r}")
         f = faces
+        spans = {
+            int(r.face_no): (float(r.start_s), float(r.end_s))
+            for r in conn.execute(sa.select(tracks).where(tracks.c.set_id == row.set_id))
+        }
         found = tuple(
             SetFace(
                 face_no=int(r.face_no),
@@ -552,6 +634,7 @@ class ClusterSets:
                 cluster=int(r.cluster),
                 ambiguous=bool(r.ambiguous),
                 has_crop=bool(r.has_crop),
+                span=spans.get(int(r.face_no)),
             )
             for r in conn.execute(
                 sa.select(
@@ -612,6 +695,20 @@ class ClusterSets:
             clusters=tuple(kept),
             actions=done,
         )
+
+
+def _summary(r: sa.Row[Any]) -> SetSummary:
+    return SetSummary(
+        set_id=str(r.set_id),
+        purpose=str(r.purpose),
+        case_ref=str(r.case_ref),
+        created_by=str(r.created_by),
+        owner_org=str(r.owner_org),
+        created_at=parse_timestamp(r.created_at),
+        expires_at=parse_timestamp(r.expires_at),
+        faces=int(r.n_faces or 0),
+        clusters=int(r.n_clusters or 0),
+    )
 
 
 def _check_read(user: User, cs: ClusterSet) -> None:

@@ -27,7 +27,7 @@ module              use cases
 ``watch``           watch a live source: alerts as they happen, start/stop/alert entries
 ``organisations``   organisations, purpose categories, sharing agreements, lead release
 ``clustering``      unknown faces of a folder grouped into identities, audited once
-``cluster_review``  kept cluster sets: merge, split, name, dismiss, undo, enrol, retention
+``cluster_review``  kept cluster sets: list, merge, split, name, dismiss, undo, enrol, retention
 ==================  ======================================================================
 """
 
@@ -44,9 +44,12 @@ from faceledger.usecases.audit_views import (
 from faceledger.usecases.cluster_review import (
     ClusterEnrolled,
     EnrolCluster,
+    cluster_face_crop,
     cluster_set_json,
+    cluster_set_summary_json,
     dismiss_cluster,
     enrol_cluster,
+    list_cluster_sets,
     merge_clusters,
     name_cluster,
     purge_expired_cluster_sets,
@@ -239,8 +242,10 @@ __all__ = [
     "change_agreement",
     "check_document",
     "check_erasure",
+    "cluster_face_crop",
     "cluster_images",
     "cluster_set_json",
+    "cluster_set_summary_json",
     "clusters_json",
     "create_agreement",
     "create_gallery",
@@ -260,6 +265,7 @@ __all__ = [
     "export_audit",
     "export_subject",
     "list_agreements",
+    "list_cluster_sets",
     "list_galleries",
     "list_grants",
     "list_orgs",

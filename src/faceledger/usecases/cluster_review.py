@@ -1,4 +1,4 @@
-"""Kept cluster sets: show, review (merge, split, name, dismiss, undo), enrol, retention.
+"""Kept cluster sets: list, show, review (merge, split, name, dismiss, undo), enrol, retention.
 
 ``faceledger cluster --keep`` keeps one request's faces as a set (:mod:`.clustering`); here
 its creator and the reviewers of their organisation work on it. Every review action and its
@@ -19,14 +19,62 @@ from faceledger.access import Operation, User, authorize
 from faceledger.audit import AuditOp, AuditRecord
 from faceledger.errors import Conflict, InvalidArgument, ModelMismatch
 from faceledger.gallery.workspace import Workspace
-from faceledger.review.cluster_sets import ClusterSet
+from faceledger.review.cluster_sets import ClusterSet, SetSummary
 from faceledger.store import LegalBasis, NewTemplate, Subject
 from faceledger.types import Template
+
+OP_CLUSTER_FACE_VIEW = "cluster_face_view"
+
+
+def list_cluster_sets(ws: Workspace, actor: User, limit: int = 100) -> list[SetSummary]:
+    """The kept sets ``actor`` may read (those they kept and, as a reviewer, those of their
+    organisation), newest first, at most ``limit``: who, why, when, how many faces and
+    clusters. Those who may cluster (``Operation.DETECT``)."""
+    authorize(actor, Operation.DETECT)
+    return ws.cluster_sets.readable(actor, limit)
+
+
+def cluster_set_summary_json(s: SetSummary) -> dict[str, object]:
+    """A listed set as JSON."""
+    return {
+        "set_id": s.set_id,
+        "purpose": s.purpose,
+        "case_ref": s.case_ref,
+        "created_by": s.created_by,
+        "org": s.owner_org,
+        "created_at": s.created_at.isoformat(),
+        "expires_at": s.expires_at.isoformat(),
+        "faces": s.faces,
+        "clusters": s.clusters,
+    }
 
 
 def show_cluster_set(ws: Workspace, actor: User, set_id: str) -> ClusterSet:
     """A kept set: its faces (no template), clusters, labels, dismissals and actions."""
     return ws.cluster_sets.get(actor, set_id)
+
+
+def cluster_face_crop(ws: Workspace, actor: User, set_id: str, face_no: int) -> bytes:
+    """The kept JPEG crop of face ``face_no`` of a set ``actor`` may read (its creator and
+    the reviewers of its organisation); each view is audited as ``cluster_face_view`` when
+    ``Settings.audit_image_views`` says so."""
+    cs = ws.cluster_sets.get(actor, set_id)
+    crop = ws.cluster_sets.crop(actor, cs.set_id, face_no)
+    if ws.settings.audit_image_views:
+        ws.audit.append(
+            AuditRecord(
+                operation=OP_CLUSTER_FACE_VIEW,
+                actor=actor.id,
+                purpose=cs.purpose,
+                case_ref=cs.case_ref,
+                details={
+                    "cluster_set_id": cs.set_id,
+                    "face": int(face_no),
+                    "image_sha256": cs.faces[int(face_no)].image_sha256,
+                },
+            )
+        )
+    return crop
 
 
 def merge_clusters(ws: Workspace, actor: User, set_id: str, into: int, other: int) -> ClusterSet:
@@ -187,6 +235,7 @@ def cluster_set_json(cs: ClusterSet) -> dict[str, object]:
                 "seedable": f.seedable,
                 "cluster": f.cluster,
                 "ambiguous": f.ambiguous,
+                "track": None if f.span is None else {"start_s": f.span[0], "end_s": f.span[1]},
             }
             for f in cs.faces
         ],

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from faceledger.audit import AuditOp, AuditRecord
 from faceledger.cluster import (
     DEFAULT_METHOD,
     METHODS,
+    Source,
     cluster_faces,
     margin_at_fmr,
     threshold_at_fmr,
@@ -40,6 +41,16 @@ from faceledger.gallery.workspace import Workspace
 from faceledger.match.verify import check_fmr
 from faceledger.review.cluster_sets import KeptFace
 from faceledger.types import Box
+from faceledger.video import (
+    ScanSettings,
+    TrackFaces,
+    VideoLimits,
+    VideoScanner,
+    fuse,
+    limits_from,
+    open_video,
+)
+from faceledger.video.kind import is_video_file
 
 DEFAULT_CLUSTER_FMR = 1e-4
 THUMB_PX = 112
@@ -57,6 +68,25 @@ class ClusterImages:
     keep: bool = False
     """Keep the result as a cluster set for review (faces, templates and crops, encrypted
     with the template key when one is set) until ``Settings.cluster_set_retention_days``."""
+    scan: ScanSettings = field(default_factory=ScanSettings)
+    """How videos among ``images`` are scanned into tracks (one clustered face per track)."""
+    video_limits: VideoLimits | None = None
+    """What a video may be (None: the workspace settings')."""
+
+
+@dataclass(frozen=True)
+class TrackSpan:
+    """Where a clustered face that is a video track was seen."""
+
+    start_s: float
+    end_s: float
+    first_frame: int
+    last_frame: int
+    faces_seen: int
+    faces_used: int
+    """Best faces fused into the track's template."""
+    best_s: float
+    """When its best face (the one whose box and crop are shown) was seen."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +105,8 @@ class ClusteredFace:
     own_score: float | None
     runner_up_score: float | None
     thumbnail: bytes | None = None
+    track: TrackSpan | None = None
+    """A video track (``image`` is the video, ``face_index`` the track's number), else None."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +117,9 @@ class ImagesClustered:
     ambiguous: tuple[int, ...]
     unassigned: tuple[int, ...]
     failed: tuple[tuple[str, str], ...]
-    """(image, error code) of images that could not be read."""
+    """(file, error code) of images and videos that could not be read."""
     images: int
+    """Inputs that are images (the rest are videos)."""
     threshold: float
     margin: float
     target_fmr: float
@@ -95,6 +128,15 @@ class ImagesClustered:
     audit_seq: int
     set_id: str | None = None
     """The kept cluster set (``ClusterImages.keep``), else None."""
+    videos: int = 0
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
+    img = Image.fromarray(pixels).convert("RGB")
+    img.thumbnail((THUMB_PX, THUMB_PX))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 def _thumb(pixels: np.ndarray, box: Box) -> bytes:
@@ -102,50 +144,128 @@ def _thumb(pixels: np.ndarray, box: Box) -> bytes:
     pad = 0.25 * max(box.right - box.left, box.bottom - box.top)
     left, top = max(int(box.left - pad), 0), max(int(box.top - pad), 0)
     right, bottom = min(int(box.right + pad), w), min(int(box.bottom + pad), h)
-    img = Image.fromarray(pixels[top:bottom, left:right]).convert("RGB")
-    img.thumbnail((THUMB_PX, THUMB_PX))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
+    return _jpeg(pixels[top:bottom, left:right])
+
+
+@dataclass(frozen=True)
+class _Face:
+    image: str
+    sha256: str
+    face_index: int
+    box: Box
+    quality: float
+    seedable: bool
+    thumb: bytes | None
+    source: Source
+    """The image, or the sampled frames a track spans: faces sharing one are two people."""
+    track: TrackSpan | None = None
 
 
 @dataclass
 class _Found:
-    vectors: list[np.ndarray]
-    faces: list[tuple[str, str, int, Box, float, bool, bytes | None]]
-    hashes: list[str]
-    failed: list[tuple[str, str]]
+    vectors: list[np.ndarray] = field(default_factory=list)
+    """What is clustered: a face's template, or a track's mean template (not normalised)."""
+    templates: list[np.ndarray] = field(default_factory=list)
+    """What a kept set keeps (and an enrolment enrols): unit templates."""
+    faces: list[_Face] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    video_hashes: list[str] = field(default_factory=list)
+    videos: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _embed_all(ws: Workspace, req: ClusterImages) -> _Found:
-    engine = ws.engine
-    found = _Found([], [], [], [])
+    found = _Found()
     for path in req.images:
         try:
-            img = engine.load(path)
-            results = engine.embed_all(img)
+            if is_video_file(path):
+                found.videos += 1
+                _embed_video(ws, req, path, found)
+            else:
+                _embed_image(ws, req, path, found)
         except FaceLedgerError as exc:
             found.failed.append((str(path), exc.code))
+    return found
+
+
+def _embed_image(ws: Workspace, req: ClusterImages, path: Path, found: _Found) -> None:
+    engine = ws.engine
+    img = engine.load(path)
+    results = engine.embed_all(img)
+    found.hashes.append(img.sha256)
+    for r in results:
+        if r.template is None:
             continue
-        found.hashes.append(img.sha256)
-        for r in results:
-            if r.template is None:
-                continue
-            found.vectors.append(r.template.vector.astype(np.float32))
-            wanted = req.thumbnails or req.keep
-            thumb = _thumb(img.pixels, r.detection.box) if wanted else None
+        found.vectors.append(r.template.vector.astype(np.float32))
+        found.templates.append(found.vectors[-1])
+        wanted = req.thumbnails or req.keep
+        found.faces.append(
+            _Face(
+                image=str(path),
+                sha256=img.sha256,
+                face_index=r.face_index,
+                box=r.detection.box,
+                quality=float(r.quality.score),
+                seedable=bool(r.quality.passes),
+                thumb=_thumb(img.pixels, r.detection.box) if wanted else None,
+                source=str(path),
+            )
+        )
+
+
+def _embed_video(ws: Workspace, req: ClusterImages, path: Path, found: _Found) -> None:
+    """Every track of the video, fused from its best faces: one face each (a tracker's
+    merge of two people is split first). A track is clustered by its faces' mean template,
+    so that a link between two tracks is the mean of their faces' calibrated scores. A
+    track's source is the sampled frames it spans: two tracks on screen at once are two
+    people; one person's tracks apart may join."""
+    engine = ws.engine
+    scanner = VideoScanner(engine, req.scan)
+    ended: list[TrackFaces] = []
+    limits = req.video_limits or limits_from(ws.settings)
+    with open_video(path, limits, sample_fps=req.scan.sample_fps) as reader:
+        info = reader.info
+        for _frame, tracks in scanner.scan(reader):
+            ended += tracks
+        ended += scanner.finish()
+    sha = info.sha256 or ""
+    found.video_hashes.append(sha)
+    wanted = req.thumbnails or req.keep
+    number = 0
+    for track in sorted(ended, key=lambda t: (t.start_s, t.track_id)):
+        slots = range(_slot(track.start_s, req.scan), _slot(track.end_s, req.scan) + 1)
+        source = frozenset(f"{sha}#{k}" for k in slots)
+        for part in fuse(engine, track):
+            best = part.faces[0]
+            found.vectors.append(part.mean.astype(np.float32))
+            found.templates.append(part.template.vector.astype(np.float32))
             found.faces.append(
-                (
-                    str(path),
-                    img.sha256,
-                    r.face_index,
-                    r.detection.box,
-                    float(r.quality.score),
-                    bool(r.quality.passes),
-                    thumb,
+                _Face(
+                    image=str(path),
+                    sha256=sha,
+                    face_index=number,
+                    box=best.detection.box,
+                    quality=float(best.quality.score),
+                    seedable=bool(best.quality.passes),
+                    thumb=_jpeg(best.thumbnail) if wanted else None,
+                    source=source,
+                    track=TrackSpan(
+                        start_s=round(track.start_s, 3),
+                        end_s=round(track.end_s, 3),
+                        first_frame=track.first_frame,
+                        last_frame=track.last_frame,
+                        faces_seen=track.faces_seen,
+                        faces_used=len(part.faces),
+                        best_s=round(best.time_s, 3),
+                    ),
                 )
             )
-    return found
+            number += 1
+
+
+def _slot(time_s: float, scan: ScanSettings) -> int:
+    """The sampling slot of a time: tracks of one video sharing a slot were seen together."""
+    return round(time_s * scan.sample_fps)
 
 
 def _opt(x: float) -> float | None:
@@ -169,10 +289,10 @@ def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClus
     x = np.stack(found.vectors) if found.vectors else np.zeros((0, dim), dtype=np.float32)
     result = cluster_faces(
         x,
-        [f[0] for f in found.faces],  # the image: its faces are different people
+        [f.source for f in found.faces],
         threshold=threshold,
         margin=margin,
-        seedable=[f[5] for f in found.faces],
+        seedable=[f.seedable for f in found.faces],
         method=req.method,
     )
     order = result.clusters()
@@ -181,18 +301,19 @@ def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClus
     flagged = set(result.ambiguous)
     faces = tuple(
         ClusteredFace(
-            image=f[0],
-            image_sha256=f[1],
-            face_index=f[2],
-            box=f[3],
-            quality=round(f[4], 1),
-            seedable=f[5],
+            image=f.image,
+            image_sha256=f.sha256,
+            face_index=f.face_index,
+            box=f.box,
+            quality=round(f.quality, 1),
+            seedable=f.seedable,
             cluster=new_id.get(int(result.labels[i]), -1),
             ambiguous=i in flagged,
             runner_up=new_id.get(int(result.runner_up[i]), -1),
             own_score=_opt(result.own_score[i]),
             runner_up_score=_opt(result.runner_up_score[i]),
-            thumbnail=f[6],
+            thumbnail=f.thumb,
+            track=f.track,
         )
         for i, f in enumerate(found.faces)
     )
@@ -206,7 +327,10 @@ def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClus
         target_fmr=req.fmr,
         details={
             "image_sha256s": sorted(set(found.hashes)),
-            "images": len(req.images),
+            "video_sha256s": sorted(set(found.video_hashes)),
+            "images": len(req.images) - found.videos,
+            "videos": found.videos,
+            "tracks": sum(f.track is not None for f in faces),
             "unreadable_images": len(found.failed),
             "faces": len(faces),
             "clusters": len(order),
@@ -218,7 +342,7 @@ def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClus
     )
     set_id = None
     if req.keep:
-        set_id, seq = _keep(ws, actor, record, faces, found.vectors)
+        set_id, seq = _keep(ws, actor, record, faces, found.templates)
     else:
         seq = ws.audit.append(record).seq
     return ImagesClustered(
@@ -227,7 +351,7 @@ def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClus
         ambiguous=result.ambiguous,
         unassigned=result.unassigned,
         failed=tuple(found.failed),
-        images=len(req.images),
+        images=len(req.images) - found.videos,
         threshold=threshold,
         margin=margin,
         target_fmr=req.fmr,
@@ -235,6 +359,7 @@ def cluster_images(ws: Workspace, actor: User, req: ClusterImages) -> ImagesClus
         model_id=card.id,
         audit_seq=seq,
         set_id=set_id,
+        videos=found.videos,
     )
 
 
@@ -257,6 +382,7 @@ def _keep(
             crop=f.thumbnail,
             cluster=f.cluster,
             ambiguous=f.ambiguous,
+            span=None if f.track is None else (f.track.start_s, f.track.end_s),
         )
         for f, v in zip(faces, vectors, strict=True)
     ]
@@ -273,6 +399,7 @@ def clusters_json(res: ImagesClustered) -> dict[str, object]:
         "threshold": round(res.threshold, 6),
         "ambiguity_margin": round(res.margin, 6),
         "images": res.images,
+        "videos": res.videos,
         "unreadable": [{"image": p, "error": e} for p, e in res.failed],
         "faces": [
             {
@@ -287,6 +414,7 @@ def clusters_json(res: ImagesClustered) -> dict[str, object]:
                 "runner_up": f.runner_up,
                 "own_score": f.own_score,
                 "runner_up_score": f.runner_up_score,
+                "track": None if f.track is None else asdict(f.track),
             }
             for f in res.faces
         ],
@@ -305,9 +433,14 @@ def _card(f: ClusteredFace, i: int) -> str:
         img = f'<img alt="face {i}" src="data:image/jpeg;base64,{data}">'
     note = " ambiguous" if f.ambiguous else ""
     alt = f" (runner-up: cluster {f.runner_up})" if f.ambiguous and f.runner_up >= 0 else ""
+    where = (
+        f"face {f.face_index}"
+        if f.track is None
+        else f"track {f.face_index}, {f.track.start_s:.1f}–{f.track.end_s:.1f} s"
+    )
     return (
         f'<figure class="face{note}">{img}<figcaption>#{i} {html.escape(Path(f.image).name)}'
-        f" face {f.face_index}, q{f.quality:.0f}{html.escape(note + alt)}</figcaption></figure>"
+        f" {where}, q{f.quality:.0f}{html.escape(note + alt)}</figcaption></figure>"
     )
 
 
@@ -318,7 +451,8 @@ def render_clusters_html(res: ImagesClustered) -> str:
         "body{font-family:sans-serif;margin:1em}figure{display:inline-block;margin:4px;"
         "width:120px;font-size:11px}figure.ambiguous img{outline:3px solid #c60}"
         "section{border-top:1px solid #ccc;padding:4px 0}</style></head><body>",
-        f"<h1>{len(res.clusters)} clusters of {len(res.faces)} faces from {res.images} images</h1>",
+        f"<h1>{len(res.clusters)} clusters of {len(res.faces)} faces from {res.images} images"
+        f"{f' and {res.videos} videos' if res.videos else ''}</h1>",
         f"<p>{html.escape(res.method)} at cosine similarity {res.threshold:.4f} (target FMR "
         f"{res.target_fmr:g}, model {html.escape(res.model_id)}); ambiguity margin "
         f"{res.margin:.4f}; {len(res.ambiguous)} ambiguous, {len(res.unassigned)} unassigned. "

@@ -115,6 +115,11 @@ class TrackTemplate:
     track: TrackFaces
     faces: tuple[TrackFace, ...]
     template: Template
+    mean: np.ndarray = field(repr=False)
+    """The faces' templates averaged, not normalised: its dot product with another such
+    mean is the mean similarity of their faces' pairs, a score on the scale the model card
+    calibrates (the normalised ``template``'s cosine is higher: averaging removes noise that
+    kept two people apart)."""
 
 
 @dataclass
@@ -307,6 +312,6 @@ def _groups(templates: Sequence[Template], threshold: float) -> list[list[int]]:
 def _fused(
     track: TrackFaces, faces: Sequence[TrackFace], templates: Sequence[Template]
 ) -> TrackTemplate:
-    mean = np.mean([t.vector for t in templates], axis=0)
+    mean = np.mean([t.vector for t in templates], axis=0).astype(np.float32)
     vector = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-    return TrackTemplate(track, tuple(faces), Template(templates[0].model_id, vector))
+    return TrackTemplate(track, tuple(faces), Template(templates[0].model_id, vector), mean)

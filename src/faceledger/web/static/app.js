@@ -1600,6 +1600,201 @@ function agreementForm(org, own, partners, purposes) {
   return form;
 }
 
+// ---------------------------------------------------------------- cluster sets
+
+// one fetch (one audited view) per kept face crop and tab: re-drawing after an action reuses it
+const clusterCrops = new Map();
+
+function clusterCrop(setId, face) {
+  const path = `/cluster-sets/${encodeURIComponent(setId)}/faces/${face}/crop`;
+  if (!clusterCrops.has(path)) {
+    clusterCrops.set(path, api(path, { raw: true }).then(async (res) => URL.createObjectURL(await res.blob())));
+  }
+  return clusterCrops.get(path);
+}
+
+async function cropInto(holder, setId, face) {
+  try {
+    holder.replaceChildren(h("img", { src: await clusterCrop(setId, face), alt: `face ${face}` }));
+  } catch (err) {
+    holder.replaceChildren(h("div", { class: "noimage", text: noImageText(err) }));
+  }
+}
+
+function clusterName(c) { return c.label ? `Cluster ${c.cluster} · “${c.label}”` : `Cluster ${c.cluster}`; }
+
+// the cluster's state in words (never by colour alone)
+function clusterState(c) {
+  if (c.dismissed) return h("span", { class: "state", dataset: { state: "dismissed" }, text: `dismissed: ${c.dismiss_reason || "not a person"}` });
+  return h("span", { class: "state", dataset: { state: c.label ? "named" : "open" }, text: c.label ? "named" : "not reviewed" });
+}
+
+// where a kept face was seen: its number in its image, or a video track's span
+function faceWhere(f) {
+  const file = `${f.track ? "video" : "image"} ${f.image_sha256.slice(0, 8)}`;
+  return f.track ? `${file} track ${f.face_index + 1}, ${spanText(f.track)}` : `${file} face ${f.face_index + 1}`;
+}
+
+function faceTile(set, f, selectable) {
+  const holder = h("div", { class: "crop" }, h("div", { class: "noimage", text: "loading…" }));
+  cropInto(holder, set.set_id, f.face);
+  const notes = [f.ambiguous ? h("span", { class: "tag ambiguous", text: "ambiguous: close call" }) : null,
+    f.seedable ? null : h("span", { class: "tag low", text: "low quality" })];
+  const pick = selectable ? h("label", { class: "pick" }, h("input", { type: "checkbox", name: "faces",
+    value: f.face, id: `face-${f.face}` }), ` Face ${f.face}`) : h("span", { text: `Face ${f.face}` });
+  return h("li", { class: "face", dataset: { face: f.face, ambiguous: f.ambiguous ? "true" : "false" } },
+    holder, h("div", { class: "face-caption" }, pick, h("span", { class: "muted", text: ` ${faceWhere(f)}` }), ...notes));
+}
+
+// an action on the set: POST it, draw the set it answers with and say what was done
+function clusterAction(setId, path, json, said) {
+  return guarded(async () => {
+    const set = await api(`/cluster-sets/${encodeURIComponent(setId)}/${path}`, { method: "POST", json });
+    renderClusterSet(nextSeq(), set, said);
+  });
+}
+
+function clusterCard(set, c) {
+  const k = c.cluster;
+  const byNo = new Map(set.faces.map((f) => [f.face, f]));
+  const titleId = `cluster-${k}-title`;
+  const sheet = h("ul", { class: "sheet", "aria-label": `faces of cluster ${k}` }, c.faces.map((n) => faceTile(set, byNo.get(n), true)));
+  const split = h("button", { type: "button", class: "secondary", id: `split-${k}` }, "Split selected faces off");
+  split.addEventListener("click", () => {
+    const faces = [...sheet.querySelectorAll("input[name=faces]:checked")].map((b) => Number(b.value));
+    if (!faces.length) { showError(new Error(`select at least one face of cluster ${k} to split off`)); return; }
+    clusterAction(set.set_id, "split", { cluster: k, faces }, `Faces ${faces.join(", ")} split off cluster ${k}.`);
+  });
+  const name = h("form", { class: "inline-form", id: `name-form-${k}` },
+    field(`Name for cluster ${k} `, h("input", { type: "text", name: "label", id: `name-${k}`, required: true,
+      maxlength: 200, value: c.label || "" })),
+    h("button", { type: "submit", class: "secondary", id: `name-submit-${k}` }, "Name"));
+  name.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const label = formValue(name, "label");
+    clusterAction(set.set_id, "name", { cluster: k, label }, `Cluster ${k} named “${label}”.`);
+  });
+  const dismiss = c.dismissed ? null : h("form", { class: "inline-form", id: `dismiss-form-${k}` },
+    field(`Why cluster ${k} is not a person `, h("input", { type: "text", name: "reason", id: `dismiss-reason-${k}`, required: true, maxlength: 4000 })),
+    h("button", { type: "submit", class: "danger", id: `dismiss-${k}` }, "Dismiss"));
+  if (dismiss) {
+    dismiss.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      clusterAction(set.set_id, "dismiss", { cluster: k, reason: formValue(dismiss, "reason") }, `Cluster ${k} dismissed.`);
+    });
+  }
+  return h("section", { class: "card cluster", id: `cluster-${k}`, "aria-labelledby": titleId,
+    dataset: { cluster: k, dismissed: c.dismissed ? "true" : "false" } },
+  h("h2", { id: titleId }, `${clusterName(c)} `, clusterState(c), h("span", { class: "muted", text: ` · ${c.faces.length} face${c.faces.length === 1 ? "" : "s"}` })),
+  sheet, h("div", { class: "cluster-controls" }, c.faces.length > 1 ? split : null, name, dismiss));
+}
+
+function mergeForm(set) {
+  const options = (id) => h("select", { name: id, id: `merge-${id}`, required: true },
+    h("option", { value: "", text: "— choose a cluster —" }),
+    set.clusters.filter((c) => !c.dismissed).map((c) => h("option", { value: c.cluster, text: clusterName(c) })));
+  const refused = h("p", { id: "merge-error", class: "refused", role: "alert", hidden: true });
+  const form = h("form", { id: "merge-form", class: "card" }, h("h2", { text: "Merge two clusters" }),
+    field("Move every face of ", options("other")), field("into ", options("into")),
+    h("button", { type: "submit", id: "merge-submit" }, "Merge"), refused);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    refused.hidden = true;
+    const other = Number(formValue(form, "other"));
+    const into = Number(formValue(form, "into"));
+    try {
+      if (other === into) throw new Error("choose two different clusters");
+      const done = await api(`/cluster-sets/${encodeURIComponent(set.set_id)}/merge`, { method: "POST", json: { into, other } });
+      renderClusterSet(nextSeq(), done, `Cluster ${other} merged into cluster ${into}.`);
+    } catch (err) {
+      const why = err.code === "cannot_link" ? "Merge refused: two faces of one image are two people. " : "Merge refused: ";
+      refused.textContent = `${why}${err.message}${err.code ? ` [${err.code}]` : ""}`;
+      refused.hidden = false;
+    }
+  });
+  return form;
+}
+
+function lastUndoable(set) {
+  const live = set.actions.filter((a) => a.action !== "undo" && !a.undone); // as the server picks
+  const last = live[live.length - 1];
+  return last && last.action !== "enrol" ? last : null;
+}
+
+function undoButton(set) {
+  const last = lastUndoable(set);
+  const b = h("button", { type: "button", class: "secondary", id: "cluster-undo", disabled: !last },
+    last ? `Undo the last action (${last.action} by ${last.actor})` : "Nothing to undo");
+  b.addEventListener("click", () => clusterAction(set.set_id, "undo", undefined, `Undone: ${last.action}.`));
+  return b;
+}
+
+function actionsTable(set) {
+  if (!set.actions.length) return h("p", { class: "muted", id: "cluster-actions", text: "No review action yet." });
+  return h("table", { id: "cluster-actions", class: "readable" },
+    h("caption", { text: "Review actions, oldest first" }),
+    h("tr", {}, ["action", "by", "when", "audit entry", "undone"].map((t) => h("th", { scope: "col", text: t }))),
+    set.actions.map((a) => h("tr", {}, h("td", { text: a.action }), h("td", { text: a.actor }), h("td", { text: when(a.at) }),
+      h("td", { class: "metric", text: a.audit_seq }), h("td", { text: a.undone ? "undone" : "" }))));
+}
+
+function openSetForm(setId = "") {
+  const form = h("form", { id: "cluster-open", class: "card" },
+    field("Cluster set id ", h("input", { type: "text", name: "set_id", id: "cluster-set-id", required: true,
+      autocomplete: "off", value: setId, "aria-describedby": "cluster-set-id-hint" }),
+    " as printed by faceledger cluster --keep or answered by POST /clusterings"),
+    h("button", { type: "submit", id: "cluster-open-submit" }, "Open"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    location.hash = `#/clusters/${encodeURIComponent(formValue(form, "set_id"))}`;
+  });
+  return form;
+}
+
+function renderClusterSet(seq, set, said = "") {
+  const unassigned = set.faces.filter((f) => f.cluster < 0);
+  const ambiguous = set.faces.filter((f) => f.ambiguous).length;
+  view(seq, h("p", {}, h("a", { href: "#/clusters", id: "cluster-sets-link", text: "← All cluster sets" })),
+    h("h1", { text: `Cluster set ${set.set_id}` }), openSetForm(set.set_id),
+    h("p", { class: "muted", id: "cluster-meta", text: `${set.purpose} · case ${set.case_ref} · kept by ${set.created_by} (${set.org}) `
+      + `on ${when(set.created_at)} until ${when(set.expires_at)} · ${set.faces.length} faces, ${ambiguous} ambiguous · model ${set.model_id}` }),
+    h("p", { class: "notice", text: "Clusters are leads for a person to check, never identifications. "
+      + "Faces marked “ambiguous” were close calls between two clusters." }),
+    h("p", { id: "cluster-status", role: "status", tabindex: -1, text: said }),
+    h("div", { class: "cluster-tools" }, undoButton(set)),
+    set.clusters.length > 1 ? mergeForm(set) : null,
+    set.clusters.map((c) => clusterCard(set, c)),
+    unassigned.length ? h("section", { class: "card cluster", id: "unassigned", "aria-labelledby": "unassigned-title" },
+      h("h2", { id: "unassigned-title", text: "In no cluster" }),
+      h("ul", { class: "sheet", "aria-label": "faces in no cluster" }, unassigned.map((f) => faceTile(set, f, false)))) : null,
+    actionsTable(set));
+  if (said && seq === routeSeq) document.getElementById("cluster-status").focus();
+}
+
+function clusterSetsTable(sets) {
+  if (!sets.length) return h("p", { class: "muted", id: "cluster-sets", text: "No kept cluster set you may read." });
+  return h("table", { id: "cluster-sets", class: "readable" },
+    h("caption", { text: "Sets you may review, newest first" }),
+    h("tr", {}, ["kept", "by", "purpose", "case", "faces", "clusters", "expires"].map((t) => h("th", { scope: "col", text: t }))),
+    sets.map((x) => h("tr", { dataset: { set: x.set_id } },
+      h("td", {}, h("a", { href: `#/clusters/${encodeURIComponent(x.set_id)}`, text: when(x.created_at) })),
+      h("td", { text: x.created_by }), h("td", { class: "wrap", text: x.purpose }), h("td", { class: "code", text: x.case_ref }),
+      h("td", { class: "metric", text: x.faces }), h("td", { class: "metric", text: x.clusters }),
+      h("td", { text: when(x.expires_at) }))));
+}
+
+async function clustersView(seq, setId) {
+  if (!setId) {
+    const sets = await api("/cluster-sets");
+    view(seq, h("h1", { text: "Cluster sets" }),
+      h("p", { class: "muted", text: "A set is kept by faceledger cluster --keep or POST /clusterings with keep; "
+        + "its creator and the reviewers of their organisation review it here." }),
+      clusterSetsTable(sets), openSetForm());
+    return;
+  }
+  renderClusterSet(seq, await api(`/cluster-sets/${encodeURIComponent(setId)}`));
+}
+
 // ---------------------------------------------------------------- routing
 
 async function route() {
@@ -1626,6 +1821,7 @@ async function route() {
     else if (page === "orgs") await orgsView(seq);
     else if (page === "agreements") await agreementsView(seq);
     else if (page === "purposes") await purposesView(seq);
+    else if (page === "clusters") await clustersView(seq, arg);
     else if (hasRole("operator")) await orgsView(seq);
     else await galleriesView(seq);
   } catch (err) {
