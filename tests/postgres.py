@@ -102,22 +102,8 @@ class PostgresCluster:
                 "--no-sync",
                 "--no-instructions",
             )
-            options = " ".join(
-                [
-                    "-c listen_addresses=''",
-                    f"-k {self.socket_dir}",
-                    "-c fsync=off",
-                    "-c synchronous_commit=off",
-                    "-c full_page_writes=off",
-                    "-c max_connections=60",
-                    "-c shared_buffers=32MB",
-                ]
-            )
             self._running = True  # from here on stop() must try to stop a server
-            self._run(
-                "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-o", options,
-                "start",
-            )  # fmt: skip
+            self._pg_ctl_start()
         except (subprocess.SubprocessError, OSError) as exc:
             detail = getattr(exc, "stderr", None) or b""
             log = self.log_tail()
@@ -125,6 +111,31 @@ class PostgresCluster:
             raise PostgresUnavailable(
                 f"cannot start PostgreSQL: {exc}\n{detail.decode(errors='replace')}\n{log}"
             ) from exc
+
+    def _pg_ctl_start(self) -> None:
+        options = " ".join(
+            [
+                "-c listen_addresses=''",
+                f"-k {self.socket_dir}",
+                "-c fsync=off",
+                "-c synchronous_commit=off",
+                "-c full_page_writes=off",
+                "-c max_connections=60",
+                "-c shared_buffers=32MB",
+            ]
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-o", options,
+            "start",
+        )  # fmt: skip
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server paused by :meth:`pause` again, on the same socket and data."""
+        self._pg_ctl_start()
 
     def stop(self) -> None:
         base, self.base = self.base, None

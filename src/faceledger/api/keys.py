@@ -166,8 +166,14 @@ class KeyCache:
         max_entries: int = 1024,
         limits: AuthLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        epoch: Callable[[], int] | None = None,
     ) -> None:
+        """``epoch``: the store's count of access changes (``AuditLog.access_epoch``), read
+        on every request; when it moves (a change by this process or any other, e.g. another
+        replica of the service) every remembered key is forgotten."""
         limits = limits or AuthLimits()
+        self._epoch = epoch
+        self._seen_epoch: int | None = None
         self._access = access
         self._ttl = ttl_s
         self._max = max(1, max_entries)
@@ -214,7 +220,11 @@ class KeyCache:
         if not token:
             raise AuthenticationFailed("an API key is required (Authorization: Bearer flk_...)")
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+        current = None if self._epoch is None else self._epoch()
         with self._lock:
+            if current != self._seen_epoch:
+                self._forget()
+                self._seen_epoch = current
             user = self._cached(digest)
             if user is not None:
                 return user
@@ -314,9 +324,12 @@ class KeyCache:
         """Forget every cached key (after a change of users, keys, roles or grants); a
         verification under way is not cached when it ends."""
         with self._lock:
-            self._entries.clear()
-            self._running.clear()
-            self._generation += 1
+            self._forget()
+
+    def _forget(self) -> None:
+        self._entries.clear()
+        self._running.clear()
+        self._generation += 1
 
     def close(self) -> None:
         """Stop the verification pool (the service is shutting down)."""

@@ -95,6 +95,7 @@ class Service:
             ttl_s=options.key_cache_ttl_s,
             max_entries=options.key_cache_entries,
             limits=options.auth_limits,
+            epoch=ws.audit.access_epoch,
         )
         self.images = ws.images
         self.video_limits = video_limits_for(ws.settings, options)

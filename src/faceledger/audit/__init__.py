@@ -3,6 +3,7 @@
 from faceledger.audit.canonical import canonical_json
 from faceledger.audit.log import AuditLog, Clock, utc_now, verify_jsonl
 from faceledger.audit.records import (
+    ACCESS_OPS,
     GENESIS_HASH,
     SEARCH_OPS,
     AuditEntry,
@@ -22,6 +23,7 @@ from faceledger.audit.signing import (
 )
 
 __all__ = [
+    "ACCESS_OPS",
     "GENESIS_HASH",
     "SEARCH_OPS",
     "AuditEntry",

@@ -25,6 +25,7 @@ from faceledger.audit import schema
 from faceledger.audit.canonical import canonical_json, parse_json
 from faceledger.audit.chain import ChainWalker, Problem, StoredRow, chain_hash, entry_from_row
 from faceledger.audit.records import (
+    ACCESS_OPS,
     GENESIS_HASH,
     AuditEntry,
     AuditRecord,
@@ -124,6 +125,28 @@ class AuditLog:
         with translate_errors("audit append"):
             return self._append_locked(connection, record)
 
+    def access_epoch(self) -> int:
+        """How many audited changes of access (roles, grants, keys, agreements...) were
+        committed, by any process: a process that remembers signed-in users forgets them when
+        this moves (one lookup)."""
+        t = schema.access_epoch
+        with translate_errors("audit read"), self._engine.connect() as conn:
+            found = conn.execute(
+                sa.select(t.c.epoch).where(t.c.id == schema.HEAD_ID)
+            ).scalar_one_or_none()
+            conn.rollback()
+        return 0 if found is None else int(found)
+
+    @staticmethod
+    def _bump_access_epoch(conn: sa.Connection) -> None:
+        """Under the append lock (one writer at a time), so read-then-write is safe."""
+        t = schema.access_epoch
+        moved = conn.execute(
+            sa.update(t).where(t.c.id == schema.HEAD_ID).values(epoch=t.c.epoch + 1)
+        )
+        if moved.rowcount == 0:
+            conn.execute(sa.insert(t).values(id=schema.HEAD_ID, epoch=1))
+
     def _lock(self, conn: sa.Connection) -> None:
         statement = (
             sa.update(schema.head)
@@ -193,6 +216,8 @@ class AuditLog:
                 signer=self._signer,
             )
         )
+        if record.operation in ACCESS_OPS:
+            self._bump_access_epoch(conn)
         stored = dataclasses.replace(record, probe_image=None)
         return AuditEntry(
             seq=seq,

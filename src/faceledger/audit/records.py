@@ -79,6 +79,26 @@ class AuditOp(StrEnum):
 
 
 SEARCH_OPS = frozenset({AuditOp.SEARCH, AuditOp.VIDEO_SEARCH, AuditOp.VIDEO_ALERT})
+
+ACCESS_OPS = frozenset(
+    {
+        AuditOp.GRANT,
+        AuditOp.REVOKE,
+        AuditOp.USER_ROLES,
+        AuditOp.USER_DEACTIVATE,
+        AuditOp.USER_REACTIVATE,
+        AuditOp.PASSWORD_SET,
+        AuditOp.KEY_REVOKE,
+        AuditOp.GALLERY_DELETE,
+        AuditOp.ORG_CREATE,
+        AuditOp.AGREEMENT_CREATE,
+        AuditOp.AGREEMENT_CHANGE,
+        AuditOp.AGREEMENT_REVOKE,
+        AuditOp.AGREEMENT_EXPIRE,
+    }
+)
+"""Operations that change what a signed-in user may do: each moves the access epoch
+(:meth:`AuditLog.access_epoch`), so that every process forgets the users it remembered."""
 """Operations that searched galleries and may name subjects as leads."""
 
 

@@ -55,6 +55,15 @@ head = sa.Table(
 
 HEAD_ID = 1
 
+access_epoch = sa.Table(
+    "audit_access_epoch",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("epoch", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+)
+"""One row (id :data:`HEAD_ID`): how many audited changes of access there have been
+(``ACCESS_OPS``), moved with the entry that records each; no row: none yet."""
+
 _SQLITE_GUARDS = (
     "CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries "
     "BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END",

@@ -72,6 +72,8 @@ class IndexManager:
         self.store = store
         self.folder = folder
         self._open: dict[int, VectorIndex] = {}
+        self._synced: dict[int, int] = {}
+        """Gallery id → the store's generation the open index was last in step with."""
         self._dirty: set[int] = set()
         self._reindexing: set[int] = set()
         # caches of what searches derive from these indexes, kept as long as the manager
@@ -86,9 +88,13 @@ class IndexManager:
         return self.folder / f"gallery-{gallery.id}.index"
 
     def get(self, gallery: Gallery, dimension: int) -> VectorIndex:
-        """The gallery's index, loaded (or built from the store) and checked against it."""
+        """The gallery's index, loaded (or built from the store) and checked against it; an
+        open index is reconciled first when another process (a replica of the service, the
+        CLI) changed the gallery's templates since (one lookup of its generation)."""
         idx = self._open.get(gallery.id)
         if idx is not None:
+            if self.store.generation(gallery.id) != self._synced.get(gallery.id):
+                self.sync(gallery, dimension)
             return idx
         path = self._path(gallery)
         if path.exists():
@@ -144,12 +150,28 @@ class IndexManager:
 
     def sync(self, gallery: Gallery, dimension: int) -> SyncReport:
         """Make the index hold exactly the store's templates of ``gallery``."""
-        idx = self._open.get(gallery.id) or self.get(gallery, dimension)
+        idx = self._open.get(gallery.id)
+        if idx is None:  # (not `or`: an empty index is falsy)
+            return self._first_sync(gallery, dimension)
+        generation = self.store.generation(gallery.id)  # before reading: later changes show
         added, removed = self._reconcile(gallery, idx)
+        self._synced[gallery.id] = generation
         if added or removed:
             self._dirty.add(gallery.id)
             self.save(gallery)
         return SyncReport(gallery.name, added, removed, len(idx))
+
+    def _first_sync(self, gallery: Gallery, dimension: int) -> SyncReport:
+        """Open the index (which reconciles it) and report what it holds."""
+        idx = self.get(gallery, dimension)
+        return SyncReport(gallery.name, 0, 0, len(idx))
+
+    def _applied(self, gallery_id: int) -> None:
+        """This thread changed the gallery's templates in the store and the index alike: if
+        the index was in step just before, it is in step now (no reconcile needed)."""
+        made = self.store.written_generation(gallery_id)
+        if made is not None and self._synced.get(gallery_id) == made - 1:
+            self._synced[gallery_id] = made
 
     # -- re-indexing as a gallery grows ----------------------------------------------------
     def reindex_choice(self, gallery: Gallery, dimension: int) -> IndexChoice | None:
@@ -207,8 +229,10 @@ class IndexManager:
         self._reindexing.discard(gallery.id)
 
     def _swap(self, gallery: Gallery, fresh: VectorIndex) -> None:
+        generation = self.store.generation(gallery.id)
         self._reconcile(gallery, fresh)
         self._open[gallery.id] = fresh
+        self._synced[gallery.id] = generation
         self._dirty.add(gallery.id)
         self.save(gallery)
         self.store.update_gallery(gallery.id, index_description=fresh.describe())
@@ -216,17 +240,25 @@ class IndexManager:
     def add(self, gallery: Gallery, ids: list[int], templates: list[Template]) -> None:
         if not ids:
             return
-        idx = self.get(gallery, templates[0].dimension)
-        fresh = [(i, t) for i, t in zip(ids, templates, strict=True) if i not in idx]
+        # the open index as it is (get() would reconcile it for the change just written)
+        idx = self._open.get(gallery.id)
+        if idx is None:
+            idx = self.get(gallery, templates[0].dimension)
+        # one membership query for the batch: a Milvus index answers each one over the network
+        held = idx.contains(np.asarray(ids, dtype=np.int64))
+        fresh = [(i, t) for i, t, h in zip(ids, templates, held, strict=True) if not h]
         if fresh:
             idx.add_templates([i for i, _ in fresh], [t for _, t in fresh])
             self._dirty.add(gallery.id)
+        self._applied(gallery.id)
 
     def remove(self, gallery_id: int, ids: tuple[int, ...] | list[int]) -> None:
         idx = self._open.get(gallery_id)
         if idx is not None and ids:
             idx.remove(np.asarray(ids, dtype=np.int64))
             self._dirty.add(gallery_id)
+        if idx is not None:
+            self._applied(gallery_id)
 
     def save(self, gallery: Gallery) -> None:
         idx = self._open.get(gallery.id)
@@ -244,6 +276,7 @@ class IndexManager:
             self._dirty.discard(gid)
 
     def drop(self, gallery: Gallery) -> None:
+        self._synced.pop(gallery.id, None)
         idx = self._open.pop(gallery.id, None)
         if idx is not None:
             idx.close()
@@ -254,3 +287,4 @@ class IndexManager:
         for idx in self._open.values():
             idx.close()
         self._open.clear()
+        self._synced.clear()

@@ -51,7 +51,9 @@ def open_database(url: str, *, busy_timeout_s: float = 30.0) -> sa.Engine:
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if target.startswith(prefix):
             rest = target[len(prefix) :]
-            return _create_engine(sa_url("postgresql+psycopg://" + rest))
+            # pre-ping: a pooled connection that died with a server restart is replaced, not
+            # handed to a request (which would fail with store_error after the server is back)
+            return _create_engine(sa_url("postgresql+psycopg://" + rest), pool_pre_ping=True)
     if target.startswith("sqlite:///"):
         path = Path(target[len("sqlite:///") :])
     elif target in ("sqlite://", "sqlite:///:memory:", ":memory:"):

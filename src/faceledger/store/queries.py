@@ -13,12 +13,21 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from faceledger.errors import Conflict, IntegrityError, InvalidArgument, NotFound
 from faceledger.store import rows
 from faceledger.store import validate as check
 from faceledger.store.records import Gallery, Job, NewTemplate, Removed, Subject
-from faceledger.store.schema import galleries, job_items, jobs, subjects, templates
+from faceledger.store.schema import (
+    galleries,
+    gallery_generations,
+    job_items,
+    jobs,
+    subjects,
+    templates,
+)
 
 CHUNK = 500
 """Values per ``IN (...)`` list."""
@@ -27,6 +36,30 @@ CHUNK = 500
 def chunks(values: Sequence[int]) -> Iterator[list[int]]:
     for i in range(0, len(values), CHUNK):
         yield list(values[i : i + CHUNK])
+
+
+def bump_generation(conn: sa.Connection, gallery_id: int) -> int:
+    """Count one more change of the gallery's templates; the new generation. The row stays
+    locked until the transaction ends, so generations follow the order of commits."""
+    g = gallery_generations
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(g)
+        .values(gallery_id=int(gallery_id), generation=1)
+        .on_conflict_do_update(
+            index_elements=[g.c.gallery_id], set_={"generation": g.c.generation + 1}
+        )
+        .returning(g.c.generation)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def generation(conn: sa.Connection, gallery_id: int) -> int:
+    g = gallery_generations
+    found = conn.execute(
+        sa.select(g.c.generation).where(g.c.gallery_id == int(gallery_id))
+    ).scalar_one_or_none()
+    return 0 if found is None else int(found)
 
 
 def gallery_id_by_name(conn: sa.Connection, name: str) -> int | None:

@@ -101,6 +101,17 @@ galleries = sa.Table(
     sqlite_autoincrement=True,
 )
 
+gallery_generations = sa.Table(
+    "gallery_generations",
+    metadata,
+    sa.Column("gallery_id", BigId, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+)
+"""How many times each gallery's templates have changed: bumped in the transaction of every
+insert or delete, so that a process holding an index of the gallery (another replica of the
+service, or the CLI beside it) knows with one lookup whether to reconcile it with the store.
+No row: never changed (0). A table of its own, so older databases gain it unchanged."""
+
 subjects = sa.Table(
     "subjects",
     metadata,

@@ -6,6 +6,7 @@ SQLite), so a crash at any moment leaves either all or nothing of an operation.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -88,7 +89,27 @@ class SqlStore:
         self.engine = engine
         self._cipher = cipher
         self._clock = clock
+        self._written = threading.local()
         create_schema(engine)
+
+    # ---------------------------------------------------------------- generations
+
+    def generation(self, gallery_id: int) -> int:
+        """How many times the gallery's templates have changed (any process, committed)."""
+        with translate_errors("read"), self.engine.connect() as conn:
+            found = q.generation(conn, gallery_id)
+            conn.rollback()
+            return found
+
+    def written_generation(self, gallery_id: int) -> int | None:
+        """The generation this thread's last change of ``gallery_id``'s templates made (once:
+        the value is forgotten when read), or None. An index that applies that change
+        itself, and was in step just before it, is in step after it without a reconcile."""
+        mine: dict[int, int] = getattr(self._written, "bumps", {})
+        return mine.pop(int(gallery_id), None)
+
+    def _bumped(self, conn: sa.Connection, gallery_ids: Iterable[int]) -> None:
+        self._written.bumps = {int(g): q.bump_generation(conn, g) for g in sorted(set(gallery_ids))}
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -176,11 +197,13 @@ class SqlStore:
 
     def delete_gallery(self, gallery_id: int) -> Removed:
         """Delete a gallery with its subjects, templates and jobs."""
+        self._written.bumps = {}
         with write_transaction(self.engine) as conn:
             q.get_gallery(conn, gallery_id, lock=True)
             removed = q.removed(conn, subjects.c.gallery_id == gallery_id, gallery_id)
             conn.execute(galleries.delete().where(galleries.c.id == gallery_id))
             q.check_gone(conn, removed)
+            self._bumped(conn, [gallery_id])
             return removed
 
     # ---------------------------------------------------------------- subjects
@@ -332,12 +355,15 @@ class SqlStore:
     def delete_subject(self, subject_id: int) -> Removed:
         """Delete a subject and its templates. Job records keep each item as handled (so a
         resumed job does not enrol it again) under a hash of its key, with no link."""
+        self._written.bumps = {}
         with write_transaction(self.engine) as conn:
             s = q.get_subject(conn, subject_id, lock=True)
             removed = q.removed(conn, subjects.c.id == subject_id, s.gallery_id)
             q.forget_items(conn, removed.template_ids)
             conn.execute(subjects.delete().where(subjects.c.id == subject_id))
             q.check_gone(conn, removed)
+            if removed.template_ids:
+                self._bumped(conn, [s.gallery_id])
             return removed
 
     def list_expired_subjects(
@@ -395,6 +421,7 @@ class SqlStore:
         caller owns (e.g. :meth:`AuditLog.writing`), so the templates commit together with
         what the caller writes there, or not at all; by default a transaction of its own.
         """
+        self._written.bumps = {}
         prepared = [q.prepare(t) for t in new]
         outcome_list = list(outcomes)
         for o in outcome_list:
@@ -443,6 +470,7 @@ class SqlStore:
         if job_id is not None and keys:
             q.check_new_keys(conn, job_id, keys)
         ids = self._insert_templates(conn, new, prepared, gallery_of, now)
+        self._bumped(conn, (gallery_of[t.subject_id] for t in new))
         item_rows = [
             {
                 "job_id": job_id,
@@ -664,15 +692,17 @@ class SqlStore:
                 return
 
     def delete_template(self, template_id: int) -> Removed:
+        self._written.bumps = {}
         with write_transaction(self.engine) as conn:
             row = conn.execute(
-                sa.select(templates.c.id, templates.c.image_sha256).where(
+                sa.select(templates.c.id, templates.c.image_sha256, templates.c.gallery_id).where(
                     templates.c.id == template_id
                 )
             ).one_or_none()
             if row is None:
                 raise NotFound(f"no template with id {template_id}")
             conn.execute(templates.delete().where(templates.c.id == template_id))
+            self._bumped(conn, [int(row.gallery_id)])
             return Removed((), (int(row.id),), (row.image_sha256,))
 
     def encrypt_stored_templates(self) -> int:
