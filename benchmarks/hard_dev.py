@@ -311,6 +311,7 @@ def faceledger_ident(
         [e.subject for e in gal],
         np.stack([np.asarray(tm.vectors[probes.entries[k].image], np.float32) for k in with_t]),
         20,
+        gallery_quality=[tm.quality.get(e.image) for e in gal],
         leave_out=[probes.entries[k].subject for k in with_t],
     )
     removed = dict.fromkeys(mated_idx, -math.inf)
