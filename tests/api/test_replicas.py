@@ -16,11 +16,6 @@ A dedicated PostgreSQL server (not the session's): this test stops and starts it
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,10 +28,9 @@ from faceledger.access import Role
 from faceledger.config import Settings
 from faceledger.gallery import local_operator, open_workspace
 from faceledger.usecases import CreateGallery, create_gallery
-from tests.api.live import free_socket
 from tests.postgres import PostgresCluster, PostgresUnavailable
+from tests.replicas import API, Replica, start_replicas, stop_replicas
 
-API = "/api/v1"
 REPLICAS = 3
 PURPOSE = {"purpose": "replica test", "case_ref": "R-1"}
 
@@ -44,42 +38,16 @@ PURPOSE = {"purpose": "replica test", "case_ref": "R-1"}
 @dataclass
 class Replicas:
     urls: list[str]
-    procs: list[subprocess.Popen[bytes]]
+    running: list[Replica]
     pg: PostgresCluster
     database_url: str
     keys: dict[str, str]
-    data: Path
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
     def logs(self) -> str:
-        out = []
-        for p in self.procs:
-            if p.poll() is not None and p.stdout is not None:
-                out.append(p.stdout.read().decode(errors="replace")[-3000:])
-        return "\n---\n".join(out)
-
-
-def _port() -> int:
-    sock = free_socket()
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise AssertionError(f"replica {url} exited: {out[-3000:]}")
-        try:
-            if httpx.get(f"{url}{API}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"replica {url} did not answer")
+        return "\n---\n".join(r.log_tail() for r in self.running)
 
 
 def _bootstrap(url: str, data: Path) -> dict[str, str]:
@@ -112,38 +80,16 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
         pg.start()
     except PostgresUnavailable as exc:
         pytest.skip(f"PostgreSQL server unavailable: {exc}")
-    data = tmp_path_factory.mktemp("replicas")
-    url = pg.create_database()
-    keys = _bootstrap(url, data)
-    procs: list[subprocess.Popen[bytes]] = []
-    urls = []
     try:
-        for i in range(REPLICAS):
-            port = _port()
-            env = {
-                **os.environ,
-                "PYTHONUNBUFFERED": "1",
-                "FACELEDGER_DATABASE_URL": url,
-                "FACELEDGER_DATA_DIR": str(data / f"replica{i}"),
-            }
-            cmd = [sys.executable, "-m", "faceledger", "serve", "--port", str(port)]
-            cmd += ["--log-level", "warning", "--retention-interval", "0"]
-            procs.append(
-                subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 120
-        for u, p in zip(urls, procs, strict=True):
-            _wait_healthy(u, p, deadline)
-        yield Replicas(urls, procs, pg, url, keys, data)
+        data = tmp_path_factory.mktemp("replicas")
+        url = pg.create_database()
+        keys = _bootstrap(url, data)
+        running = start_replicas(url, data, REPLICAS)
+        try:
+            yield Replicas([r.url for r in running], running, pg, url, keys)
+        finally:
+            stop_replicas(running)
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
         pg.stop()
 
 
