@@ -1,8 +1,9 @@
 """Shared fixtures: the data folder beside the repo, one Engine, real templates computed once,
-throw-away SQLite and PostgreSQL databases."""
+throw-away SQLite and PostgreSQL databases, a throw-away Milvus server."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,14 @@ import sqlalchemy as sa
 from faceledger import Engine, Settings
 from faceledger.batch import embed_paths
 from faceledger.store.database import open_database
+from tests.milvus_server import (
+    FAST_TICKS,
+    MilvusServer,
+    MilvusUnavailable,
+    server_version,
+    unpack_binaries,
+    unsupported_reason,
+)
 from tests.postgres import PostgresCluster, PostgresUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,3 +117,41 @@ def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Eng
         eng = open_database(cluster.create_database())
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def milvus_binaries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The Milvus server binary of the ``milvus`` wheel, unpacked once per run (~5 s,
+    250 MB, deleted afterwards). Skips, saying why, only where the binary cannot run."""
+    reason = unsupported_reason()
+    if reason is not None:
+        pytest.skip(f"no Milvus server on this platform: {reason}")
+    folder = tmp_path_factory.mktemp("milvus-bin")
+    try:
+        unpack_binaries(folder)
+    except MilvusUnavailable as exc:
+        pytest.skip(f"no Milvus server on this platform: {exc}")
+    except ImportError as exc:
+        pytest.fail(f"the Milvus server tests need the 'milvus' extra (scripts/test.sh): {exc}")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(
+    milvus_binaries: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MilvusServer]:
+    """One Milvus standalone server (the real binary, its own etcd and local storage) per
+    run, on free loopback ports; tests keep apart by gallery (partition) or model
+    (collection) names of their own. Tests that kill a server start their own."""
+    server = MilvusServer(
+        tmp_path_factory.mktemp("milvus-server"), binaries=milvus_binaries, settings=FAST_TICKS
+    )
+    server.start()
+    print(
+        f"Milvus {server_version()} standalone at {server.uri}, "
+        f"started in {server.start_seconds:.1f} s"
+    )
+    yield server
+    server.kill()  # its data is thrown away: no need for its slow graceful shutdown
+    server.remove_data()

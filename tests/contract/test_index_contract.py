@@ -2,8 +2,10 @@
 
 Data: the real dlib templates of the 400 ORL images (session fixture ``orl_templates``) plus
 face-like synthetic templates fitted to them, so IVF has enough vectors to train. Every
-search comparison uses the real templates as queries. Milvus runs as milvus-lite (an
-embedded local file), one partition per test index, like one gallery each.
+search comparison uses the real templates as queries. Milvus runs twice: as milvus-lite (an
+embedded local file) and as a real Milvus standalone server (the session's ``milvus_server``,
+started from the ``milvus`` wheel's binary), one partition per test index, like one gallery
+each, reached through the server's URI as a deployment would.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from faceledger.index import (
 )
 from faceledger.index.milvus_index import MilvusIndex
 from faceledger.index.synthetic import FaceLikeModel
+from tests.milvus_server import MilvusServer
 
 MODEL = "dlib-resnet-v1"
 D = 128
@@ -43,6 +46,7 @@ BACKENDS = [
     "faiss-hnsw-flat",
     "faiss-hnsw-sq8",
     "milvus-lite",
+    "milvus-server",
     "scann",
 ]
 
@@ -94,8 +98,14 @@ def trained_ivf(corpus: Corpus) -> dict[str, FaissIVFIndex]:
     out = {}
     for encoding, pq_m in (("sq8", 16), ("pq", 16), ("pq4fs", 32)):
         ivf = FaissIVFIndex(
-            D, MODEL, nlist=16, nprobe=16, encoding=encoding, pq_m=pq_m, shortlist=200
-        )  # type: ignore[arg-type]
+            D,
+            MODEL,
+            nlist=16,
+            nprobe=16,
+            encoding=encoding,  # type: ignore[arg-type]
+            pq_m=pq_m,
+            shortlist=200,
+        )
         ivf.train(corpus.vectors)
         out[encoding] = ivf
     return out
@@ -135,6 +145,17 @@ def make(
             )
             galleries.append(index)
             return index
+        if kind == "milvus-server":
+            server: MilvusServer = request.getfixturevalue("milvus_server")
+            index = MilvusIndex.connect(
+                server.uri,
+                model_id=MODEL,
+                dimension=D,
+                gallery=f"t-{uuid.uuid4().hex}",  # a partition of its own per index
+                shortlist=24,
+            )
+            galleries.append(index)
+            return index
         if kind.startswith("faiss-ivf"):
             return trained_ivf[kind.rsplit("-", 1)[1]].trained_copy()
         if kind == "scann":
@@ -150,6 +171,7 @@ def make(
     yield build
     for g in galleries:  # keep the shared collection small: one gallery lives for one test
         g.drop()
+        g.close()
 
 
 def oracle(ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> ExactIndex:
@@ -333,6 +355,8 @@ def test_removed_id_can_be_added_again(filled: VectorIndex, corpus: Corpus) -> N
 def _reload(index: VectorIndex, path: Path, milvus_client: Any) -> VectorIndex:
     index.save(path)
     if isinstance(index, MilvusIndex):
+        if index.uri is not None:  # a server: reconnect to the URI the manifest records
+            return MilvusIndex.load(path)
         return MilvusIndex.load(path, client=milvus_client)
     return type(index).load(path)
 
@@ -377,7 +401,7 @@ def test_removed_templates_leave_no_bytes_in_saved_files(
 ) -> None:
     index = make()
     if isinstance(index, MilvusIndex):
-        pytest.skip("Milvus holds the data itself: erasure there is compaction (docs/milvus.md)")
+        pytest.skip("Milvus holds the data itself: its erasure is compaction, tested on a server")
     index.add(corpus.real_ids[:60], corpus.real_vectors[:60])
     index.remove(corpus.real_ids[:30])
     index.save(tmp_path / "g.index")
@@ -396,16 +420,38 @@ def test_describe_is_json_and_recreates_the_kind(filled: VectorIndex, milvus_cli
     desc = filled.describe()
     assert json.loads(json.dumps(desc)) == desc
     assert desc["dimension"] == D and desc["model_id"] == MODEL
-    runtime = {"client": milvus_client} if desc["kind"] == "milvus" else {}
-    twin = from_description(desc, **runtime)
+    lite = desc["kind"] == "milvus" and desc["params"]["uri"] is None
+    twin = from_description(desc, **({"client": milvus_client} if lite else {}))
     assert twin.kind == filled.kind and twin.describe()["params"] == desc["params"]
+    if isinstance(twin, MilvusIndex):
+        twin.close()
 
 
 # -- Milvus specifics: galleries are partitions of one model's collection ---------------------
-def test_milvus_galleries_are_isolated(corpus: Corpus, milvus_client: Any) -> None:
-    a = MilvusIndex(milvus_client, model_id=MODEL, dimension=D, gallery="watch list A")
+@pytest.fixture(params=["milvus-lite", "milvus-server"])
+def any_milvus_client(request: pytest.FixtureRequest, milvus_client: Any) -> Iterator[Any]:
+    """A client of milvus-lite, or of the session's Milvus server."""
+    if request.param == "milvus-lite":
+        yield milvus_client
+        return
+    from pymilvus import MilvusClient
+
+    server: MilvusServer = request.getfixturevalue("milvus_server")
+    client = MilvusClient(uri=server.uri)
+    yield client
+    client.close()
+
+
+def test_milvus_galleries_are_isolated(corpus: Corpus, any_milvus_client: Any) -> None:
+    milvus_client = any_milvus_client
+    run = uuid.uuid4().hex[:8]  # the server is shared by the whole run
+    a = MilvusIndex(milvus_client, model_id=MODEL, dimension=D, gallery=f"watch list A {run}")
     b = MilvusIndex(
-        milvus_client, model_id=MODEL, dimension=D, gallery="watch list B", flush_on_add=True
+        milvus_client,
+        model_id=MODEL,
+        dimension=D,
+        gallery=f"watch list B {run}",
+        flush_on_add=True,
     )
     assert a.collection == b.collection and a.partition != b.partition
     a.add(corpus.real_ids[:20], corpus.real_vectors[:20])
@@ -416,5 +462,8 @@ def test_milvus_galleries_are_isolated(corpus: Corpus, milvus_client: Any) -> No
     assert (hits_b.ids[0, 5:] == -1).all()
     a.drop()
     assert len(b) == 5
-    reopened = MilvusIndex(milvus_client, model_id=MODEL, dimension=D, gallery="watch list A")
+    reopened = MilvusIndex(
+        milvus_client, model_id=MODEL, dimension=D, gallery=f"watch list A {run}"
+    )
     assert len(reopened) == 0
+    b.drop()

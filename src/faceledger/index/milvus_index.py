@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -44,6 +45,11 @@ _MAX_TOPK = 16384
 
 _BATCH = 2000
 """Rows per insert / get request (keeps each gRPC message well under its size limit)."""
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds one request to Milvus may take, pymilvus' retries included. Without a bound,
+pymilvus retries an unreachable server 75 times (minutes): a request of the service would
+hang instead of failing with ``StoreError`` (HTTP 503)."""
 
 _PK = "pk"
 _TID = "tid"
@@ -83,6 +89,15 @@ def _milvus() -> Any:
     return pymilvus
 
 
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """What a pymilvus client raises when Milvus fails or cannot be reached: its own
+    ``MilvusException``, and gRPC errors it passes through unwrapped (a deadline exceeded,
+    a connection lost mid-stream, a channel that never became ready)."""
+    import grpc
+
+    return (_milvus().exceptions.MilvusException, grpc.RpcError, grpc.FutureTimeoutError)
+
+
 class MilvusIndex(VectorIndex):
     """One gallery (a partition) of one model's collection in Milvus."""
 
@@ -103,11 +118,16 @@ class MilvusIndex(VectorIndex):
         consistency_level: str = "Strong",
         flush_on_add: bool = False,
         owns_client: bool = False,
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         """Use ``client`` (a ``pymilvus.MilvusClient``); creates collection/partition if absent.
 
         ``flush_on_add`` seals new rows after each ``add``: milvus-lite searches unsealed rows
         ~20x slower, while a server searches them fine and rate-limits flushes (leave it off).
+        ``timeout``: seconds each request may take, retries included, before it fails with
+        ``StoreError`` (None: pymilvus' own retry policy, minutes for a server that is down);
+        loading the collection here is one request: raise it for a collection that loads
+        more slowly.
         """
         super().__init__(dimension, model_id)
         if shortlist < 1:
@@ -124,6 +144,9 @@ class MilvusIndex(VectorIndex):
         self.shortlist = int(shortlist)
         self.consistency_level = consistency_level
         self.flush_on_add = flush_on_add
+        if timeout is not None and not timeout > 0:
+            raise InvalidArgument("timeout must be positive (or None)")
+        self.timeout = None if timeout is None else float(timeout)
         self._call(self._ensure_layout)
 
     @classmethod
@@ -132,7 +155,9 @@ class MilvusIndex(VectorIndex):
         pymilvus = _milvus()
         kwargs.setdefault("flush_on_add", is_lite_uri(uri))
         try:
-            client = pymilvus.MilvusClient(uri=uri, token=token or "")
+            client = pymilvus.MilvusClient(
+                uri=uri, token=token or "", timeout=kwargs.get("timeout", DEFAULT_TIMEOUT)
+            )
         except Exception as exc:  # pymilvus raises many types for an unreachable server
             raise StoreError(f"cannot connect to Milvus at {uri}: {exc}") from None
         return cls(client, uri=uri, owns_client=True, **kwargs)
@@ -140,16 +165,20 @@ class MilvusIndex(VectorIndex):
     # -- plumbing ---------------------------------------------------------------------------
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a client call, translating Milvus failures into ``StoreError``."""
-        exc_type = _milvus().exceptions.MilvusException
         try:
             return fn(*args, **kwargs)
-        except exc_type as exc:
+        except _client_errors() as exc:
             raise StoreError(f"Milvus {self.collection}/{self.partition}: {exc}") from None
+
+    def _rpc(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One request of the client, bounded by ``timeout``, failures as ``StoreError``."""
+        return self._call(getattr(self._client, method), *args, timeout=self.timeout, **kwargs)
 
     def _ensure_layout(self) -> None:
         c = self._client
         pymilvus = _milvus()
-        if not c.has_collection(self.collection):
+        t = self.timeout
+        if not c.has_collection(self.collection, timeout=t):
             schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field(_PK, pymilvus.DataType.VARCHAR, is_primary=True, max_length=96)
             schema.add_field(_TID, pymilvus.DataType.INT64)
@@ -166,18 +195,19 @@ class MilvusIndex(VectorIndex):
                 schema=schema,
                 index_params=ip,
                 consistency_level=self.consistency_level,
+                timeout=t,
             )
         else:
-            desc = c.describe_collection(self.collection)
+            desc = c.describe_collection(self.collection, timeout=t)
             dims = [int(f["params"]["dim"]) for f in desc["fields"] if f["name"] == _VEC]
             if dims != [self.dimension]:
                 raise ModelMismatch(
                     f"Milvus collection {self.collection} holds {dims}-d vectors, "
                     f"not {self.dimension}-d"
                 )
-        if not c.has_partition(self.collection, self.partition):
-            c.create_partition(self.collection, self.partition)
-        c.load_collection(self.collection)
+        if not c.has_partition(self.collection, self.partition, timeout=t):
+            c.create_partition(self.collection, self.partition, timeout=t)
+        c.load_collection(self.collection, timeout=t)
 
     def _pks(self, ids: IdArray) -> list[str]:
         return [f"{self.partition}:{int(i)}" for i in ids]
@@ -185,8 +215,8 @@ class MilvusIndex(VectorIndex):
     def _present(self, ids: IdArray) -> npt.NDArray[np.bool_]:
         found: set[int] = set()
         for b in range(0, ids.size, _BATCH):
-            rows = self._call(
-                self._client.get,
+            rows = self._rpc(
+                "get",
                 self.collection,
                 ids=self._pks(ids[b : b + _BATCH]),
                 output_fields=[_TID],
@@ -211,7 +241,7 @@ class MilvusIndex(VectorIndex):
                 {_PK: pks[i], _TID: int(ids_[i]), _VEC: vecs[i]}
                 for i in range(b, min(ids_.size, b + _BATCH))
             ]
-            self._call(self._client.insert, self.collection, rows, partition_name=self.partition)
+            self._rpc("insert", self.collection, rows, partition_name=self.partition)
         if self.flush_on_add:
             self.flush()
 
@@ -221,8 +251,8 @@ class MilvusIndex(VectorIndex):
             return 0
         gone = ids_[self._present(ids_)]
         for b in range(0, gone.size, _BATCH):
-            self._call(
-                self._client.delete,
+            self._rpc(
+                "delete",
                 self.collection,
                 ids=self._pks(gone[b : b + _BATCH]),
                 partition_name=self.partition,
@@ -231,28 +261,47 @@ class MilvusIndex(VectorIndex):
 
     def drop(self) -> None:
         """Delete this gallery's partition and everything in it."""
-        c = self._client
-        if self._call(c.has_partition, self.collection, self.partition):
+        if self._rpc("has_partition", self.collection, self.partition):
             # A server refuses to drop a loaded partition; milvus-lite cannot release one
             # (it answers UNIMPLEMENTED as a raw gRPC error) but drops it loaded.
             with contextlib.suppress(Exception):
-                c.release_partitions(self.collection, [self.partition])
-            self._call(c.drop_partition, self.collection, self.partition)
+                self._rpc("release_partitions", self.collection, [self.partition])
+            self._rpc("drop_partition", self.collection, self.partition)
 
     def flush(self) -> None:
         """Seal rows written so far (milvus-lite then searches them fast; servers need not)."""
-        self._call(self._client.flush, self.collection)
+        self._rpc("flush", self.collection)
 
-    def compact(self) -> None:
-        """Ask Milvus to rewrite segments without deleted rows (a delete is only a tombstone
-        until then; run after erasure requests so the template bytes leave its storage)."""
-        self._call(self._client.compact, self.collection)
+    def compact(self, wait: float | None = None) -> None:
+        """Seal what was written (a flush), then ask Milvus to rewrite segments without their
+        deleted rows: a delete is only a tombstone until then, so run this after erasure
+        requests for the template bytes to leave the segments (docs/milvus.md, Erasure).
+
+        ``wait``: seconds to wait for the compaction to complete (``StoreError`` if it has
+        not by then); None returns once Milvus has accepted it.
+        """
+        self.flush()
+        job = self._rpc("compact", self.collection)
+        if wait is None:
+            return
+        deadline = time.monotonic() + wait
+        while (state := self._rpc("get_compaction_state", job)) != "Completed":
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"Milvus compaction {job} of {self.collection} still {state} after {wait} s"
+                )
+            time.sleep(0.2)
+
+    def stored_rows(self) -> int:
+        """The rows Milvus keeps in this gallery's partition (its ``num_entities``): unlike
+        ``len()``, deleted rows count here until a compaction has removed them."""
+        return int(self._rpc("get_partition_stats", self.collection, self.partition)["row_count"])
 
     # -- queries ----------------------------------------------------------------------------
     def __len__(self) -> int:
         # A non-empty filter: milvus-lite 3.2 ignores partition_names in count(*) without one.
-        rows = self._call(
-            self._client.query,
+        rows = self._rpc(
+            "query",
             self.collection,
             filter=f"{_TID} >= 0",
             output_fields=["count(*)"],
@@ -262,8 +311,8 @@ class MilvusIndex(VectorIndex):
         return int(rows[0]["count(*)"])
 
     def _iter_ids(self) -> Iterator[int]:
-        it = self._call(
-            self._client.query_iterator,
+        it = self._rpc(
+            "query_iterator",
             self.collection,
             batch_size=5000,
             filter="",
@@ -295,8 +344,8 @@ class MilvusIndex(VectorIndex):
         if k > _MAX_TOPK:
             raise InvalidArgument(f"Milvus returns at most {_MAX_TOPK} results per query")
         limit = shortlist_size(k, self.shortlist, _MAX_TOPK)
-        result = self._call(
-            self._client.search,
+        result = self._rpc(
+            "search",
             self.collection,
             data=list(q),
             limit=limit,
@@ -332,6 +381,7 @@ class MilvusIndex(VectorIndex):
             "shortlist": self.shortlist,
             "consistency_level": self.consistency_level,
             "flush_on_add": self.flush_on_add,
+            "timeout": self.timeout,
         }
 
     def memory_bytes(self) -> int:
