@@ -37,10 +37,17 @@ def free_port() -> int:
 
 
 def start_replicas(
-    database_url: str, data: Path, n: int, *, timeout_s: float = 120.0
+    database_url: str,
+    data: Path,
+    n: int,
+    *,
+    index_uri: str | None = None,
+    timeout_s: float = 120.0,
 ) -> list[Replica]:
     """Start ``n`` replicas on loopback (``data/replica<i>`` each) and wait until each answers
-    /health; the retention timer is off (it belongs to one replica, not to every one)."""
+    /health; the retention timer is off (it belongs to one replica, not to every one).
+    ``index_uri``: a Milvus holding every gallery's index for all of them (else each keeps
+    index files of its own)."""
     started: list[Replica] = []
     try:
         for i in range(n):
@@ -50,6 +57,7 @@ def start_replicas(
                 "PYTHONUNBUFFERED": "1",
                 "FACELEDGER_DATABASE_URL": database_url,
                 "FACELEDGER_DATA_DIR": str(data / f"replica{i}"),
+                **({"FACELEDGER_INDEX_URI": index_uri} if index_uri else {}),
             }
             cmd = [sys.executable, "-m", "faceledger", "serve", "--port", str(port)]
             cmd += ["--log-level", "warning", "--retention-interval", "0"]

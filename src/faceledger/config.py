@@ -126,6 +126,10 @@ class Settings:
     # storage and work
     database_url: str | None = None
     """SQLite path/URL or postgresql://...; default: <data_dir>/faceledger.db."""
+    index_uri: str | None = None
+    """A Milvus server (``http://host:19530``) or milvus-lite file (``*.db``) holding every
+    gallery's index, shared by every process using the database (replicas of the service);
+    default: a faiss/ScaNN file per gallery under <data_dir>/indexes, one per process."""
     workers: int = 0
     """Worker processes for bulk work; 0 means one per core."""
     data_dir: Path = Path(".faceledger")

@@ -1,6 +1,7 @@
 """Three `faceledger serve` processes on loopback ports sharing one PostgreSQL server, each
-with its own data folder (its own in-process index): stateless replicas behind what would be
-a load balancer.
+with its own data folder: stateless replicas behind what would be a load balancer. Twice:
+each replica with an in-process index of its own, then every gallery's index in one real
+Milvus server shared by the three (``FACELEDGER_INDEX_URI``).
 
 - an enrolment through one replica is found by a search through another at once;
 - enrolments and searches through all three at the same time leave one unbroken audit chain
@@ -28,6 +29,7 @@ from faceledger.access import Role
 from faceledger.config import Settings
 from faceledger.gallery import local_operator, open_workspace
 from faceledger.usecases import CreateGallery, create_gallery
+from tests.milvus_server import MilvusServer
 from tests.postgres import PostgresCluster, PostgresUnavailable
 from tests.replicas import API, Replica, start_replicas, stop_replicas
 
@@ -42,6 +44,7 @@ class Replicas:
     pg: PostgresCluster
     database_url: str
     keys: dict[str, str]
+    index_uri: str | None
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
@@ -50,9 +53,9 @@ class Replicas:
         return "\n---\n".join(r.log_tail() for r in self.running)
 
 
-def _bootstrap(url: str, data: Path) -> dict[str, str]:
+def _bootstrap(url: str, data: Path, index_uri: str | None) -> dict[str, str]:
     """Users, keys, a gallery and grants, written straight to the shared database."""
-    ws = open_workspace(Settings(data_dir=data / "setup", database_url=url))
+    ws = open_workspace(Settings(data_dir=data / "setup", database_url=url, index_uri=index_uri))
     try:
         local = local_operator(ws, "setup")
         create_gallery(ws, local, CreateGallery("mugs", "statute"))
@@ -73,8 +76,15 @@ def _bootstrap(url: str, data: Path) -> dict[str, str]:
         ws.close()
 
 
-@pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
+@pytest.fixture(scope="module", params=["index files", "milvus"])
+def replicas(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Replicas]:
+    """Each replica with index files of its own, or all on one real Milvus server."""
+    index_uri = None
+    if request.param == "milvus":
+        server: MilvusServer = request.getfixturevalue("milvus_server")
+        index_uri = server.uri
     try:
         pg = PostgresCluster()
         pg.start()
@@ -83,10 +93,10 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     try:
         data = tmp_path_factory.mktemp("replicas")
         url = pg.create_database()
-        keys = _bootstrap(url, data)
-        running = start_replicas(url, data, REPLICAS)
+        keys = _bootstrap(url, data, index_uri)
+        running = start_replicas(url, data, REPLICAS, index_uri=index_uri)
         try:
-            yield Replicas([r.url for r in running], running, pg, url, keys)
+            yield Replicas([r.url for r in running], running, pg, url, keys, index_uri)
         finally:
             stop_replicas(running)
     finally:
@@ -125,7 +135,7 @@ def _top(resp: httpx.Response) -> str | None:
 
 
 def test_replicas_share_enrolments_audit_keys_and_erasures(
-    replicas: Replicas, data_dir: Path
+    replicas: Replicas, data_dir: Path, tmp_path: Path
 ) -> None:
     r = replicas
     img = data_dir / "london" / "images"
@@ -163,6 +173,14 @@ def test_replicas_share_enrolments_audit_keys_and_erasures(
     report = head.json()
     assert report["ok"] is True, report
     assert report["entries"] >= 3 + len(people) + 2 + 9 + len(people)
+
+    # the index the replicas used: their own files, or the one Milvus
+    ws = open_workspace(Settings(data_dir=tmp_path, database_url=r.database_url))
+    try:
+        kind = ws.store.get_gallery_by_name("mugs").index_description["kind"]
+    finally:
+        ws.close()
+    assert (kind == "milvus") == (r.index_uri is not None), kind
 
     # a key revoked through replica 0 is refused by 1 and 2 at the next request
     assert _search(r, 1, img / f"{first[0]}_smiling.jpg", who="other").status_code == 200

@@ -18,14 +18,17 @@ from faceledger.gallery import Workspace, local_operator, open_workspace
 from faceledger.gallery.indexes import IndexManager
 from faceledger.usecases import (
     CreateGallery,
+    DeleteGallery,
     EnrolImage,
     EraseSubject,
     SearchRequest,
     create_gallery,
+    delete_gallery,
     enrol_image,
     erase_subject,
     search,
 )
+from tests.milvus_server import MilvusServer
 from tests.postgres import PostgresCluster
 
 
@@ -90,3 +93,41 @@ def test_writes_through_one_replica_are_seen_by_the_other(
     ids_b = set(b.indexes.get(gallery, 128).ids().tolist())
     assert ids_a == ids_b == set(a.store.template_ids(gallery.id).tolist())
     assert len(ids_a) == 4
+
+
+def test_one_shared_milvus_index_for_every_workspace(
+    tmp_path: Path, pg_cluster: PostgresCluster, milvus_server: MilvusServer, data_dir: Path
+) -> None:
+    """``index_uri``: every gallery's index is a partition of one Milvus server. A workspace
+    that never opened the gallery's index still drops its partition with the gallery."""
+    url = pg_cluster.create_schema()
+    opened = [
+        open_workspace(
+            Settings(data_dir=tmp_path / n, database_url=url, index_uri=milvus_server.uri)
+        )
+        for n in ("a", "b", "c")
+    ]
+    a, b, c = opened
+    img = data_dir / "london" / "images"
+    try:
+        create_gallery(a, local_operator(a, "officer"), CreateGallery("mugs", "statute"))
+        me_a = local_operator(a, "officer")
+        for pid in ("001", "002", "003"):
+            enrol_image(a, me_a, EnrolImage("mugs", pid, img / f"{pid}_neutral.jpg"))
+        assert _top(b, img / "003_smiling.jpg") == "003"
+        gallery = a.store.get_gallery_by_name("mugs")
+        assert gallery.index_description["kind"] == "milvus"
+        view = b.indexes.get(gallery, 128)
+        assert len(view) == 3  # b's view of the shared index
+        enrol_image(a, me_a, EnrolImage("mugs", "004", img / "004_neutral.jpg"))
+        assert len(b.indexes.get(gallery, 128)) == 4  # the generation moved: b read it again
+        erase_subject(a, me_a, EraseSubject("mugs", "002", "request of the person"))
+        assert _top(b, img / "002_smiling.jpg") != "002"
+        inner = view.inner  # type: ignore[attr-defined]
+        client = inner._client
+        assert client.has_partition(inner.collection, inner.partition)
+        delete_gallery(c, local_operator(c, "officer"), DeleteGallery("mugs", "closed"))
+        assert not client.has_partition(inner.collection, inner.partition)
+    finally:
+        for ws in opened:
+            ws.close()

@@ -193,8 +193,8 @@ class LockedIndexManager(IndexManager):
     only the final reconcile-and-swap takes the lock.
     """
 
-    def __init__(self, store: SqlStore, folder: Path) -> None:
-        super().__init__(store, folder)
+    def __init__(self, store: SqlStore, folder: Path, *, shared_uri: str | None = None) -> None:
+        super().__init__(store, folder, shared_uri=shared_uri)
         self.lock = threading.RLock()
         self._workers: dict[int, threading.Thread] = {}
 
@@ -206,7 +206,7 @@ class LockedIndexManager(IndexManager):
             return manager
         manager.save_all()
         manager.close()
-        return cls(manager.store, manager.folder)
+        return cls(manager.store, manager.folder, shared_uri=manager.shared_uri)
 
     def get(self, gallery: Gallery, dimension: int) -> VectorIndex:
         with self.lock:

@@ -26,10 +26,13 @@ from faceledger.index import (
     VectorIndex,
     choose_index,
     load_index,
+    make_index,
     needs_rebuild,
     rebuild,
     retune,
 )
+from faceledger.index.milvus_index import MilvusIndex
+from faceledger.index.shared_view import SharedIndexView
 from faceledger.store import Gallery, SqlStore
 from faceledger.types import Template
 
@@ -68,9 +71,12 @@ class ReindexReport:
 
 
 class IndexManager:
-    def __init__(self, store: SqlStore, folder: Path) -> None:
+    def __init__(self, store: SqlStore, folder: Path, *, shared_uri: str | None = None) -> None:
+        """``shared_uri``: a Milvus URI holding every gallery's index (a partition each),
+        shared with other processes; None: an index file per gallery in ``folder``."""
         self.store = store
         self.folder = folder
+        self.shared_uri = shared_uri
         self._open: dict[int, VectorIndex] = {}
         self._synced: dict[int, int] = {}
         """Gallery id → the store's generation the open index was last in step with."""
@@ -93,11 +99,19 @@ class IndexManager:
         CLI) changed the gallery's templates since (one lookup of its generation)."""
         idx = self._open.get(gallery.id)
         if idx is not None:
-            if self.store.generation(gallery.id) != self._synced.get(gallery.id):
+            generation = self.store.generation(gallery.id)
+            if generation == self._synced.get(gallery.id):
+                return idx
+            if isinstance(idx, SharedIndexView):
+                # the process that changed the gallery changed the shared index too (a crash
+                # between the two is repaired by the reconcile of the next process to open it)
+                idx.invalidate()
+                self._synced[gallery.id] = generation
+            else:
                 self.sync(gallery, dimension)
             return idx
         path = self._path(gallery)
-        if path.exists():
+        if self.shared_uri is None and path.exists():
             try:
                 idx = load_index(path)
             except Exception:  # a torn or foreign file: the store can always rebuild it
@@ -115,10 +129,23 @@ class IndexManager:
     def _new(self, gallery: Gallery, dimension: int) -> VectorIndex:
         """A new index of the kind that suits the gallery's size (recall@10 target 0.99),
         built (and trained, for HNSW's SQ8 ranges or IVF's cells) from the store."""
-        expected = int(self.store.template_ids(gallery.id).size)
-        idx = self._build(gallery, dimension, choose_index(expected, 0.99))
+        idx: VectorIndex
+        if self.shared_uri is not None:  # filled by the reconcile that follows, if need be
+            idx = self._shared(gallery.id, gallery.model_id, dimension)
+        else:
+            expected = int(self.store.template_ids(gallery.id).size)
+            idx = self._build(gallery, dimension, choose_index(expected, 0.99))
         self.store.update_gallery(gallery.id, index_description=idx.describe())
         return idx
+
+    def _shared(self, gallery_id: int, model_id: str, dimension: int) -> SharedIndexView:
+        """The gallery's partition in the shared Milvus (created if absent)."""
+        assert self.shared_uri is not None
+        inner = make_index(
+            "milvus", dimension, model_id, uri=self.shared_uri, gallery=f"gallery-{gallery_id}"
+        )
+        assert isinstance(inner, MilvusIndex)
+        return SharedIndexView(inner)
 
     def _build(self, gallery: Gallery, dimension: int, choice: IndexChoice) -> VectorIndex:
         """An index of ``choice`` holding a snapshot of the store's templates of ``gallery``
@@ -145,8 +172,18 @@ class IndexManager:
                 chunk = [int(i) for i in missing[start : start + 4096]]
                 found = self.store.get_templates(chunk)
                 ids = [i for i in chunk if i in found]
-                idx.add_templates(ids, [found[i].template for i in ids])
+                self._put(idx, ids, [found[i].template for i in ids])
         return int(missing.size), int(extra.size)
+
+    def _put(self, idx: VectorIndex, ids: list[int], templates: list[Template]) -> None:
+        """Add templates the index lacks. A shared index is written with upserts: another
+        process may add the same templates at the same moment (they are the store's)."""
+        if not ids:
+            return
+        if isinstance(idx, SharedIndexView):
+            idx.upsert(np.asarray(ids, dtype=np.int64), np.stack([t.vector for t in templates]))
+        else:
+            idx.add_templates(ids, templates)
 
     def sync(self, gallery: Gallery, dimension: int) -> SyncReport:
         """Make the index hold exactly the store's templates of ``gallery``."""
@@ -248,7 +285,7 @@ class IndexManager:
         held = idx.contains(np.asarray(ids, dtype=np.int64))
         fresh = [(i, t) for i, t, h in zip(ids, templates, held, strict=True) if not h]
         if fresh:
-            idx.add_templates([i for i, _ in fresh], [t for _, t in fresh])
+            self._put(idx, [i for i, _ in fresh], [t for _, t in fresh])
             self._dirty.add(gallery.id)
         self._applied(gallery.id)
 
@@ -261,6 +298,9 @@ class IndexManager:
             self._applied(gallery_id)
 
     def save(self, gallery: Gallery) -> None:
+        if self.shared_uri is not None:  # Milvus keeps what it was given
+            self._dirty.discard(gallery.id)
+            return
         idx = self._open.get(gallery.id)
         if idx is not None and gallery.id in self._dirty:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -268,6 +308,9 @@ class IndexManager:
             self._dirty.discard(gallery.id)
 
     def save_all(self) -> None:
+        if self.shared_uri is not None:
+            self._dirty.clear()
+            return
         for gid in list(self._dirty):
             idx = self._open.get(gid)
             if idx is not None:
@@ -278,6 +321,12 @@ class IndexManager:
     def drop(self, gallery: Gallery) -> None:
         self._synced.pop(gallery.id, None)
         idx = self._open.pop(gallery.id, None)
+        if self.shared_uri is not None:  # the partition goes, whoever opened it
+            dimension = gallery.index_description.get("dimension")
+            if idx is None and isinstance(dimension, int):
+                idx = self._shared(gallery.id, gallery.model_id, dimension)
+            if isinstance(idx, SharedIndexView):
+                idx.drop()
         if idx is not None:
             idx.close()
         self._dirty.discard(gallery.id)

@@ -114,7 +114,7 @@ def open_workspace(
             two_person_rule=settings.two_person_rule,
             blind_review=settings.blind_review,
         ),
-        indexes=IndexManager(store, settings.data_dir / "indexes"),
+        indexes=IndexManager(store, settings.data_dir / "indexes", shared_uri=settings.index_uri),
         images=ImageStore(db, cipher=cipher),
         cluster_sets=ClusterSets(audit, cipher=cipher),
         clock=clock,

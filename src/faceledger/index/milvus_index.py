@@ -245,6 +245,23 @@ class MilvusIndex(VectorIndex):
         if self.flush_on_add:
             self.flush()
 
+    def upsert(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Insert, or replace rows with the same ids: several processes sharing the index may
+        write the same template (each reconciling with the store) without duplicating it."""
+        ids_ = self._check_ids(ids)
+        vecs = self._check_vectors(vectors, ids_.size)
+        if np.unique(ids_).size != ids_.size:
+            raise InvalidArgument("duplicate ids in one upsert")
+        pks = self._pks(ids_)
+        for b in range(0, ids_.size, _BATCH):
+            rows = [
+                {_PK: pks[i], _TID: int(ids_[i]), _VEC: vecs[i]}
+                for i in range(b, min(ids_.size, b + _BATCH))
+            ]
+            self._rpc("upsert", self.collection, rows, partition_name=self.partition)
+        if self.flush_on_add and ids_.size:
+            self.flush()
+
     def remove(self, ids: npt.ArrayLike) -> int:
         ids_ = np.unique(self._check_ids(ids))
         if ids_.size == 0:
