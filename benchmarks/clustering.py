@@ -94,6 +94,7 @@ def hdbscan_settings() -> list[Setting]:
     except ImportError:
         print("scikit-learn is not installed: HDBSCAN is not measured")
         return []
+
     def run(x: Any, _s: Any, epsilon: float = 0.0, method: str = "eom") -> Any:
         if len(x) < 2:
             return np.zeros(len(x), dtype=np.int64)
