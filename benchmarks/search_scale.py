@@ -99,7 +99,7 @@ def real_templates(
             keep = [
                 (o.result.template.vector, lab)
                 for o, (_, lab) in zip(outs, items, strict=True)
-                if o.result is not None
+                if o.result is not None and o.result.template is not None
             ]
             np.savez(
                 f, vectors=np.stack([v for v, _ in keep]), labels=np.array([lb for _, lb in keep])
@@ -331,11 +331,13 @@ def run_size(n: int, model: FaceLikeModel, args: argparse.Namespace, cache: Path
             params = {"m": args.hnsw_m, "ef_construction": args.hnsw_efc, "storage": storage}
             choice = IndexChoice("faiss-hnsw", params)
             source = store if storage == "sq8" else None
-            hnsw, built = timed_build(
-                lambda c=choice, s=source: rebuild(
+
+            def build_hnsw(c: IndexChoice = choice, s: Store | None = source) -> VectorIndex:
+                return rebuild(
                     g.ids, g.vectors, c, dimension=128, model_id="synthetic", rerank_source=s
                 )
-            )
+
+            hnsw, built = timed_build(build_hnsw)
             assert isinstance(hnsw, FaissHNSWIndex)
             note = f"efC {args.hnsw_efc}, shortlist {hnsw.shortlist}"
             if source is not None:
