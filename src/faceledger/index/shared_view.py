@@ -72,7 +72,9 @@ class SharedIndexView(VectorIndex):
         return self._known().copy()
 
     def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        return np.isin(np.asarray(ids, dtype=np.int64), self._known())
+        if self._ids is None:  # a few ids: asked of the index, not all of its ids read
+            return self.inner.contains(ids)
+        return np.isin(np.asarray(ids, dtype=np.int64), self._ids)
 
     # -- description and persistence -------------------------------------------------------
     def save(self, path: str | Path) -> None:
