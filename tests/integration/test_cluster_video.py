@@ -24,7 +24,13 @@ from faceledger.config import Settings
 from faceledger.errors import CannotLink
 from faceledger.gallery import open_workspace
 from faceledger.gallery.workspace import local_operator
-from faceledger.usecases import merge_clusters, show_cluster_set, split_cluster
+from faceledger.usecases import (
+    ClusterImages,
+    cluster_images,
+    merge_clusters,
+    show_cluster_set,
+    split_cluster,
+)
 from faceledger.video import compose, default_scenario
 
 PEOPLE = ("001", "004", "005", "006")
@@ -145,5 +151,34 @@ def test_kept_set_refuses_merging_tracks_seen_together(run: Run) -> None:
         assert next(f for f in back.faces if f.face_no == in_shot2.face_no).cluster == (
             in_shot1.cluster
         )
+    finally:
+        ws.close()
+
+
+def test_unreadable_videos_and_images_are_named_and_the_rest_clustered(
+    run: Run, data_dir: Path, tmp_path: Path
+) -> None:
+    """A truncated video (its container header intact) and a file that is no image: each is
+    listed with its typed error, the readable photos are clustered, one audit entry."""
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(run.video.read_bytes()[:4096])
+    garbage = tmp_path / "notes.jpg"
+    garbage.write_bytes(b"not an image at all\n" * 50)
+    london = data_dir / "london" / "images"
+    photos = (london / "001_neutral.jpg", london / "001_smiling.jpg")
+    ws = open_workspace(Settings(data_dir=tmp_path / "ws"))
+    try:
+        req = ClusterImages((truncated, garbage, *photos), "who", "C-25B", keep=True)
+        res = cluster_images(ws, local_operator(ws, "tester"), req)
+        assert dict(res.failed) == {str(truncated): "bad_video", str(garbage): "bad_image"}
+        assert res.videos == 1 and res.images == 3
+        assert len(res.faces) == 2 and res.faces[0].cluster == res.faces[1].cluster >= 0
+        entries = [e for e in ws.audit.entries() if e.record.operation == "cluster"]
+        assert len(entries) == 1
+        assert entries[0].record.details["unreadable_images"] == 2
+        assert entries[0].record.details["video_sha256s"] == []
+        assert res.set_id is not None
+        kept = show_cluster_set(ws, local_operator(ws, "tester"), res.set_id)
+        assert len(kept.faces) == 2
     finally:
         ws.close()
