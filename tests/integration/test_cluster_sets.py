@@ -160,7 +160,7 @@ def test_keep_show_and_review_with_undo(ws: Workspace, photos: Photos) -> None:
     assert cs.purpose == "identify unknown people" and cs.case_ref == "C-25"
     assert cs.created_by == ppl.alice.id and cs.owner_org == "default"
     assert cs.expires_at - cs.created_at == timedelta(days=30)
-    assert ws.cluster_sets.crop(ppl.bob, sid, 0)[:2] == b"\xff\xd8"  # a JPEG
+    assert ws.cluster_sets.crop(ppl.bob, cs, 0)[:2] == b"\xff\xd8"  # a JPEG
     original = _membership(ws, ppl.bob, sid)
 
     # another organisation's reviewer sees nothing; a local operator reads but may not act
@@ -337,7 +337,8 @@ def test_kept_faces_are_encrypted_with_the_template_key(
         assert rows and all(r.encrypted for r in rows)
         assert all(len(r.template) != 128 * 4 for r in rows)  # nonce + tag: not the raw vector
         assert all(r.crop[:2] != b"\xff\xd8" for r in rows)
-        assert ws.cluster_sets.crop(local, sid, 0)[:2] == b"\xff\xd8"
+        kept = ws.cluster_sets.get(local, sid)
+        assert ws.cluster_sets.crop(local, kept, 0)[:2] == b"\xff\xd8"
         create_gallery(ws, local, CreateGallery("leads", "consent"))
         local = local_operator(ws, "x")
         k = _cluster_of(res, photos.pairs[sorted(photos.pairs)[0]][0])

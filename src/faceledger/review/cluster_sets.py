@@ -377,9 +377,10 @@ class ClusterSets:
         mine = [r for r in rows if _may_read(user, str(r.created_by), str(r.owner_org))]
         return [_summary(r) for r in mine[: max(0, int(limit))]]
 
-    def vectors(self, user: User, set_id: str, face_nos: Sequence[int]) -> list[np.ndarray]:
-        """The templates of faces ``face_nos`` of a set ``user`` may read (for enrolment)."""
-        cs = self.get(user, set_id)
+    def vectors(self, user: User, cs: ClusterSet, face_nos: Sequence[int]) -> list[np.ndarray]:
+        """The templates of faces ``face_nos`` of ``cs`` (as :meth:`get` gave it to ``user``,
+        who must be able to read it), for enrolment."""
+        _check_read(user, cs)
         f = faces
         with translate_errors("read cluster set"), self._engine.connect() as conn:
             rows = {
@@ -398,9 +399,10 @@ class ClusterSets:
             out.append(np.frombuffer(raw, dtype="<f4").astype(np.float32))
         return out
 
-    def crop(self, user: User, set_id: str, face_no: int) -> bytes:
-        """The JPEG crop of one face of a set ``user`` may read."""
-        cs = self.get(user, set_id)
+    def crop(self, user: User, cs: ClusterSet, face_no: int) -> bytes:
+        """The JPEG crop of one face of ``cs`` (as :meth:`get` gave it to ``user``, who must be
+        able to read it)."""
+        _check_read(user, cs)
         f = faces
         with translate_errors("read cluster set"), self._engine.connect() as conn:
             row = conn.execute(
@@ -410,7 +412,7 @@ class ClusterSets:
             ).first()
             conn.rollback()
         if row is None or row.crop is None:
-            raise NotFound(f"cluster set {set_id} keeps no crop of face {face_no}")
+            raise NotFound(f"cluster set {cs.set_id} keeps no crop of face {face_no}")
         return self._open(cs.set_id, "crop", int(face_no), row.crop, bool(row.encrypted))
 
     # -- review actions --------------------------------------------------------------------

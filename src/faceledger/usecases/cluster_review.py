@@ -59,7 +59,7 @@ def cluster_face_crop(ws: Workspace, actor: User, set_id: str, face_no: int) -> 
     the reviewers of its organisation); each view is audited as ``cluster_face_view`` when
     ``Settings.audit_image_views`` says so."""
     cs = ws.cluster_sets.get(actor, set_id)
-    crop = ws.cluster_sets.crop(actor, cs.set_id, face_no)
+    crop = ws.cluster_sets.crop(actor, cs, face_no)
     if ws.settings.audit_image_views:
         ws.audit.append(
             AuditRecord(
@@ -150,7 +150,7 @@ def enrol_cluster(ws: Workspace, actor: User, req: EnrolCluster) -> ClusterEnrol
     chosen = tuple(n for n in cluster.faces if cs.faces[n].seedable)
     if not chosen:
         raise Conflict(f"cluster {req.cluster} holds no face passing the quality gates")
-    vectors = store.vectors(actor, cs.set_id, chosen)
+    vectors = store.vectors(actor, cs, chosen)
     templates = [Template(cs.model_id, v) for v in vectors]
     with ws.audit.writing() as conn:  # subject, templates, entry and set action together
         subject, _ = ws.store.ensure_subject(
